@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Starts `body` on a new detached OS thread, outside Swift's cooperative pool, so
+/// blocking Redis I/O never starves async tasks (the pool is as wide as the CPU count).
+func startDedicatedThread(name: String, _ body: @escaping @Sendable () -> Void) {
+    final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    pthread_attr_setstacksize(&attributes, 512 * 1024)
+    #if canImport(Glibc)
+    var thread = pthread_t()
+    #else
+    var thread: pthread_t?
+    #endif
+    let status = pthread_create(&thread, &attributes, { argument in
+        Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
+        return nil
+    }, box)
+    pthread_attr_destroy(&attributes)
+    precondition(status == 0, "cannot start a thread (\(status))")
+    _ = name  // shown in logs of callers; thread naming needs _GNU_SOURCE, not exposed here
+}
+
+/// A self-pipe: another thread writes a byte to wake a thread waiting in poll().
+final class WakePipe: @unchecked Sendable {
+    // Safe to share: the descriptors are fixed at init and only read()/write() are
+    // called on them, which the kernel serialises.
+    let readFD: Int32
+    private let writeFD: Int32
+
+    init() {
+        var fds: [Int32] = [0, 0]
+        let status = pipe(&fds)
+        precondition(status == 0, "cannot create a pipe (errno \(errno))")
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        readFD = fds[0]
+        writeFD = fds[1]
+    }
+
+    deinit {
+        close(readFD)
+        close(writeFD)
+    }
+
+    /// Wakes the waiting thread (never blocks).
+    func wake() {
+        var byte: UInt8 = 1
+        _ = write(writeFD, &byte, 1)
+    }
+
+    /// Empties the pipe after a wake-up.
+    func drain() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while read(readFD, &buffer, 64) > 0 {}
+    }
+
+    /// Waits until woken or `timeout` passes; true when woken.
+    @discardableResult
+    func wait(timeout: Duration?) -> Bool {
+        var fd = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
+        let ms = timeout.map { Int32(clamping: max(0, $0.milliseconds)) } ?? -1
+        let result = poll(&fd, 1, ms)
+        return result > 0
+    }
+}

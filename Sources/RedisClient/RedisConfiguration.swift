@@ -1,0 +1,36 @@
+/// How a connection reaches Redis and how patient it is.
+public struct RedisConfiguration: Sendable {
+    /// Where Redis is, with credentials and database.
+    public var endpoint: RedisEndpoint
+    /// Time allowed for one TCP/unix connect.
+    public var connectTimeout: Duration = .seconds(2)
+    /// Time allowed for a command's reply (blocking commands pass their own).
+    public var commandTimeout: Duration = .seconds(10)
+    /// How long a queued command waits for Redis to come back before it fails.
+    public var reconnectDeadline: Duration = .seconds(10)
+    /// First reconnect delay; doubles per failed attempt up to `maxBackoff`, with full jitter.
+    public var initialBackoff: Duration = .milliseconds(50)
+    /// Largest reconnect delay.
+    public var maxBackoff: Duration = .seconds(2)
+    /// Name shown by `CLIENT LIST`, or nil.
+    public var clientName: String?
+
+    /// Creates a configuration for `endpoint` with default timeouts.
+    public init(endpoint: RedisEndpoint, clientName: String? = nil) {
+        self.endpoint = endpoint
+        self.clientName = clientName
+    }
+
+    /// Creates a configuration from a Redis URL.
+    /// - Throws: `RedisError` of kind `.invalidURL`.
+    public init(url: String, clientName: String? = nil) throws(RedisError) {
+        self.init(endpoint: try RedisEndpoint(url: url), clientName: clientName)
+    }
+
+    /// The delay before reconnect attempt `attempt` (0-based): capped exponential, full jitter.
+    func backoff(attempt: Int) -> Duration {
+        let capped = min(maxBackoff, initialBackoff * (1 << min(attempt, 20)))
+        let ms = max(1, capped.milliseconds)
+        return .milliseconds(Int64.random(in: ms / 2...ms))
+    }
+}

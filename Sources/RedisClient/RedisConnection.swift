@@ -1,0 +1,309 @@
+import Logging
+import Synchronization
+
+/// A Redis connection driven by its own OS thread, safe to use from any task.
+///
+/// Commands sent while others are in flight are pipelined together automatically: the
+/// thread writes everything queued in one go, then reads the replies in order. When the
+/// connection breaks, commands in flight fail with `.connectionLost` (they may have run);
+/// queued ones wait up to `reconnectDeadline` while the thread reconnects with capped
+/// exponential backoff and jitter. Give blocking commands (BLPOP…) their own connection.
+public final class RedisConnection: Sendable {
+    private let engine: ConnectionEngine
+
+    /// Opens a connection (lazily: the first command connects).
+    public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "imagequeue.redis")) {
+        engine = ConnectionEngine(configuration: configuration, logger: logger)
+        let engine = engine
+        startDedicatedThread(name: "iq-redis") { engine.run() }
+    }
+
+    deinit { engine.close() }
+
+    /// The endpoint, with the password masked.
+    public var endpointDescription: String { engine.configuration.endpoint.description }
+
+    /// Sends one command and returns its reply.
+    /// - Throws: `RedisError`: `.server` for an error reply, or a connection error.
+    @discardableResult
+    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RESPValue {
+        try await submit([command], timeout: timeout)[0].orThrow()
+    }
+
+    /// Sends one command built from its words.
+    /// - Throws: `RedisError`.
+    @discardableResult
+    public func send(_ words: any RedisArgument...) async throws -> RESPValue {
+        try await submit([RedisCommand(arguments: words.map(\.redisBytes))], timeout: nil)[0].orThrow()
+    }
+
+    /// Sends several commands in one round trip; error replies come back as `.error`
+    /// values in their place, not as a thrown error.
+    /// - Throws: `RedisError` for connection failures only.
+    public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RESPValue] {
+        if commands.isEmpty { return [] }
+        return try await submit(commands, timeout: timeout)
+    }
+
+    /// Stops the thread; queued and later commands fail with `.closed`.
+    public func close() { engine.close() }
+
+    private func submit(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
+        let id = engine.makeRequestID()
+        let timeout = timeout ?? engine.configuration.commandTimeout
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[RESPValue], any Error>) in
+                engine.enqueue(ConnectionEngine.Request(id: id, commands: commands, timeout: timeout) { result in
+                    continuation.resume(with: result)
+                })
+            }
+        } onCancel: {
+            engine.cancel(id)
+        }
+    }
+}
+
+/// The state machine behind `RedisConnection`, run by its dedicated thread.
+final class ConnectionEngine: @unchecked Sendable {
+    // Safe to share: `state` is behind a Mutex; `socket`, `usedScripts` and `reconnectAttempt`
+    // are touched only by the one dedicated thread that runs `run()`.
+    struct Request {
+        let id: UInt64
+        let commands: [RedisCommand]
+        let timeout: Duration
+        let complete: @Sendable (Result<[RESPValue], RedisError>) -> Void
+    }
+
+    private struct State {
+        var queue: [Request] = []
+        var closed = false
+        var cancelled: Set<UInt64> = []
+        var inFlightAlone: UInt64?
+        var nextID: UInt64 = 0
+    }
+
+    let configuration: RedisConfiguration
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let workPipe = WakePipe()
+    private let interruptPipe = WakePipe()
+    private var socket: RedisSocket?
+    private var usedScripts: [ObjectIdentifier: RedisScript] = [:]
+
+    init(configuration: RedisConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    func makeRequestID() -> UInt64 {
+        state.withLock { $0.nextID += 1; return $0.nextID }
+    }
+
+    func enqueue(_ request: Request) {
+        let rejection: RedisError? = state.withLock { state in
+            if state.closed { return RedisError(.closed, "the connection is closed") }
+            if state.cancelled.remove(request.id) != nil { return RedisError(.cancelled, "cancelled before it was sent") }
+            state.queue.append(request)
+            return nil
+        }
+        if let rejection { request.complete(.failure(rejection)) } else { workPipe.wake() }
+    }
+
+    /// Cancels a request: dropped if still queued; if it is the only one in flight (a
+    /// blocking wait), the wait is interrupted and the connection dropped.
+    func cancel(_ id: UInt64) {
+        let dropped: Request? = state.withLock { state in
+            if let index = state.queue.firstIndex(where: { $0.id == id }) {
+                return state.queue.remove(at: index)
+            }
+            state.cancelled.insert(id)
+            return nil
+        }
+        if let dropped {
+            dropped.complete(.failure(RedisError(.cancelled, "cancelled before it was sent")))
+        } else {
+            interruptPipe.wake()
+        }
+    }
+
+    func close() {
+        state.withLock { $0.closed = true }
+        workPipe.wake()
+        interruptPipe.wake()
+    }
+
+    // MARK: - The thread
+
+    func run() {
+        while let batch = nextBatch() {
+            if socket == nil, !connect(failing: batch) { continue }
+            process(batch)
+        }
+        socket = nil
+        let leftovers = state.withLock { state in
+            defer { state.queue = [] }
+            return state.queue
+        }
+        for request in leftovers { request.complete(.failure(RedisError(.closed, "the connection is closed"))) }
+    }
+
+    /// Waits for work; nil once closed.
+    private func nextBatch() -> [Request]? {
+        while true {
+            let batch: [Request]? = state.withLock { state in
+                if state.closed { return nil }
+                if state.queue.isEmpty { return [] }
+                let count = min(state.queue.count, 1024)
+                let batch = Array(state.queue.prefix(count))
+                state.queue.removeFirst(count)
+                state.cancelled.subtract(batch.map(\.id))  // cancelled after dequeue: handled in flight
+                state.inFlightAlone = batch.count == 1 ? batch[0].id : nil
+                return batch
+            }
+            guard let batch else { return nil }
+            if !batch.isEmpty { return batch }
+            workPipe.wait(timeout: nil)
+            workPipe.drain()
+        }
+    }
+
+    private var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Connects, retrying with backoff until `reconnectDeadline`; on failure fails `batch`.
+    private func connect(failing batch: [Request]) -> Bool {
+        let deadline = ContinuousClock.now + configuration.reconnectDeadline
+        var attempt = 0
+        var lastError = RedisError(.connectionFailed, "not connected")
+        while !isClosed {
+            do {
+                let fresh = try RedisSocket(endpoint: configuration.endpoint,
+                                            connectTimeout: configuration.connectTimeout,
+                                            clientName: configuration.clientName)
+                socket = fresh
+                if attempt > 0 { logger.info("reconnected to Redis", metadata: ["redis.endpoint": "\(configuration.endpoint)"]) }
+                reloadScripts()
+                return true
+            } catch {
+                lastError = error
+                if error.kind == .authentication { break }  // retrying cannot help
+            }
+            let delay = configuration.backoff(attempt: attempt)
+            attempt += 1
+            if ContinuousClock.now + delay > deadline { break }
+            if attempt == 1 {
+                logger.warning("Redis unreachable, retrying", metadata: ["redis.endpoint": "\(configuration.endpoint)",
+                                                                     "error": "\(lastError.message)"])
+            }
+            interruptPipe.wait(timeout: delay)
+            interruptPipe.drain()
+        }
+        if isClosed { lastError = RedisError(.closed, "the connection is closed") }
+        for request in batch { request.complete(.failure(lastError)) }
+        return false
+    }
+
+    /// After a reconnect the server may be new (restarted): load every script used so far.
+    private func reloadScripts() {
+        guard let socket, !usedScripts.isEmpty else { return }
+        do {
+            let scripts = Array(usedScripts.values)
+            for script in scripts { try socket.append(["SCRIPT", "LOAD", script.source].map(\.redisBytes)) }
+            let deadline = ContinuousClock.now + configuration.commandTimeout
+            try socket.flush(deadline: deadline)
+            for script in scripts {
+                if let sha = try socket.readReply(deadline: deadline, interruptFD: nil).string { script.remember(sha: sha) }
+            }
+        } catch {
+            self.socket = nil
+        }
+    }
+
+    /// Loads a script that has no SHA yet, synchronously, before it is used in a batch.
+    private func load(_ script: RedisScript, on socket: RedisSocket) throws(RedisError) {
+        try socket.append(["SCRIPT", "LOAD", script.source].map(\.redisBytes))
+        let deadline = ContinuousClock.now + configuration.commandTimeout
+        try socket.flush(deadline: deadline)
+        let reply = try socket.readReply(deadline: deadline, interruptFD: nil)
+        if case .error(let text) = reply {
+            throw RedisError(.server, "script \(script.name) does not load: \(text)")
+        }
+        guard let sha = reply.string else { throw RedisError(.protocolError, "SCRIPT LOAD gave no SHA") }
+        script.remember(sha: sha)
+        usedScripts[ObjectIdentifier(script)] = script
+    }
+
+    private func process(_ batch: [Request]) {
+        guard let socket else { return }
+        var answered = 0
+        do {
+            for request in batch {
+                for command in request.commands {
+                    if let script = command.script, script.sha == nil || usedScripts[ObjectIdentifier(script)] == nil {
+                        try load(script, on: socket)
+                    }
+                }
+            }
+            for request in batch {
+                for command in request.commands { try socket.append(command.words()) }
+            }
+            try socket.flush(deadline: ContinuousClock.now + configuration.commandTimeout)
+            var retries: [(request: Int, command: Int)] = []
+            var replies: [[RESPValue]] = []
+            replies.reserveCapacity(batch.count)
+            for (requestIndex, request) in batch.enumerated() {
+                let deadline = ContinuousClock.now + request.timeout
+                var values: [RESPValue] = []
+                values.reserveCapacity(request.commands.count)
+                for (commandIndex, command) in request.commands.enumerated() {
+                    let value = try read(deadline: deadline, alone: batch.count == 1 ? request.id : nil)
+                    if case .error(let text) = value, text.hasPrefix("NOSCRIPT"), command.script != nil {
+                        retries.append((requestIndex, commandIndex))
+                    }
+                    values.append(value)
+                }
+                replies.append(values)
+                if retries.isEmpty {
+                    request.complete(.success(values))
+                    answered += 1
+                }
+            }
+            if !retries.isEmpty {
+                // Scripts vanished (SCRIPT FLUSH): load them again and repeat those calls in order.
+                for (requestIndex, commandIndex) in retries {
+                    let command = batch[requestIndex].commands[commandIndex]
+                    try load(command.script!, on: socket)
+                    try socket.append(command.words())
+                    let deadline = ContinuousClock.now + batch[requestIndex].timeout
+                    try socket.flush(deadline: deadline)
+                    replies[requestIndex][commandIndex] = try read(deadline: deadline, alone: nil)
+                }
+                for index in answered..<batch.count { batch[index].complete(.success(replies[index])) }
+                answered = batch.count
+            }
+        } catch {
+            self.socket = nil
+            if error.kind != .cancelled {
+                logger.debug("Redis connection dropped", metadata: ["error": "\(error.message)"])
+            }
+            let failure = error.kind == .timeout || error.kind == .cancelled || error.kind == .connectionLost
+                ? error : RedisError(.connectionLost, error.message)
+            for request in batch[answered...] { request.complete(.failure(failure)) }
+        }
+    }
+
+    /// Reads one reply; a cancelled lone request (a blocking wait) is interrupted.
+    private func read(deadline: ContinuousClock.Instant, alone: UInt64?) throws(RedisError) -> RESPValue {
+        guard let socket else { throw RedisError(.connectionLost, "not connected") }
+        while true {
+            do {
+                return try socket.readReply(deadline: deadline, interruptFD: alone == nil ? nil : interruptPipe.readFD)
+            } catch where error.kind == .cancelled {
+                interruptPipe.drain()
+                let stop = state.withLock { state in
+                    state.closed || (alone.map { state.cancelled.remove($0) != nil } ?? false)
+                }
+                if stop { throw RedisError(.cancelled, "cancelled while waiting for Redis") }
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+/// Where and how to reach Redis, parsed from a URL:
+/// `redis://[[user]:password@]host[:port][/db]` or `unix:///path/to/socket[?db=N&user=U&password=P]`.
+public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
+    /// The transport.
+    public enum Address: Sendable, Equatable {
+        /// TCP host and port.
+        case tcp(host: String, port: Int)
+        /// A unix domain socket path.
+        case unix(path: String)
+    }
+
+    /// The transport.
+    public var address: Address
+    /// ACL user name, when the URL has one.
+    public var user: String?
+    /// Password; never printed.
+    public var password: String?
+    /// Database number, 0 by default.
+    public var database: Int
+
+    /// Creates an endpoint.
+    public init(address: Address, user: String? = nil, password: String? = nil, database: Int = 0) {
+        self.address = address
+        self.user = user
+        self.password = password
+        self.database = database
+    }
+
+    /// Parses a Redis URL.
+    /// - Throws: `RedisError` of kind `.invalidURL` naming what is wrong (never the password).
+    public init(url: String) throws(RedisError) {
+        func invalid(_ why: String) -> RedisError {
+            RedisError(.invalidURL, "\(why) (expected redis://[user:password@]host[:port][/db] or unix:///path)")
+        }
+        let parts = url.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { throw invalid("no scheme") }
+        let scheme = parts[0].lowercased()
+        var rest = String(parts[1])
+        var query: [String: String] = [:]
+        if let q = rest.firstIndex(of: "?") {
+            for pair in rest[rest.index(after: q)...].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                query[String(kv[0])] = kv.count > 1 ? Self.percentDecode(kv[1]) : ""
+            }
+            rest = String(rest[..<q])
+        }
+        switch scheme {
+        case "unix", "redis+unix":
+            guard rest.hasPrefix("/"), rest.count > 1 else { throw invalid("unix socket URL needs an absolute path") }
+            self.init(address: .unix(path: Self.percentDecode(Substring(rest))))
+            user = query["user"]
+            password = query["password"]
+            if let db = query["db"] {
+                guard let number = Int(db), number >= 0 else { throw invalid("database must be a number") }
+                database = number
+            }
+        case "redis":
+            var authority = rest
+            var path = ""
+            if let slash = rest.firstIndex(of: "/") {
+                authority = String(rest[..<slash])
+                path = String(rest[rest.index(after: slash)...])
+            }
+            var user: String?
+            var password: String?
+            if let at = authority.lastIndex(of: "@") {
+                let credentials = authority[..<at]
+                authority = String(authority[authority.index(after: at)...])
+                if let colon = credentials.firstIndex(of: ":") {
+                    let name = credentials[..<colon]
+                    user = name.isEmpty ? nil : Self.percentDecode(name)
+                    password = Self.percentDecode(credentials[credentials.index(after: colon)...])
+                } else if !credentials.isEmpty {
+                    // redis://secret@host: a lone value is the password (as redis-cli reads it).
+                    password = Self.percentDecode(credentials)
+                }
+            }
+            var host = authority
+            var port = 6379
+            if authority.hasPrefix("[") {
+                guard let close = authority.firstIndex(of: "]") else { throw invalid("unclosed IPv6 address") }
+                host = String(authority[authority.index(after: authority.startIndex)..<close])
+                let after = authority[authority.index(after: close)...]
+                if after.hasPrefix(":") {
+                    guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw invalid("bad port") }
+                    port = p
+                }
+            } else if let colon = authority.lastIndex(of: ":") {
+                host = String(authority[..<colon])
+                guard let p = Int(authority[authority.index(after: colon)...]), (1...65535).contains(p) else {
+                    throw invalid("bad port")
+                }
+                port = p
+            }
+            guard !host.isEmpty else { throw invalid("no host") }
+            var database = 0
+            if !path.isEmpty {
+                guard let number = Int(path), number >= 0 else { throw invalid("database must be a number") }
+                database = number
+            } else if let db = query["db"] {
+                guard let number = Int(db), number >= 0 else { throw invalid("database must be a number") }
+                database = number
+            }
+            self.init(address: .tcp(host: host, port: port), user: user, password: password ?? query["password"],
+                      database: database)
+        case "rediss":
+            throw RedisError(.invalidURL, "rediss:// (TLS) is not supported by the hiredis 0.14 client; use a TLS tunnel")
+        default:
+            throw invalid("unknown scheme \(scheme)")
+        }
+    }
+
+    /// The URL with the password masked: safe for logs.
+    public var description: String {
+        let credentials: String
+        switch (user, password) {
+        case (nil, nil): credentials = ""
+        case (let u?, nil): credentials = "\(u)@"
+        case (let u, _?): credentials = "\(u ?? ""):***@"
+        }
+        switch address {
+        case .tcp(let host, let port):
+            let shownHost = host.contains(":") ? "[\(host)]" : host
+            return "redis://\(credentials)\(shownHost):\(port)" + (database == 0 ? "" : "/\(database)")
+        case .unix(let path):
+            return "unix://\(path)" + (database == 0 ? "" : "?db=\(database)") + (password == nil ? "" : " (with password)")
+        }
+    }
+
+    private static func percentDecode(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+               let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,31 @@
+--[[
+  checkRateLimit: a per-user sliding window shared by every producer. Counts this request
+  when the user has made fewer than ARGV[1] requests in the last ARGV[2] ms.
+
+  KEYS[1]     the user's window "<prefix>:ratelimit:{<user>}" (ZSET member -> time, ms)
+  ARGV[1]     requests allowed per window, >= 1
+  ARGV[2]     window length, ms
+  ARGV[3]     a unique id for this request (e.g. the job id)
+
+  Returns     { allowed, remaining, retry_after_ms }: allowed is 1 (counted) or 0 (refused,
+              nothing counted); retry_after_ms is when the oldest request leaves the window
+  Errors      BAD_REQUEST   limit or window not positive
+]]
+
+local key, limit, window, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+if not limit or limit < 1 or not window or window < 1 then
+  return redis.error_reply('BAD_REQUEST limit and window must be positive')
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local used = redis.call('ZCARD', key)
+if used >= limit then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local retry = window
+  if oldest[2] then retry = math.max(1, tonumber(oldest[2]) + window - now) end
+  return { 0, 0, retry }
+end
+redis.call('ZADD', key, now, member)
+redis.call('PEXPIRE', key, window)
+return { 1, limit - used - 1, 0 }

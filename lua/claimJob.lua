@@ -1,0 +1,55 @@
+--[[
+  claimJob: take the head of a model's pending queue for one worker, unless the model
+  already runs as many jobs as its concurrency limit (meta.concurrency, default 1, enforced
+  for every worker on every host because the count lives here).
+
+  KEYS[1..8]  the model keys (see includes/common.lua)
+  ARGV[1]     model name
+  ARGV[2]     the model's events channel
+  ARGV[3]     worker id
+  ARGV[4]     lease in ms: the job returns to the queue if not heartbeaten within it
+
+  Returns     { "ok", id, token, attempt, max_attempts, request JSON, enqueued_at }
+              { "full" }   the model is at its concurrency limit; nothing changed
+              { "empty" }  nothing to claim
+  Effects     fencing token = INCR fence; attempt + 1; status `enhancing` (or `generating`
+              when the job skips enhancement); the job joins active with deadline now+lease;
+              the event is published; the doorbell rings again if more work can start.
+              A pending entry whose job hash is missing or not `queued` is dead-lettered
+              (`malformed_job`) and the next entry is tried (at most 100 per call).
+]]
+--@include common.lua
+
+local worker, leaseMs = ARGV[3], tonumber(ARGV[4])
+if not worker or worker == '' or not leaseMs or leaseMs < 1 then
+  return redis.error_reply('BAD_REQUEST claim needs a worker id and a positive lease')
+end
+if redis.call('ZCARD', activeKey) >= concurrencyLimit() then
+  return { 'full' }
+end
+
+local now = nowMs()
+for _ = 1, 100 do
+  local head = redis.call('ZPOPMIN', pendingKey)
+  if #head == 0 then return { 'empty' } end
+  local id = head[1]
+  local jobKey = jobPrefix .. id
+  local h = redis.call('HMGET', jobKey, 'status', 'request', 'enhance', 'max_attempts', 'enqueued_at')
+  if h[1] ~= 'queued' or not h[2] then
+    local why = 'job hash is missing'
+    if h[1] then why = 'job in the pending queue had status ' .. tostring(h[1]) end
+    if h[1] and not h[2] then why = 'job has no request' end
+    deadLetter(jobKey, id, now, 'malformed_job', why)
+  else
+    local token = redis.call('INCR', fenceKey)
+    local attempt = redis.call('HINCRBY', jobKey, 'attempt', 1)
+    local status = 'enhancing'
+    if h[3] == '0' then status = 'generating' end
+    redis.call('HSET', jobKey, 'status', status, 'token', token, 'worker', worker, 'started_at', now)
+    redis.call('ZADD', activeKey, now + leaseMs, id)
+    emitEvent(jobKey, id, status, now, nil)
+    ringDoorbell()
+    return { 'ok', id, token, attempt, tonumber(h[4]) or 1, h[2], tonumber(h[5]) or 0 }
+  end
+end
+return { 'empty' }

@@ -1,0 +1,29 @@
+--[[
+  purgeDead: delete dead-lettered jobs for good (their hashes too).
+
+  KEYS[1..8]  the model keys (see includes/common.lua)
+  ARGV[1]     model name
+  ARGV[2]     the model's events channel
+  ARGV[3]     one job id, or "" for the oldest dead jobs
+  ARGV[4]     at most this many jobs per call (with ARGV[3] = "")
+
+  Returns     how many jobs were deleted
+  Errors      NOT_FOUND <id>   the id is not in the dead list
+]]
+--@include common.lua
+
+local only, limit = ARGV[3], tonumber(ARGV[4]) or 100
+local ids
+if only ~= nil and only ~= '' then
+  if not redis.call('ZSCORE', deadKey, only) then
+    return redis.error_reply('NOT_FOUND job ' .. only .. ' is not in the dead list')
+  end
+  ids = { only }
+else
+  ids = redis.call('ZRANGE', deadKey, 0, limit - 1)
+end
+for _, id in ipairs(ids) do
+  redis.call('ZREM', deadKey, id)
+  redis.call('DEL', jobPrefix .. id)
+end
+return #ids

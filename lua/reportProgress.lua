@@ -1,0 +1,42 @@
+--[[
+  reportProgress: the owner moves its job to another running stage and publishes it.
+
+  KEYS[1..8]  the model keys (see includes/common.lua)
+  ARGV[1]     model name
+  ARGV[2]     the model's events channel
+  ARGV[3]     job id
+  ARGV[4]     fencing token
+  ARGV[5]     stage: enhancing | generating | retrying
+  ARGV[6]     detail JSON object merged into the event (may be "{}"). A string
+              "enhanced_prompt" is also stored on the job; an "error" object is stored as
+              the job's last error.
+
+  Returns     the job's new revision
+  Errors      NOT_FOUND, STALE_TOKEN (nothing changed), BAD_REQUEST (unknown stage or
+              detail that is not a JSON object)
+]]
+--@include common.lua
+
+local id, token, stage = ARGV[3], ARGV[4], ARGV[5]
+local jobKey = jobPrefix .. id
+local err = ownerError(jobKey, id, token)
+if err then return err end
+if stage ~= 'enhancing' and stage ~= 'generating' and stage ~= 'retrying' then
+  return redis.error_reply('BAD_REQUEST stage must be enhancing, generating or retrying')
+end
+local detail = decodeObject(ARGV[6] or '{}')
+if not detail then
+  if ARGV[6] ~= '{}' and ARGV[6] ~= '' and ARGV[6] ~= nil then
+    return redis.error_reply('BAD_REQUEST detail must be a JSON object')
+  end
+  detail = {}
+end
+if type(detail.enhanced_prompt) == 'string' then
+  redis.call('HSET', jobKey, 'enhanced_prompt', detail.enhanced_prompt)
+end
+if type(detail.error) == 'table' then
+  redis.call('HSET', jobKey, 'error', cjson.encode(detail.error))
+end
+redis.call('HSET', jobKey, 'status', stage)
+emitEvent(jobKey, id, stage, nowMs(), detail)
+return tonumber(redis.call('HGET', jobKey, 'rev'))

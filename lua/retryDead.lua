@@ -1,0 +1,42 @@
+--[[
+  retryDead: put dead-lettered jobs back into their queue as new work: each gets a fresh
+  sequence number (the tail of the queue), attempt 0, and its error cleared.
+
+  KEYS[1..8]  the model keys (see includes/common.lua)
+  ARGV[1]     model name
+  ARGV[2]     the model's events channel
+  ARGV[3]     one job id, or "" for the oldest dead jobs
+  ARGV[4]     at most this many jobs per call (with ARGV[3] = "")
+
+  Returns     how many jobs were put back
+  Errors      NOT_FOUND <id>   the id is not in the dead list
+]]
+--@include common.lua
+
+local only, limit = ARGV[3], tonumber(ARGV[4]) or 100
+local ids
+if only ~= nil and only ~= '' then
+  if not redis.call('ZSCORE', deadKey, only) then
+    return redis.error_reply('NOT_FOUND job ' .. only .. ' is not in the dead list')
+  end
+  ids = { only }
+else
+  ids = redis.call('ZRANGE', deadKey, 0, limit - 1)
+end
+local now, count = nowMs(), 0
+for _, id in ipairs(ids) do
+  local jobKey = jobPrefix .. id
+  redis.call('ZREM', deadKey, id)
+  if redis.call('HEXISTS', jobKey, 'request') == 1 then
+    local seq = redis.call('INCR', seqKey)
+    redis.call('HDEL', jobKey, 'error', 'finished_at', 'started_at', 'token', 'worker', 'result')
+    redis.call('HSET', jobKey, 'status', 'queued', 'attempt', 0, 'seq', seq)
+    redis.call('ZADD', pendingKey, seq, id)
+    emitEvent(jobKey, id, 'queued', now, { position = positionOf(id) })
+    count = count + 1
+  else
+    redis.call('DEL', jobKey)
+  end
+end
+ringDoorbell()
+return count
