@@ -8,13 +8,15 @@
   ARGV[4]     how long to keep the cancelled job, ms (0 = keep)
 
   Returns     1
-  Errors      NOT_FOUND <id>             no such job
-              NOT_QUEUED <id> <status>   the job has already started or finished;
-                                         nothing changed
+  Errors      NOT_FOUND job <id> ...         no such job
+              NOT_QUEUED job <id> is <status>  the job has already started or finished;
+                                             nothing changed
+              BAD_REQUEST                    retention not a whole number >= 0
 ]]
 --@include common.lua
 
-local id, retention = ARGV[3], tonumber(ARGV[4]) or 0
+local id, retention = ARGV[3], wholeNumber(ARGV[4], 0)
+if not retention then return redis.error_reply('BAD_REQUEST retention must be a whole number of ms >= 0') end
 local jobKey = jobPrefix .. id
 local status = redis.call('HGET', jobKey, 'status')
 if not status then return redis.error_reply('NOT_FOUND job ' .. id .. ' does not exist') end

@@ -5,16 +5,17 @@
   KEYS[1]     the user's window "<prefix>:ratelimit:{<user>}" (ZSET member -> time, ms)
   ARGV[1]     requests allowed per window, >= 1
   ARGV[2]     window length, ms
-  ARGV[3]     a unique id for this request (e.g. the job id)
+  ARGV[3]     a unique id for this request (e.g. the job id); the same id counts once
 
   Returns     { allowed, remaining, retry_after_ms }: allowed is 1 (counted) or 0 (refused,
               nothing counted); retry_after_ms is when the oldest request leaves the window
-  Errors      BAD_REQUEST   limit or window not positive
+  Errors      BAD_REQUEST   limit or window not a whole number >= 1, or no request id
 ]]
 
 local key, limit, window, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-if not limit or limit < 1 or not window or window < 1 then
-  return redis.error_reply('BAD_REQUEST limit and window must be positive')
+if not limit or limit < 1 or limit ~= math.floor(limit) or not window or window < 1 or window ~= math.floor(window)
+  or not member or member == '' then
+  return redis.error_reply('BAD_REQUEST limit and window must be whole numbers >= 1 and the request id non-empty')
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -20,8 +20,8 @@
 ]]
 --@include common.lua
 
-local worker, leaseMs = ARGV[3], tonumber(ARGV[4])
-if not worker or worker == '' or not leaseMs or leaseMs < 1 then
+local worker, leaseMs = ARGV[3], wholeNumber(ARGV[4], 1)
+if not worker or worker == '' or not leaseMs then
   return redis.error_reply('BAD_REQUEST claim needs a worker id and a positive lease')
 end
 if redis.call('ZCARD', activeKey) >= concurrencyLimit() then
@@ -52,4 +52,5 @@ for _ = 1, 100 do
     return { 'ok', id, token, attempt, tonumber(h[4]) or 1, h[2], tonumber(h[5]) or 0 }
   end
 end
+ringDoorbell()  -- 100 malformed entries in a row: make sure a worker comes back for the rest
 return { 'empty' }

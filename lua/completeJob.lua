@@ -17,12 +17,13 @@
 ]]
 --@include common.lua
 
-local id, token, retention = ARGV[3], ARGV[4], tonumber(ARGV[6]) or 0
+local id, token, retention = ARGV[3], ARGV[4], wholeNumber(ARGV[6], 0)
 local jobKey = jobPrefix .. id
 local err = ownerError(jobKey, id, token)
 if err then return err end
 local result = decodeObject(ARGV[5])
 if not result then return redis.error_reply('BAD_REQUEST result must be a JSON object') end
+if not retention then return redis.error_reply('BAD_REQUEST retention must be a whole number of ms >= 0') end
 
 local now = nowMs()
 redis.call('ZREM', activeKey, id)
@@ -30,6 +31,6 @@ redis.call('HSET', jobKey, 'status', 'completed', 'finished_at', now, 'result', 
 redis.call('HDEL', jobKey, 'error')
 redis.call('HINCRBY', metaKey, 'completed_total', 1)
 emitEvent(jobKey, id, 'completed', now, { result = result })
-if retention > 0 then redis.call('PEXPIRE', jobKey, retention) end
 ringDoorbell()
+if retention > 0 then redis.call('PEXPIRE', jobKey, retention) end
 return 1

@@ -11,24 +11,30 @@
   ARGV[4]     request JSON: an object with string "prompt" and "user", optional boolean
               "enhance" (default true); other fields are kept for the worker as they are
   ARGV[5]     maximum attempts (claims) before the job is dead-lettered, >= 1
-  ARGV[6]     idempotency key lifetime in ms (used only with KEYS[9])
+  ARGV[6]     idempotency key lifetime in ms, a whole number >= 1 (used only with KEYS[9])
 
   Returns     { id, status, position, created }: position is 0 unless the job is queued;
               created is 1 for a new job, 0 when KEYS[9] named an existing job (then id and
               status are that job's)
-  Errors      BAD_REQUEST <why>   malformed id, request JSON or attempts; nothing written
-              EXISTS <id>         a job with this id already exists; nothing written
+  Errors      BAD_REQUEST <why>          malformed id (it must start with "<model>-"), request
+                                         JSON, attempts or lifetime; nothing written
+              EXISTS job <id> ...        a job with this id already exists; nothing written
 ]]
 --@include common.lua
 
-local id, request, maxAttempts, idemTTL = ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local id, request, maxAttempts = ARGV[3], ARGV[4], wholeNumber(ARGV[5], 1)
 local idemKey = KEYS[9]
+local idemTTL = wholeNumber(ARGV[6], 1)
 
-if not id or #id == 0 or #id > 128 or not string.match(id, '^[%w_%.%-]+$') then
-  return redis.error_reply('BAD_REQUEST job id must be 1-128 characters of letters, digits, _ - .')
+if not id or #id > 128 or not string.match(id, '^[%w_%.%-]+$')
+  or string.sub(id, 1, #model + 1) ~= model .. '-' or #id == #model + 1 then
+  return redis.error_reply('BAD_REQUEST job id must be "<model>-<suffix>", at most 128 characters of letters, digits, _ - .')
 end
-if not maxAttempts or maxAttempts < 1 or maxAttempts ~= math.floor(maxAttempts) then
-  return redis.error_reply('BAD_REQUEST maximum attempts must be a whole number >= 1')
+if not maxAttempts or maxAttempts > 1000 then
+  return redis.error_reply('BAD_REQUEST maximum attempts must be a whole number from 1 to 1000')
+end
+if idemKey and not idemTTL then
+  return redis.error_reply('BAD_REQUEST idempotency lifetime must be a whole number of ms >= 1')
 end
 local fields = decodeObject(request)
 if not fields or type(fields.prompt) ~= 'string' or fields.prompt == ''
@@ -60,7 +66,7 @@ redis.call('HSET', jobKey, 'id', id, 'model', model, 'request', request, 'enhanc
            'enqueued_at', now, 'rev', 0)
 redis.call('ZADD', pendingKey, seq, id)
 if idemKey then
-  redis.call('SET', idemKey, id, 'PX', math.max(1, idemTTL or 86400000))
+  redis.call('SET', idemKey, id, 'PX', idemTTL)
 end
 local position = positionOf(id)
 ringDoorbell()

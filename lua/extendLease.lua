@@ -15,11 +15,11 @@
 ]]
 --@include common.lua
 
-local id, token, leaseMs = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local id, token, leaseMs = ARGV[3], ARGV[4], wholeNumber(ARGV[5], 1)
 local jobKey = jobPrefix .. id
 local err = ownerError(jobKey, id, token)
 if err then return err end
-if not leaseMs or leaseMs < 1 then return redis.error_reply('BAD_REQUEST lease must be positive') end
+if not leaseMs then return redis.error_reply('BAD_REQUEST lease must be a whole number of ms >= 1') end
 local deadline = nowMs() + leaseMs
 redis.call('ZADD', activeKey, 'XX', deadline, id)
 return deadline

@@ -10,13 +10,15 @@
   ARGV[3]     at most this many jobs per call
 
   Returns     { requeued, dead }
+  Errors      BAD_REQUEST   the limit is not a whole number >= 1
   Effects     the fencing token is cleared, so the old owner's heartbeat, progress,
               complete, fail and release answer STALE_TOKEN; the doorbell rings when a
               job can start (this also repairs a lost doorbell token).
 ]]
 --@include common.lua
 
-local limit = tonumber(ARGV[3]) or 100
+local limit = wholeNumber(ARGV[3], 1)
+if not limit then return redis.error_reply('BAD_REQUEST limit must be a whole number >= 1') end
 local now = nowMs()
 local expired = redis.call('ZRANGEBYSCORE', activeKey, '-inf', now, 'LIMIT', 0, limit)
 local requeued, dead = 0, 0

@@ -12,8 +12,8 @@
 ]]
 --@include common.lua
 
-local limit = tonumber(ARGV[3])
-if not limit or limit < 1 or limit ~= math.floor(limit) then
+local limit = wholeNumber(ARGV[3], 1)
+if not limit then
   return redis.error_reply('BAD_REQUEST concurrency must be a whole number >= 1')
 end
 redis.call('HSET', metaKey, 'concurrency', limit)

@@ -44,11 +44,22 @@ local function positionOf(id)
   return nil
 end
 
+-- A JSON object decoded to a table, or nil for anything else (arrays included).
 local function decodeObject(text)
   if not text or text == '' then return nil end
   local ok, value = pcall(cjson.decode, text)
-  if ok and type(value) == 'table' then return value end
-  return nil
+  if not ok or type(value) ~= 'table' or #value > 0 then return nil end
+  for k in pairs(value) do
+    if type(k) ~= 'string' then return nil end
+  end
+  return value
+end
+
+-- A whole number in [low, 1e15] from an ARGV string, or nil.
+local function wholeNumber(text, low)
+  local n = tonumber(text)
+  if not n or n ~= math.floor(n) or n < low or n > 1e15 then return nil end
+  return n
 end
 
 -- Bumps the job's revision, builds the v1 status event from the job hash plus `extra`,
@@ -92,6 +103,7 @@ local function requeue(jobKey, id, now, err)
   local seq = tonumber(redis.call('HGET', jobKey, 'seq')) or 0
   redis.call('ZADD', pendingKey, seq, id)
   redis.call('HSET', jobKey, 'status', 'queued', 'token', '')
+  redis.call('HDEL', jobKey, 'worker', 'started_at')
   local extra = { position = positionOf(id) }
   if err then
     redis.call('HSET', jobKey, 'error', cjson.encode(err))
@@ -104,8 +116,9 @@ end
 -- Token check shared by every owner-only script: returns an error reply, or nil when the
 -- caller still owns the job (its token matches and the job holds a lease).
 local function ownerError(jobKey, id, token)
-  local current = redis.call('HGET', jobKey, 'token')
-  if not current then return redis.error_reply('NOT_FOUND job ' .. id .. ' does not exist') end
+  local h = redis.call('HMGET', jobKey, 'status', 'token')
+  if not h[1] then return redis.error_reply('NOT_FOUND job ' .. id .. ' does not exist') end
+  local current = h[2] or ''
   if token == '' or current ~= token or not redis.call('ZSCORE', activeKey, id) then
     return redis.error_reply('STALE_TOKEN job ' .. id .. ' is not owned by token ' .. token)
   end

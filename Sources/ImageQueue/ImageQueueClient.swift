@@ -1,0 +1,271 @@
+import FoundationEssentials
+import Logging
+import RedisClient
+
+/// The producer side of ImageQueue: enqueue, cancel, watch, and the operator's changes
+/// (concurrency, dead-list retry and purge). Read-only questions go to `inspector`.
+///
+/// Safe to share between tasks; commands from concurrent callers are pipelined on one
+/// connection.
+public final class ImageQueueClient: Sendable {
+    /// The settings this client validates and enqueues with.
+    public let configuration: QueueConfiguration
+    /// Read-only inspection on the same connection.
+    public let inspector: QueueInspector
+    let runner: ScriptRunner
+    private let redisConfiguration: RedisConfiguration
+    private let subscriber: RedisSubscriber
+    private let logger: Logger
+
+    /// Creates a client for a Redis server.
+    /// - Throws: `ImageQueueError` `.invalidRequest` for an invalid configuration.
+    public init(redis redisConfiguration: RedisConfiguration, configuration: QueueConfiguration = QueueConfiguration(),
+                logger: Logger = Logger(label: "imagequeue.client")) throws(ImageQueueError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.redisConfiguration = redisConfiguration
+        self.logger = logger
+        let connection = RedisConnection(configuration: redisConfiguration, logger: logger)
+        runner = ScriptRunner(redis: connection, keys: configuration.keys)
+        inspector = QueueInspector(redis: connection, configuration: configuration)
+        subscriber = RedisSubscriber(configuration: redisConfiguration, logger: logger)
+    }
+
+    /// The connection commands go through (shared with the inspector).
+    public var redis: RedisConnection { runner.redis }
+
+    /// Closes the connections.
+    public func close() {
+        runner.redis.close()
+        subscriber.close()
+    }
+
+    // MARK: - Enqueue
+
+    /// Validates, rate-limits and enqueues one job.
+    /// - Throws: `ImageQueueError`: a validation code (nothing written), `.rateLimited` with
+    ///   `retryAfter`, or `.redis`.
+    public func enqueue(_ request: JobRequest) async throws(ImageQueueError) -> EnqueuedJob {
+        try request.validate(against: configuration)
+        let id = JobID.make(model: request.model)
+        let repeated = try await isRepeat(request)
+        if !repeated, let limit = configuration.rateLimit {
+            let reply = try await runRaw(rateLimitCommand(request, id: id, limit: limit), operation: "rate limit")
+            if let refusal = Self.rateLimitRefusal(reply, user: request.user) { throw refusal }
+        }
+        let reply = try await runRaw(enqueueCommand(request, id: id), operation: "enqueue")
+        return try Self.parseEnqueued(reply, model: request.model)
+    }
+
+    /// Enqueues many jobs in two round trips (rate limits, then enqueues); each request
+    /// gets its own result, so one bad request does not stop the others.
+    /// - Throws: `ImageQueueError` `.redis` only when Redis fails as a whole.
+    public func enqueue(batch requests: [JobRequest]) async throws(ImageQueueError) -> [Result<EnqueuedJob, ImageQueueError>] {
+        var results = [Result<EnqueuedJob, ImageQueueError>?](repeating: nil, count: requests.count)
+        var accepted: [(index: Int, id: JobID)] = []
+        for (index, request) in requests.enumerated() {
+            do throws(ImageQueueError) {
+                try request.validate(against: configuration)
+                accepted.append((index, JobID.make(model: request.model)))
+            } catch {
+                results[index] = .failure(error)
+            }
+        }
+        if let limit = configuration.rateLimit, !accepted.isEmpty {
+            let replies = try await pipeline(accepted.map { rateLimitCommand(requests[$0.index], id: $0.id, limit: limit) },
+                                             operation: "rate limit")
+            var allowed: [(index: Int, id: JobID)] = []
+            for (entry, reply) in zip(accepted, replies) {
+                if let failure = ScriptRunner.mapReply(reply, operation: "rate limit", jobID: nil)
+                    ?? Self.rateLimitRefusal(reply, user: requests[entry.index].user) {
+                    results[entry.index] = .failure(failure)
+                } else {
+                    allowed.append(entry)
+                }
+            }
+            accepted = allowed
+        }
+        if !accepted.isEmpty {
+            let replies = try await pipeline(accepted.map { enqueueCommand(requests[$0.index], id: $0.id) }, operation: "enqueue")
+            for (entry, reply) in zip(accepted, replies) {
+                if let failure = ScriptRunner.mapReply(reply, operation: "enqueue", jobID: entry.id.rawValue) {
+                    results[entry.index] = .failure(failure)
+                } else {
+                    results[entry.index] = Result { () throws(ImageQueueError) in
+                        try Self.parseEnqueued(reply, model: requests[entry.index].model)
+                    }
+                }
+            }
+        }
+        return results.map { $0! }
+    }
+
+    private func isRepeat(_ request: JobRequest) async throws(ImageQueueError) -> Bool {
+        guard let key = request.idempotencyKey else { return false }
+        let reply = try await runRaw(RedisCommand("EXISTS", runner.keys.idempotency(request.model, key: key)),
+                                     operation: "idempotency check")
+        return reply.int == 1
+    }
+
+    private func rateLimitCommand(_ request: JobRequest, id: JobID, limit: QueueConfiguration.RateLimit) -> RedisCommand {
+        .script(QueueScripts.checkRateLimit, keys: [runner.keys.rateLimit(user: request.user)],
+                arguments: [limit.requests, limit.window.wholeMilliseconds, id.rawValue])
+    }
+
+    private func enqueueCommand(_ request: JobRequest, id: JobID) -> RedisCommand {
+        let payload = (try? JSONEncoder().encode(JobPayload(request))).map { Array($0) } ?? []
+        var extraKeys: [String] = []
+        if let key = request.idempotencyKey { extraKeys.append(runner.keys.idempotency(request.model, key: key)) }
+        return runner.command(QueueScripts.enqueueJob, model: request.model, extraKeys: extraKeys,
+                              arguments: [id.rawValue, payload, configuration.maxAttempts,
+                                          configuration.idempotencyTTL.wholeMilliseconds])
+    }
+
+    private static func rateLimitRefusal(_ reply: RESPValue, user: String) -> ImageQueueError? {
+        guard let parts = reply.array, parts.count == 3, parts[0].int == 0 else { return nil }
+        let retry = Duration.milliseconds(parts[2].int ?? 1000)
+        let seconds = (retry.wholeMilliseconds + 999) / 1000
+        var error = ImageQueueError(.rateLimited, "too many requests from user \(user.prefix(64)); try again in \(seconds) s")
+        error.retryAfter = retry
+        return error
+    }
+
+    static func parseEnqueued(_ reply: RESPValue, model: String) throws(ImageQueueError) -> EnqueuedJob {
+        guard let parts = reply.array, parts.count == 4, let id = parts[0].string,
+              let status = parts[1].string.flatMap(JobStatus.init(rawValue:)) else {
+            throw ImageQueueError(.malformed, "unexpected reply from enqueueJob: \(reply)")
+        }
+        let position = Int(parts[2].int ?? 0)
+        return EnqueuedJob(id: id, model: model, status: status, position: position > 0 ? position : nil,
+                           created: parts[3].int == 1)
+    }
+
+    // MARK: - Changes to jobs and queues
+
+    /// Cancels a queued job.
+    /// - Throws: `ImageQueueError` `.notFound`, `.notQueued` (it started or finished), `.redis`.
+    public func cancel(_ id: String) async throws(ImageQueueError) {
+        let jobID = try JobID(id)
+        _ = try await runner.run(QueueScripts.cancelJob, model: jobID.model,
+                                 arguments: [jobID.rawValue, configuration.retention.wholeMilliseconds], jobID: id)
+    }
+
+    /// Sets how many jobs of a model may run at once across every worker.
+    /// - Throws: `ImageQueueError` `.unknownModel`, `.invalidRequest` (below 1), `.redis`.
+    public func setConcurrency(_ limit: Int, model: String) async throws(ImageQueueError) {
+        try requireModel(model)
+        guard limit >= 1 else { throw ImageQueueError(.invalidRequest, "concurrency must be at least 1") }
+        _ = try await runner.run(QueueScripts.setConcurrency, model: model, arguments: [limit])
+    }
+
+    /// Puts dead jobs back in their queue (at the tail, attempts reset): one job, or all.
+    /// Returns how many were put back.
+    /// - Throws: `ImageQueueError` `.notFound` (an id not in the dead list), `.redis`.
+    @discardableResult
+    public func retryDead(model: String, id: String? = nil) async throws(ImageQueueError) -> Int {
+        try await drainDead(QueueScripts.retryDead, model: model, id: id)
+    }
+
+    /// Deletes dead jobs for good: one job, or all. Returns how many were deleted.
+    /// - Throws: `ImageQueueError` `.notFound` (an id not in the dead list), `.redis`.
+    @discardableResult
+    public func purgeDead(model: String, id: String? = nil) async throws(ImageQueueError) -> Int {
+        try await drainDead(QueueScripts.purgeDead, model: model, id: id)
+    }
+
+    /// Runs a dead-list script in batches of 500 until the list is done (or the one id is).
+    private func drainDead(_ script: RedisScript, model: String, id: String?) async throws(ImageQueueError) -> Int {
+        try requireModel(model)
+        var total = 0
+        while true {
+            let reply = try await runner.run(script, model: model, arguments: [id ?? "", 500], jobID: id)
+            let count = Int(reply.int ?? 0)
+            total += count
+            if id != nil || count < 500 { return total }
+        }
+    }
+
+    func requireModel(_ model: String) throws(ImageQueueError) {
+        guard configuration.models.contains(model) else {
+            throw ImageQueueError(.unknownModel, "unknown model '\(model.prefix(40))'; choose one of: "
+                                  + configuration.models.joined(separator: ", "))
+        }
+    }
+
+    // MARK: - Watching
+
+    /// The job's events: its current state first, then every change, ending after a
+    /// terminal status. Subscribes before reading, so no change is missed; after a Redis
+    /// reconnect the stored state is read again, so the terminal event is never lost.
+    /// - Throws (from the stream): `ImageQueueError` `.notFound`, `.invalidJobID`, `.redis`.
+    public func watch(_ id: String) -> AsyncThrowingStream<StatusEvent, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    try await self.runWatch(id, into: continuation)
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func runWatch(_ id: String, into continuation: AsyncThrowingStream<StatusEvent, any Error>.Continuation) async throws {
+        let jobID = try JobID(id)
+        let messages: AsyncStream<SubscriptionEvent>
+        do {
+            messages = try await subscriber.subscribe([runner.keys.events(jobID)])
+        } catch {
+            throw ImageQueueError.redis(error, operation: "subscribe", jobID: id)
+        }
+        var seen: Int64 = -1
+        func emit(_ event: StatusEvent) -> Bool {
+            guard event.revision > seen else { return false }
+            seen = event.revision
+            continuation.yield(event)
+            return event.status.isTerminal
+        }
+        if try await emit(storedEvent(jobID)) { return }
+        for await message in messages {
+            try Task.checkCancellation()
+            switch message {
+            case .message(_, let payload):
+                guard let event = try? StatusEvent(json: payload) else {
+                    logger.warning("ignoring a malformed status event", metadata: ["job.id": "\(id)"])
+                    continue
+                }
+                if emit(event) { return }
+            case .resubscribed:
+                if try await emit(storedEvent(jobID)) { return }
+            }
+        }
+        throw CancellationError()
+    }
+
+    /// The event stored on the job: its current state.
+    private func storedEvent(_ id: JobID) async throws(ImageQueueError) -> StatusEvent {
+        let reply = try await runRaw(RedisCommand("HGET", runner.keys.job(id), "event"), operation: "read job")
+        guard let bytes = reply.bytes else { throw ImageQueueError(.notFound, "job \(id) does not exist", jobID: id.rawValue) }
+        return try StatusEvent(json: bytes)
+    }
+
+    // MARK: - Plumbing
+
+    private func runRaw(_ command: RedisCommand, operation: String) async throws(ImageQueueError) -> RESPValue {
+        do {
+            return try await runner.redis.send(command)
+        } catch {
+            throw ScriptRunner.mapError(error, operation: operation, jobID: nil)
+        }
+    }
+
+    private func pipeline(_ commands: [RedisCommand], operation: String) async throws(ImageQueueError) -> [RESPValue] {
+        do {
+            return try await runner.redis.pipeline(commands)
+        } catch {
+            throw ImageQueueError.redis(error, operation: operation)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import RedisClient
+
+/// An error from the queue: a rejected request, a job in the wrong state, or Redis.
+/// Its message is one line meant for the person who made the request, and never holds
+/// a secret.
+public struct ImageQueueError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong.
+    public enum Code: String, Sendable {
+        /// The model is not one of the configured models.
+        case unknownModel = "unknown_model"
+        /// The prompt is empty or only white space.
+        case emptyPrompt = "empty_prompt"
+        /// The prompt is longer than the configured maximum.
+        case promptTooLong = "prompt_too_long"
+        /// The prompt or user id holds control characters.
+        case controlCharacters = "control_characters"
+        /// No user id, or an unusable one.
+        case invalidUser = "invalid_user"
+        /// Some other field of the request is wrong (idempotency key, attempts...).
+        case invalidRequest = "invalid_request"
+        /// The text is not a job id.
+        case invalidJobID = "invalid_job_id"
+        /// The user made too many requests; see `retryAfter`.
+        case rateLimited = "rate_limited"
+        /// No such job (never existed, or expired).
+        case notFound = "not_found"
+        /// The job is no longer queued (it started or finished).
+        case notQueued = "not_queued"
+        /// The caller's fencing token is not the job's current one: someone else owns it.
+        case staleToken = "stale_token"
+        /// Data in Redis that does not follow the protocol.
+        case malformed = "malformed"
+        /// Redis failed or could not be reached.
+        case redis = "redis"
+    }
+
+    /// What went wrong.
+    public let code: Code
+    /// One line for the user.
+    public let message: String
+    /// The job concerned, when there is one.
+    public var jobID: String?
+    /// For `.rateLimited`: when the user may try again.
+    public var retryAfter: Duration?
+    /// For `.redis`: the underlying error.
+    public var redisError: RedisError?
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String, jobID: String? = nil) {
+        self.code = code
+        self.message = message
+        self.jobID = jobID
+    }
+
+    /// Whether the request itself was wrong (the caller should change it, not retry it).
+    public var isValidation: Bool {
+        switch code {
+        case .unknownModel, .emptyPrompt, .promptTooLong, .controlCharacters, .invalidUser, .invalidRequest, .invalidJobID:
+            true
+        default:
+            false
+        }
+    }
+
+    public var description: String { message }
+
+    /// Wraps a Redis failure.
+    static func redis(_ error: any Error, operation: String, jobID: String? = nil) -> ImageQueueError {
+        if let queueError = error as? ImageQueueError { return queueError }
+        let redisError = error as? RedisError ?? RedisError(.protocolError, "\(error)")
+        var wrapped = ImageQueueError(.redis, "\(operation) failed: \(redisError.description)", jobID: jobID)
+        wrapped.redisError = redisError
+        return wrapped
+    }
+}

@@ -1,0 +1,97 @@
+import FoundationEssentials
+
+/// Everything known about one job: what `imagequeue status --json` prints.
+public struct JobInfo: Sendable, Equatable, Encodable {
+    /// The job's id.
+    public var id: String
+    /// Its model.
+    public var model: String
+    /// Its status.
+    public var status: JobStatus
+    /// Claims so far.
+    public var attempt: Int
+    /// Claims allowed.
+    public var maxAttempts: Int
+    /// Place in the queue (1 = next), only while queued.
+    public var position: Int?
+    /// The user's prompt.
+    public var prompt: String?
+    /// Who asked.
+    public var user: String?
+    /// Whether enhancement was asked for.
+    public var enhance: Bool
+    /// The improved prompt, once known.
+    public var enhancedPrompt: String?
+    /// Times in ms since the epoch (Redis server clock).
+    public var enqueuedAt: Int64?
+    /// When the latest attempt started.
+    public var startedAt: Int64?
+    /// When the job reached a terminal status.
+    public var finishedAt: Int64?
+    /// The worker of the latest attempt.
+    public var worker: String?
+    /// The result, once completed.
+    public var result: JobResult?
+    /// The reason it failed, or last failed.
+    public var error: JobError?
+    /// Metadata the producer attached.
+    public var metadata: [String: String]?
+    /// The latest event, as stored.
+    public var lastEvent: StatusEvent?
+
+    enum CodingKeys: String, CodingKey {
+        case id, model, status, attempt, maxAttempts = "max_attempts", position, prompt, user, enhance
+        case enhancedPrompt = "enhanced_prompt", enqueuedAt = "enqueued_at", startedAt = "started_at"
+        case finishedAt = "finished_at", worker, result, error, metadata
+    }
+
+    /// Encodes every field, absent ones as `null` (a stable shape for scripts).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(model, forKey: .model)
+        try container.encode(status, forKey: .status)
+        try container.encode(attempt, forKey: .attempt)
+        try container.encode(maxAttempts, forKey: .maxAttempts)
+        try container.encode(position, forKey: .position)
+        try container.encode(prompt, forKey: .prompt)
+        try container.encode(user, forKey: .user)
+        try container.encode(enhance, forKey: .enhance)
+        try container.encode(enhancedPrompt, forKey: .enhancedPrompt)
+        try container.encode(enqueuedAt, forKey: .enqueuedAt)
+        try container.encode(startedAt, forKey: .startedAt)
+        try container.encode(finishedAt, forKey: .finishedAt)
+        try container.encode(worker, forKey: .worker)
+        try container.encode(result, forKey: .result)
+        try container.encode(error, forKey: .error)
+        try container.encode(metadata, forKey: .metadata)
+    }
+
+    /// Builds the record from a job hash (HGETALL) and its position.
+    /// - Throws: `ImageQueueError` `.malformed` when the hash lacks a known status.
+    init(id: JobID, hash: [String: String], position: Int?) throws(ImageQueueError) {
+        guard let statusText = hash["status"], let status = JobStatus(rawValue: statusText) else {
+            throw ImageQueueError(.malformed, "job \(id) has no valid status in Redis", jobID: id.rawValue)
+        }
+        let decoder = JSONDecoder()
+        let payload = hash["request"].flatMap { try? decoder.decode(JobPayload.self, from: Data($0.utf8)) }
+        self.id = id.rawValue
+        model = id.model
+        self.status = status
+        attempt = Int(hash["attempt"] ?? "") ?? 0
+        maxAttempts = Int(hash["max_attempts"] ?? "") ?? 1
+        self.position = status == .queued ? position : nil
+        prompt = payload?.prompt
+        user = payload?.user
+        enhance = hash["enhance"].map { $0 != "0" } ?? (payload?.enhance ?? true)
+        metadata = payload?.metadata
+        enhancedPrompt = hash["enhanced_prompt"].flatMap { $0.isEmpty ? nil : $0 }
+        enqueuedAt = hash["enqueued_at"].flatMap { Int64($0) }
+        startedAt = hash["started_at"].flatMap { Int64($0) }
+        finishedAt = hash["finished_at"].flatMap { Int64($0) }
+        worker = hash["worker"].flatMap { $0.isEmpty ? nil : $0 }
+        result = hash["result"].flatMap { try? decoder.decode(JobResult.self, from: Data($0.utf8)) }
+        error = hash["error"].flatMap { try? decoder.decode(JobError.self, from: Data($0.utf8)) }
+        lastEvent = hash["event"].flatMap { try? StatusEvent(json: Array($0.utf8)) }
+    }
+}

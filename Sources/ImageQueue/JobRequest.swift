@@ -1,0 +1,113 @@
+/// What a producer asks for: one image from one prompt.
+public struct JobRequest: Sendable, Equatable {
+    /// The model to run (`flux`, `sdxl`, or another configured one).
+    public var model: String
+    /// The user's prompt.
+    public var prompt: String
+    /// Who asked: the rate limit counts per user.
+    public var user: String
+    /// Whether the worker improves the prompt with an LLM first.
+    public var enhance: Bool
+    /// A key that makes retries of the same request return the first job.
+    public var idempotencyKey: String?
+    /// Free-form data for the front end that waits for the result (e.g. a chat id).
+    public var metadata: [String: String]
+
+    /// Creates a request.
+    public init(model: String, prompt: String, user: String, enhance: Bool = true,
+                idempotencyKey: String? = nil, metadata: [String: String] = [:]) {
+        self.model = model
+        self.prompt = prompt
+        self.user = user
+        self.enhance = enhance
+        self.idempotencyKey = idempotencyKey
+        self.metadata = metadata
+    }
+
+    /// Checks the request against the configuration before anything is written.
+    /// - Throws: `ImageQueueError` with a validation code and a message naming the problem.
+    public func validate(against configuration: QueueConfiguration) throws(ImageQueueError) {
+        guard configuration.models.contains(model) else {
+            throw ImageQueueError(.unknownModel, "unknown model '\(model.prefix(40))'; choose one of: "
+                                  + configuration.models.joined(separator: ", "))
+        }
+        if prompt.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) {
+            throw ImageQueueError(.emptyPrompt, "the prompt is empty")
+        }
+        let length = prompt.count
+        if length > configuration.maxPromptLength {
+            throw ImageQueueError(.promptTooLong, "the prompt has \(length) characters; the limit is \(configuration.maxPromptLength)")
+        }
+        if let bad = prompt.unicodeScalars.first(where: Self.isForbiddenControl) {
+            throw ImageQueueError(.controlCharacters, "the prompt contains a control character (U+\(Self.hex(bad)))")
+        }
+        if user.isEmpty || user.utf8.count > 128 {
+            throw ImageQueueError(.invalidUser, "a user id of 1 to 128 bytes is required")
+        }
+        if user.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw ImageQueueError(.controlCharacters, "the user id contains a control character")
+        }
+        if let key = idempotencyKey {
+            if key.isEmpty || key.utf8.count > 200 || key.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                throw ImageQueueError(.invalidRequest, "the idempotency key must be 1 to 200 bytes without control characters")
+            }
+        }
+    }
+
+    /// Control characters other than the ordinary white space of a multi-line prompt
+    /// (newline, tab) are refused.
+    static func isForbiddenControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.properties.generalCategory == .control && scalar != "\n" && scalar != "\t"
+    }
+
+    private static func hex(_ scalar: Unicode.Scalar) -> String {
+        let digits = String(scalar.value, radix: 16, uppercase: true)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+}
+
+/// The request as stored in the job hash (`request` field) and read by workers.
+public struct JobPayload: Codable, Sendable, Equatable {
+    /// Protocol version of this object.
+    public var v: Int
+    /// The user's prompt.
+    public var prompt: String
+    /// Who asked.
+    public var user: String
+    /// Whether to enhance the prompt.
+    public var enhance: Bool
+    /// Free-form data for front ends.
+    public var metadata: [String: String]?
+
+    /// Creates the payload of a request.
+    public init(_ request: JobRequest) {
+        v = 1
+        prompt = request.prompt
+        user = request.user
+        enhance = request.enhance
+        metadata = request.metadata.isEmpty ? nil : request.metadata
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        v = try container.decodeIfPresent(Int.self, forKey: .v) ?? 1
+        prompt = try container.decode(String.self, forKey: .prompt)
+        user = try container.decode(String.self, forKey: .user)
+        enhance = try container.decodeIfPresent(Bool.self, forKey: .enhance) ?? true
+        metadata = try container.decodeIfPresent([String: String].self, forKey: .metadata)
+    }
+}
+
+/// What `enqueue` returns.
+public struct EnqueuedJob: Sendable, Equatable, Codable {
+    /// The job's id.
+    public var id: String
+    /// The model.
+    public var model: String
+    /// Its status now (`queued`, or the existing job's status for a repeated idempotency key).
+    public var status: JobStatus
+    /// Its place in the queue, 1 = next; nil when not queued.
+    public var position: Int?
+    /// False when an idempotency key returned an existing job.
+    public var created: Bool
+}

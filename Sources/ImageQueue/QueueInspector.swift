@@ -1,0 +1,150 @@
+import RedisClient
+
+/// Read-only questions about jobs and queues. Changes nothing in Redis, so the CLI, the
+/// HTTP server and dashboards can all sit on it.
+public struct QueueInspector: Sendable {
+    let redis: RedisConnection
+    /// The settings (models and key prefix) it reads with.
+    public let configuration: QueueConfiguration
+    private var keys: QueueKeys { configuration.keys }
+
+    /// Creates an inspector on a connection.
+    public init(redis: RedisConnection, configuration: QueueConfiguration) {
+        self.redis = redis
+        self.configuration = configuration
+    }
+
+    /// Everything about a job, in one round trip.
+    /// - Throws: `ImageQueueError` `.invalidJobID`, `.notFound`, `.malformed`, `.redis`.
+    public func status(_ id: String) async throws(ImageQueueError) -> JobInfo {
+        let jobID = try JobID(id)
+        let replies = try await pipeline([RedisCommand("HGETALL", keys.job(jobID)),
+                                          RedisCommand("ZRANK", keys.pending(jobID.model), jobID.rawValue)],
+                                         operation: "status", jobID: id)
+        let hash = Self.hash(replies[0])
+        if hash.isEmpty { throw ImageQueueError(.notFound, "job \(id) does not exist", jobID: id) }
+        return try JobInfo(id: jobID, hash: hash, position: replies[1].int.map { Int($0) + 1 })
+    }
+
+    /// The job's place in its queue (1 = next to be claimed), nil when it is not queued.
+    /// O(log n) in the queue's length.
+    /// - Throws: `ImageQueueError` `.invalidJobID`, `.redis`.
+    public func position(_ id: String) async throws(ImageQueueError) -> Int? {
+        let jobID = try JobID(id)
+        let reply = try await send(RedisCommand("ZRANK", keys.pending(jobID.model), jobID.rawValue), operation: "position")
+        return reply.int.map { Int($0) + 1 }
+    }
+
+    /// The model's concurrency limit (1 when never set).
+    /// - Throws: `ImageQueueError` `.redis`.
+    public func concurrency(model: String) async throws(ImageQueueError) -> Int {
+        let reply = try await send(RedisCommand("HGET", keys.meta(model), "concurrency"), operation: "concurrency")
+        return reply.int.map { Int($0) } ?? 1
+    }
+
+    /// Counts for each configured model, in two round trips.
+    /// - Throws: `ImageQueueError` `.redis`.
+    public func stats() async throws(ImageQueueError) -> [String: QueueStats] {
+        let models = configuration.models
+        var commands: [RedisCommand] = []
+        for model in models {
+            commands += [RedisCommand("ZCARD", keys.pending(model)), RedisCommand("ZCARD", keys.active(model)),
+                         RedisCommand("ZCARD", keys.dead(model)),
+                         RedisCommand("HMGET", keys.meta(model), "concurrency", "completed_total", "failed_total"),
+                         RedisCommand("ZRANGE", keys.pending(model), "0", "0"), RedisCommand("TIME")]
+        }
+        let replies = try await pipeline(commands, operation: "stats")
+        var result: [String: QueueStats] = [:]
+        var oldest: [(model: String, id: String, now: Int64)] = []
+        for (index, model) in models.enumerated() {
+            let r = Array(replies[(index * 6)..<(index * 6 + 6)])
+            let meta = r[3].array ?? []
+            result[model] = QueueStats(
+                pending: Int(r[0].int ?? 0), active: Int(r[1].int ?? 0), dead: Int(r[2].int ?? 0),
+                concurrency: meta.first?.int.map { Int($0) } ?? 1,
+                completedTotal: meta.count > 1 ? Int(meta[1].int ?? 0) : 0,
+                failedTotal: meta.count > 2 ? Int(meta[2].int ?? 0) : 0,
+                oldestPendingAgeMilliseconds: nil)
+            if let head = r[4].array?.first?.string, let time = r[5].array, time.count == 2 {
+                let now = (time[0].int ?? 0) * 1000 + (time[1].int ?? 0) / 1000
+                oldest.append((model, head, now))
+            }
+        }
+        if !oldest.isEmpty {
+            let times = try await pipeline(oldest.map { RedisCommand("HGET", keys.jobPrefix($0.model) + $0.id, "enqueued_at") },
+                                           operation: "stats")
+            for (entry, time) in zip(oldest, times) {
+                if let enqueued = time.int { result[entry.model]?.oldestPendingAgeMilliseconds = max(0, entry.now - enqueued) }
+            }
+        }
+        return result
+    }
+
+    /// The oldest dead jobs of a model, oldest first.
+    /// - Throws: `ImageQueueError` `.redis`.
+    public func deadJobs(model: String, limit: Int = 100) async throws(ImageQueueError) -> [JobInfo] {
+        let ids = try await send(RedisCommand("ZRANGE", keys.dead(model), "0", String(max(0, limit - 1))), operation: "dead list")
+        let jobIDs = (ids.array ?? []).compactMap { $0.string }.compactMap { try? JobID($0) }
+        if jobIDs.isEmpty { return [] }
+        let hashes = try await pipeline(jobIDs.map { RedisCommand("HGETALL", keys.job($0)) }, operation: "dead list")
+        return zip(jobIDs, hashes).map { id, reply in
+            let hash = Self.hash(reply)
+            if let info = try? JobInfo(id: id, hash: hash, position: nil) { return info }
+            // A dead entry without a readable job hash still shows up, so it can be purged.
+            return (try? JobInfo(id: id, hash: ["status": "failed", "error": #"{"code":"malformed_job","message":"job hash is missing"}"#],
+                                 position: nil))!
+        }
+    }
+
+    // MARK: - Plumbing
+
+    static func hash(_ reply: RESPValue) -> [String: String] {
+        guard let items = reply.array else { return [:] }
+        var hash: [String: String] = [:]
+        var index = 0
+        while index + 1 < items.count {
+            if let key = items[index].string, let value = items[index + 1].string { hash[key] = value }
+            index += 2
+        }
+        return hash
+    }
+
+    private func send(_ command: RedisCommand, operation: String) async throws(ImageQueueError) -> RESPValue {
+        do {
+            return try await redis.send(command)
+        } catch {
+            throw ImageQueueError.redis(error, operation: operation)
+        }
+    }
+
+    private func pipeline(_ commands: [RedisCommand], operation: String, jobID: String? = nil) async throws(ImageQueueError) -> [RESPValue] {
+        do {
+            return try await redis.pipeline(commands)
+        } catch {
+            throw ImageQueueError.redis(error, operation: operation, jobID: jobID)
+        }
+    }
+}
+
+/// One model's queue at a glance.
+public struct QueueStats: Sendable, Equatable, Codable {
+    /// Jobs waiting.
+    public var pending: Int
+    /// Jobs running (holding a lease).
+    public var active: Int
+    /// Jobs in the dead list.
+    public var dead: Int
+    /// How many may run at once across all workers.
+    public var concurrency: Int
+    /// Jobs completed since the queue was created.
+    public var completedTotal: Int
+    /// Jobs dead-lettered since the queue was created.
+    public var failedTotal: Int
+    /// Age of the job at the head of the queue, ms; nil when empty.
+    public var oldestPendingAgeMilliseconds: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case pending, active, dead, concurrency, completedTotal = "completed_total", failedTotal = "failed_total"
+        case oldestPendingAgeMilliseconds = "oldest_pending_age_ms"
+    }
+}

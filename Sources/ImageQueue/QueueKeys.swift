@@ -1,0 +1,49 @@
+/// Every Redis key and channel name ImageQueue uses, built in this one place.
+///
+/// A model's keys all carry the hash tag `{<model>}`, so each model's state lives in one
+/// Redis Cluster slot and a script may touch any of it. See docs/PROTOCOL.md.
+public struct QueueKeys: Sendable, Equatable {
+    /// The prefix before every key, `iq` by default.
+    public let prefix: String
+
+    /// Creates the key set for a prefix.
+    public init(prefix: String) { self.prefix = prefix }
+
+    private func base(_ model: String) -> String { "\(prefix):{\(model)}:" }
+
+    /// ZSET of queued job ids, scored by enqueue sequence (lowest = next).
+    public func pending(_ model: String) -> String { base(model) + "pending" }
+    /// ZSET of running job ids, scored by lease deadline (ms).
+    public func active(_ model: String) -> String { base(model) + "active" }
+    /// ZSET of dead-lettered job ids, scored by time of death (ms).
+    public func dead(_ model: String) -> String { base(model) + "dead" }
+    /// HASH of the model's settings and counters.
+    public func meta(_ model: String) -> String { base(model) + "meta" }
+    /// LIST holding at most one wake-up token for idle workers.
+    public func wake(_ model: String) -> String { base(model) + "wake" }
+    /// Enqueue sequence counter.
+    public func sequence(_ model: String) -> String { base(model) + "seq" }
+    /// Fencing token counter.
+    public func fence(_ model: String) -> String { base(model) + "fence" }
+    /// Prefix of the model's job hashes.
+    public func jobPrefix(_ model: String) -> String { base(model) + "job:" }
+    /// A job's HASH.
+    public func job(_ id: JobID) -> String { jobPrefix(id.model) + id.rawValue }
+    /// Idempotency key → job id.
+    public func idempotency(_ model: String, key: String) -> String { base(model) + "idem:" + key }
+    /// A user's rate-limit window (its own hash tag: one user's limit spans models).
+    public func rateLimit(user: String) -> String { "\(prefix):ratelimit:{\(user)}" }
+
+    /// Pub/sub channel of every event of a model.
+    public func events(_ model: String) -> String { base(model) + "events" }
+    /// Pub/sub channel of one job's events.
+    public func events(_ id: JobID) -> String { events(id.model) + ":" + id.rawValue }
+    /// Pattern matching every model's event channel.
+    public var allEventsPattern: String { "\(prefix):{*}:events" }
+
+    /// The KEYS every model script takes, in protocol order.
+    func scriptKeys(_ model: String) -> [String] {
+        [pending(model), active(model), dead(model), meta(model), wake(model), sequence(model), fence(model),
+         jobPrefix(model)]
+    }
+}

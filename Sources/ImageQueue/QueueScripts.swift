@@ -1,0 +1,34 @@
+import RedisClient
+
+/// The Lua scripts of `lua/`, embedded into the binary at build time.
+package enum QueueScripts {
+    static func named(_ name: String) -> RedisScript {
+        guard let source = EmbeddedLua.sources[name] else {
+            fatalError("lua/\(name).lua is not embedded: touch Package.swift after adding a script")
+        }
+        return RedisScript(name: name, source: source)
+    }
+
+    static let enqueueJob = named("enqueueJob")
+    static let claimJob = named("claimJob")
+    static let extendLease = named("extendLease")
+    static let reportProgress = named("reportProgress")
+    static let completeJob = named("completeJob")
+    static let failJob = named("failJob")
+    static let releaseJob = named("releaseJob")
+    static let recoverExpired = named("recoverExpired")
+    static let cancelJob = named("cancelJob")
+    static let retryDead = named("retryDead")
+    static let purgeDead = named("purgeDead")
+    static let setConcurrency = named("setConcurrency")
+    static let checkRateLimit = named("checkRateLimit")
+
+    /// Every embedded script's exact text, by name (what `imagequeue scripts` prints).
+    package static var sources: [String: String] { EmbeddedLua.sources }
+}
+
+/// The protocol's Lua scripts as sent to Redis, by name: for tools and other languages.
+public enum ImageQueueScripts {
+    /// Every embedded script's exact text (includes resolved), keyed by name.
+    public static var sources: [String: String] { EmbeddedLua.sources }
+}

@@ -1,0 +1,56 @@
+import RedisClient
+
+/// Calls the model scripts with the protocol's fixed KEYS and first ARGV, and turns their
+/// error replies into `ImageQueueError`s.
+struct ScriptRunner: Sendable {
+    let redis: RedisConnection
+    let keys: QueueKeys
+
+    /// The command for a model script: KEYS = the model keys (+ `extraKeys`),
+    /// ARGV = model, events channel, then `arguments`.
+    func command(_ script: RedisScript, model: String, extraKeys: [String] = [], arguments: [any RedisArgument]) -> RedisCommand {
+        .script(script, keys: keys.scriptKeys(model) + extraKeys,
+                arguments: [model, keys.events(model)] + arguments)
+    }
+
+    /// Runs a model script.
+    /// - Throws: `ImageQueueError`: the script's own codes mapped, Redis failures as `.redis`.
+    func run(_ script: RedisScript, model: String, extraKeys: [String] = [], arguments: [any RedisArgument],
+             jobID: String? = nil) async throws(ImageQueueError) -> RESPValue {
+        do {
+            return try await redis.send(command(script, model: model, extraKeys: extraKeys, arguments: arguments))
+        } catch {
+            throw Self.mapError(error, operation: script.name, jobID: jobID)
+        }
+    }
+
+    /// Maps a script's error reply (or a Redis failure) to a queue error.
+    static func mapError(_ error: any Error, operation: String, jobID: String?) -> ImageQueueError {
+        guard let redisError = error as? RedisError, let code = redisError.serverCode else {
+            return .redis(error, operation: operation, jobID: jobID)
+        }
+        let detail = redisError.serverDetail
+        switch code {
+        case "NOT_FOUND": return ImageQueueError(.notFound, detail.isEmpty ? "no such job" : detail, jobID: jobID)
+        case "NOT_QUEUED": return ImageQueueError(.notQueued, detail, jobID: jobID)
+        case "STALE_TOKEN": return ImageQueueError(.staleToken, detail, jobID: jobID)
+        case "BAD_REQUEST", "EXISTS": return ImageQueueError(.invalidRequest, detail, jobID: jobID)
+        default: return .redis(error, operation: operation, jobID: jobID)
+        }
+    }
+
+    /// Maps an `.error` reply inside a pipeline.
+    static func mapReply(_ value: RESPValue, operation: String, jobID: String?) -> ImageQueueError? {
+        guard case .error(let text) = value else { return nil }
+        return mapError(RedisError(.server, text), operation: operation, jobID: jobID)
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds (at least 1 for a positive duration).
+    var wholeMilliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return ms == 0 && self > .zero ? 1 : ms
+    }
+}

@@ -1,0 +1,66 @@
+import FoundationEssentials
+
+/// One published status change (protocol version 1), as sent on the job's and the model's
+/// channels and stored on the job.
+public struct StatusEvent: Sendable, Equatable {
+    /// The job.
+    public var id: String
+    /// Its model.
+    public var model: String
+    /// The new status.
+    public var status: JobStatus
+    /// When, in ms since the epoch (Redis server clock).
+    public var time: Int64
+    /// Claims so far.
+    public var attempt: Int
+    /// The job's revision: +1 per event, so a watcher can drop what it has already seen.
+    public var revision: Int64
+    /// Place in the queue, for `queued`.
+    public var position: Int?
+    /// The improved prompt, once known.
+    public var enhancedPrompt: String?
+    /// The worker holding the job.
+    public var worker: String?
+    /// The result, for `completed`.
+    public var result: JobResult?
+    /// The reason, for `failed` (and a requeue after a failure).
+    public var error: JobError?
+    /// Every field as published, including stage details (`enhancement`, `retry`...).
+    public var fields: [String: JSONValue]
+    /// The event exactly as published.
+    public var json: String
+
+    /// Decodes a published event.
+    /// - Throws: `ImageQueueError` `.malformed` for anything but a v1 event.
+    public init(json bytes: [UInt8]) throws(ImageQueueError) {
+        let decoder = JSONDecoder()
+        guard let fields = try? decoder.decode([String: JSONValue].self, from: Data(bytes)) else {
+            throw ImageQueueError(.malformed, "status event is not a JSON object")
+        }
+        guard fields["v"]?.intValue == 1 else {
+            throw ImageQueueError(.malformed, "status event has unsupported version \(fields["v"].map { "\($0)" } ?? "none")")
+        }
+        guard let id = fields["id"]?.stringValue, let model = fields["model"]?.stringValue,
+              let statusText = fields["status"]?.stringValue, let status = JobStatus(rawValue: statusText) else {
+            throw ImageQueueError(.malformed, "status event lacks id, model or a known status")
+        }
+        self.id = id
+        self.model = model
+        self.status = status
+        time = fields["time"]?.intValue ?? 0
+        attempt = Int(fields["attempt"]?.intValue ?? 0)
+        revision = fields["rev"]?.intValue ?? 0
+        position = fields["position"]?.intValue.map { Int($0) }
+        enhancedPrompt = fields["enhanced_prompt"]?.stringValue
+        worker = fields["worker"]?.stringValue
+        result = Self.decode(JobResult.self, fields["result"])
+        error = Self.decode(JobError.self, fields["error"])
+        self.fields = fields
+        json = String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func decode<T: Decodable>(_ type: T.Type, _ value: JSONValue?) -> T? {
+        guard let value, case .object = value, let data = try? JSONEncoder().encode(value) else { return nil }
+        return try? JSONDecoder().decode(type, from: data)
+    }
+}

@@ -1,0 +1,186 @@
+import FoundationEssentials
+import Logging
+import RedisClient
+import Synchronization
+
+/// A job a worker holds: its lease is valid while `token` is the job's current fencing token.
+public struct ClaimedJob: Sendable, Equatable {
+    /// The job's id.
+    public let id: String
+    /// Its model.
+    public let model: String
+    /// The fencing token of this claim; every later call for the job must carry it.
+    public let token: String
+    /// Which claim this is (1 for the first).
+    public let attempt: Int
+    /// Claims allowed before it is dead-lettered.
+    public let maxAttempts: Int
+    /// What the producer asked for.
+    public let payload: JobPayload
+    /// When it was enqueued, ms since the epoch.
+    public let enqueuedAt: Int64
+}
+
+/// What `claim` found.
+public enum ClaimOutcome: Sendable, Equatable {
+    /// A job, now leased to this worker.
+    case claimed(ClaimedJob)
+    /// The model already runs as many jobs as its concurrency limit.
+    case full
+    /// No job is waiting.
+    case empty
+}
+
+/// What `fail` did with the job.
+public enum FailOutcome: String, Sendable {
+    /// Back at the head of its queue for another attempt.
+    case requeued
+    /// In the dead list.
+    case dead
+}
+
+/// The worker side of the protocol: claim, heartbeat, report, finish, hand back, recover,
+/// and wait for work without polling. Every call that changes a job carries its fencing
+/// token; a stale one is refused with `.staleToken` and changes nothing.
+public final class WorkerQueue: Sendable {
+    /// This worker's id, recorded on the jobs it claims.
+    public let workerID: String
+    /// The settings (models, prefix, retention).
+    public let configuration: QueueConfiguration
+    let runner: ScriptRunner
+    private let redisConfiguration: RedisConfiguration
+    private let logger: Logger
+    /// One blocking connection per model for the doorbell wait, made on first use.
+    private let waiters = Mutex<[String: RedisConnection]>([:])
+
+    /// How long one doorbell wait blocks inside Redis before it loops (below the socket timeout).
+    public let blockTimeout: Duration
+
+    /// Creates the worker side of the queue.
+    public init(redis redisConfiguration: RedisConfiguration, configuration: QueueConfiguration = QueueConfiguration(),
+                workerID: String, blockTimeout: Duration = .seconds(5), logger: Logger = Logger(label: "imagequeue.worker")) {
+        self.workerID = workerID
+        self.configuration = configuration
+        self.redisConfiguration = redisConfiguration
+        self.blockTimeout = blockTimeout
+        self.logger = logger
+        runner = ScriptRunner(redis: RedisConnection(configuration: redisConfiguration, logger: logger), keys: configuration.keys)
+    }
+
+    deinit { close() }
+
+    /// Closes every connection.
+    public func close() {
+        runner.redis.close()
+        for connection in waiters.withLock({ $0.values }) { connection.close() }
+    }
+
+    /// Claims the head job of `model` unless the model is at its concurrency limit. A job
+    /// whose request cannot be read is dead-lettered (`malformed_job`) and the next tried.
+    /// - Throws: `ImageQueueError` `.redis`.
+    public func claim(model: String, lease: Duration) async throws(ImageQueueError) -> ClaimOutcome {
+        while true {
+            let reply = try await runner.run(QueueScripts.claimJob, model: model,
+                                             arguments: [workerID, lease.wholeMilliseconds])
+            guard let parts = reply.array, let kind = parts.first?.string else {
+                throw ImageQueueError(.malformed, "unexpected reply from claimJob: \(reply)")
+            }
+            switch kind {
+            case "full": return .full
+            case "empty": return .empty
+            case "ok" where parts.count == 7:
+                let id = parts[1].string ?? ""
+                let token = parts[2].string ?? ""
+                guard let bytes = parts[5].bytes,
+                      let payload = try? JSONDecoder().decode(JobPayload.self, from: Data(bytes)) else {
+                    logger.warning("dead-lettering a job whose request is not readable", metadata: ["job.id": "\(id)"])
+                    let job = ClaimedJob(id: id, model: model, token: token, attempt: 0, maxAttempts: 0,
+                                         payload: JobPayload(JobRequest(model: model, prompt: "", user: "")), enqueuedAt: 0)
+                    _ = try? await fail(job, error: JobError(code: "malformed_job", message: "the job's request is not valid JSON of protocol v1"),
+                                        retryable: false)
+                    continue
+                }
+                return .claimed(ClaimedJob(id: id, model: model, token: token, attempt: Int(parts[3].int ?? 1),
+                                           maxAttempts: Int(parts[4].int ?? 1), payload: payload,
+                                           enqueuedAt: parts[6].int ?? 0))
+            default:
+                throw ImageQueueError(.malformed, "unexpected reply from claimJob: \(reply)")
+            }
+        }
+    }
+
+    /// Extends the job's lease to now + `lease`.
+    /// - Throws: `ImageQueueError` `.staleToken` (someone else owns it now), `.notFound`, `.redis`.
+    public func heartbeat(_ job: ClaimedJob, lease: Duration) async throws(ImageQueueError) {
+        _ = try await runner.run(QueueScripts.extendLease, model: job.model,
+                                 arguments: [job.id, job.token, lease.wholeMilliseconds], jobID: job.id)
+    }
+
+    /// Moves the job to another running stage and publishes it with `detail` merged into
+    /// the event (`enhanced_prompt` is also stored on the job).
+    /// - Throws: `ImageQueueError` `.staleToken`, `.notFound`, `.invalidRequest`, `.redis`.
+    public func progress(_ job: ClaimedJob, stage: JobStatus, detail: [String: JSONValue] = [:]) async throws(ImageQueueError) {
+        let json = (try? JSONEncoder().encode(detail)).map { Array($0) } ?? Array("{}".utf8)
+        _ = try await runner.run(QueueScripts.reportProgress, model: job.model,
+                                 arguments: [job.id, job.token, stage.rawValue, json], jobID: job.id)
+    }
+
+    /// Records the result; the job is completed and its slot free.
+    /// - Throws: `ImageQueueError` `.staleToken` (nothing recorded), `.notFound`, `.redis`.
+    public func complete(_ job: ClaimedJob, result: JobResult) async throws(ImageQueueError) {
+        let json = (try? JSONEncoder().encode(result)).map { Array($0) } ?? []
+        _ = try await runner.run(QueueScripts.completeJob, model: job.model,
+                                 arguments: [job.id, job.token, json, configuration.retention.wholeMilliseconds], jobID: job.id)
+    }
+
+    /// Ends this attempt with an error: back to the head of the queue when `retryable` and
+    /// attempts remain, otherwise into the dead list.
+    /// - Throws: `ImageQueueError` `.staleToken`, `.notFound`, `.redis`.
+    @discardableResult
+    public func fail(_ job: ClaimedJob, error: JobError, retryable: Bool) async throws(ImageQueueError) -> FailOutcome {
+        let json = (try? JSONEncoder().encode(error)).map { Array($0) } ?? []
+        let reply = try await runner.run(QueueScripts.failJob, model: job.model,
+                                         arguments: [job.id, job.token, retryable ? "retry" : "permanent", json], jobID: job.id)
+        return FailOutcome(rawValue: reply.string ?? "") ?? .dead
+    }
+
+    /// Hands the job back to the head of its queue at once (graceful shutdown); the
+    /// attempt does not count. Returns its position.
+    /// - Throws: `ImageQueueError` `.staleToken`, `.notFound`, `.redis`.
+    @discardableResult
+    public func release(_ job: ClaimedJob) async throws(ImageQueueError) -> Int {
+        let reply = try await runner.run(QueueScripts.releaseJob, model: job.model, arguments: [job.id, job.token], jobID: job.id)
+        return Int(reply.int ?? 0)
+    }
+
+    /// Returns jobs whose lease expired to the head of their queue (or the dead list after
+    /// their last attempt). Safe to run from every worker at once.
+    /// - Throws: `ImageQueueError` `.redis`.
+    public func recoverExpired(model: String, limit: Int = 100) async throws(ImageQueueError) -> (requeued: Int, dead: Int) {
+        let reply = try await runner.run(QueueScripts.recoverExpired, model: model, arguments: [limit])
+        let parts = reply.array ?? []
+        return (Int(parts.first?.int ?? 0), Int(parts.count > 1 ? parts[1].int ?? 0 : 0))
+    }
+
+    /// Blocks inside Redis until the model's doorbell rings (a job may be claimable) or
+    /// `blockTimeout` passes. Returns true when woken. Costs one BLPOP; no polling.
+    /// - Throws: `ImageQueueError` `.redis` (after the connection's own reconnect attempts).
+    public func waitForWork(model: String) async throws(ImageQueueError) -> Bool {
+        let connection = waiters.withLock { waiters in
+            if let existing = waiters[model] { return existing }
+            var blocking = redisConfiguration
+            blocking.commandTimeout = blockTimeout + .seconds(5)
+            let made = RedisConnection(configuration: blocking, logger: logger)
+            waiters[model] = made
+            return made
+        }
+        let seconds = Double(blockTimeout.wholeMilliseconds) / 1000
+        do {
+            let reply = try await connection.send(RedisCommand("BLPOP", runner.keys.wake(model), String(seconds)),
+                                                  timeout: blockTimeout + .seconds(5))
+            return !reply.isNull
+        } catch {
+            throw ImageQueueError.redis(error, operation: "wait for work")
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import ImageQueue
+
+struct DeadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dead",
+        abstract: "List, retry or purge a model's dead-lettered jobs.",
+        subcommands: [List.self, Retry.self, Purge.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List dead jobs, oldest first.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The model.") var model: String
+        @Option(help: "At most this many.") var limit = 100
+        @Flag(help: "Print a JSON array of job objects.") var json = false
+
+        func run() async throws {
+            let client = try global.client()
+            defer { client.close() }
+            try client.requireKnown(model)
+            let jobs = try await client.inspector.deadJobs(model: model, limit: limit)
+            if json {
+                Output.json(jobs)
+                return
+            }
+            if jobs.isEmpty { Output.line("no dead jobs for \(model)") }
+            for job in jobs {
+                Output.line("\(job.id)  \(Output.time(job.finishedAt))  \(job.error.map { "\($0.code): \($0.message)" } ?? "-")")
+            }
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Put dead jobs back at the tail of their queue.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The model.") var model: String
+        @Option(help: "Only this job (default: all).") var id: String?
+        @Flag(help: "Print {\"retried\": N}.") var json = false
+
+        func run() async throws {
+            let client = try global.client()
+            defer { client.close() }
+            let count = try await client.retryDead(model: model, id: id)
+            if json { Output.json(["retried": count]) } else { Output.line("retried \(count) job(s)") }
+        }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete dead jobs for good.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The model.") var model: String
+        @Option(help: "Only this job (default: all).") var id: String?
+        @Flag(help: "Print {\"purged\": N}.") var json = false
+
+        func run() async throws {
+            let client = try global.client()
+            defer { client.close() }
+            let count = try await client.purgeDead(model: model, id: id)
+            if json { Output.json(["purged": count]) } else { Output.line("purged \(count) job(s)") }
+        }
+    }
+}
+
+extension ImageQueueClient {
+    func requireKnown(_ model: String) throws {
+        guard configuration.models.contains(model) else {
+            throw ImageQueueError(.unknownModel, "unknown model '\(model)'; choose one of: "
+                                  + configuration.models.joined(separator: ", "))
+        }
+    }
+}

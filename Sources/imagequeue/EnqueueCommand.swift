@@ -1,0 +1,42 @@
+import ArgumentParser
+import ImageQueue
+
+struct EnqueueCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enqueue",
+        abstract: "Queue a prompt for a model; prints the job id.",
+        discussion: "Exit status: 0 queued, 2 invalid request, 3 rate limited, 1 Redis unavailable."
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "The model to run (e.g. flux, sdxl).")
+    var model: String
+
+    @Option(help: "The user the request counts against for rate limiting.")
+    var user: String
+
+    @Flag(name: .customLong("no-enhance"), help: "Use the prompt as written, without LLM enhancement.")
+    var noEnhance = false
+
+    @Option(name: .customLong("idempotency-key"), help: "Repeating a request with the same key returns the first job.")
+    var idempotencyKey: String?
+
+    @Flag(help: "Print one JSON object: id, model, status, position, created.")
+    var json = false
+
+    @Argument(help: "The prompt.")
+    var prompt: String
+
+    func run() async throws {
+        let client = try global.client()
+        defer { client.close() }
+        let job = try await client.enqueue(JobRequest(model: model, prompt: prompt, user: user, enhance: !noEnhance,
+                                                      idempotencyKey: idempotencyKey))
+        if json {
+            Output.json(job)
+        } else {
+            Output.line(job.id)
+        }
+    }
+}

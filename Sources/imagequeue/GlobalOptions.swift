@@ -1,0 +1,85 @@
+import ArgumentParser
+import ImageQueue
+import RedisClient
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options every command takes: where Redis is, and the queue's settings.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .customLong("redis"), help: "Redis URL (default $IMAGEQUEUE_REDIS_URL, else redis://127.0.0.1:6379).")
+    var redisURL: String?
+
+    @Option(name: .customLong("prefix"), help: "Key prefix (default $IMAGEQUEUE_PREFIX, else iq).")
+    var keyPrefix: String?
+
+    @Option(help: "Comma-separated models (default $IMAGEQUEUE_MODELS, else flux,sdxl).")
+    var models: String?
+
+    static func environment(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        let text = String(cString: value)
+        return text.isEmpty ? nil : text
+    }
+
+    /// The Redis connection settings.
+    /// - Throws: `RedisError` `.invalidURL`.
+    func redisConfiguration(clientName: String) throws -> RedisConfiguration {
+        let url = redisURL ?? Self.environment("IMAGEQUEUE_REDIS_URL") ?? "redis://127.0.0.1:6379"
+        var configuration = try RedisConfiguration(url: url, clientName: clientName)
+        configuration.reconnectDeadline = .seconds(3)  // a CLI says "unreachable" quickly
+        return configuration
+    }
+
+    /// The queue settings from flags and environment.
+    /// - Throws: `CommandFailure` (exit 2) naming the bad setting.
+    func queueConfiguration() throws -> QueueConfiguration {
+        var configuration = QueueConfiguration()
+        if let prefix = keyPrefix ?? Self.environment("IMAGEQUEUE_PREFIX") { configuration.keyPrefix = prefix }
+        if let models = models ?? Self.environment("IMAGEQUEUE_MODELS") {
+            configuration.models = models.split(separator: ",").map(\.trimmed)
+        }
+        if let text = Self.environment("IMAGEQUEUE_MAX_PROMPT_LENGTH") {
+            guard let value = Int(text), value > 0 else { throw usage("IMAGEQUEUE_MAX_PROMPT_LENGTH must be a positive number") }
+            configuration.maxPromptLength = value
+        }
+        if let text = Self.environment("IMAGEQUEUE_RATE_LIMIT") {
+            if text == "off" {
+                configuration.rateLimit = nil
+            } else {
+                let parts = text.split(separator: "/")
+                guard parts.count == 2, let requests = Int(parts[0]), let seconds = Double(parts[1]), requests > 0, seconds > 0 else {
+                    throw usage("IMAGEQUEUE_RATE_LIMIT must be REQUESTS/SECONDS (e.g. 10/60) or off")
+                }
+                configuration.rateLimit = .init(requests: requests, window: .milliseconds(Int64(seconds * 1000)))
+            }
+        }
+        if let text = Self.environment("IMAGEQUEUE_MAX_ATTEMPTS") {
+            guard let value = Int(text), value > 0 else { throw usage("IMAGEQUEUE_MAX_ATTEMPTS must be a positive number") }
+            configuration.maxAttempts = value
+        }
+        do {
+            try configuration.validate()
+        } catch {
+            throw usage(error.message)
+        }
+        return configuration
+    }
+
+    /// A producer client.
+    func client() throws -> ImageQueueClient {
+        try ImageQueueClient(redis: redisConfiguration(clientName: "imagequeue-cli"), configuration: queueConfiguration())
+    }
+
+    private func usage(_ message: String) -> CommandFailure { CommandFailure(status: 2, message: message) }
+}
+
+extension StringProtocol {
+    /// The text without white space at either end.
+    var trimmed: String {
+        let scalars = unicodeScalars
+        guard let start = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+              let end = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        return String(String.UnicodeScalarView(scalars[start...end]))
+    }
+}

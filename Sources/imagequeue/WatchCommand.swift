@@ -1,0 +1,51 @@
+import ArgumentParser
+import ImageQueue
+
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Print a job's events as they happen until it finishes.",
+        discussion: "Exit status: 0 completed, 1 failed or cancelled (or the job is unknown)."
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Print each event as one JSON object per line, as published.")
+    var json = false
+
+    @Argument(help: "The job id.")
+    var jobID: String
+
+    func run() async throws {
+        let client = try global.client()
+        defer { client.close() }
+        var last: StatusEvent?
+        for try await event in client.watch(jobID) {
+            last = event
+            Output.line(json ? event.json : Self.describe(event))
+            Output.flush()
+        }
+        guard last?.status == .completed else { throw ExitCode(1) }
+    }
+
+    static func describe(_ event: StatusEvent) -> String {
+        var text = "\(Output.time(event.time))  \(event.status.rawValue)"
+        switch event.status {
+        case .queued:
+            if let position = event.position { text += "  position \(position)" }
+            if let error = event.error { text += "  after \(error.code): \(error.message)" }
+        case .enhancing, .generating:
+            text += "  attempt \(event.attempt)"
+            if event.status == .generating, let prompt = event.enhancedPrompt { text += "  prompt: \(prompt)" }
+        case .retrying:
+            if let error = event.error { text += "  \(error.code): \(error.message)" }
+        case .completed:
+            if let result = event.result { text += "  \(result.path ?? result.key ?? result.store) (\(result.bytes) bytes)" }
+        case .failed:
+            if let error = event.error { text += "  \(error.code): \(error.message)" }
+        case .cancelled:
+            break
+        }
+        return text
+    }
+}
