@@ -64,13 +64,19 @@ let package = Package(
             path: "Sources/EmbedLuaPlugin"
         ),
 
+        // Real redis-server processes and helpers shared by the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "RedisClientTests",
-            dependencies: ["RedisClient"]
+            dependencies: ["RedisClient", "TestSupport"]
         ),
         .testTarget(
             name: "ImageQueueTests",
-            dependencies: ["ImageQueue", "RedisClient"]
+            dependencies: ["ImageQueue", "RedisClient", "TestSupport"]
+        ),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["TestSupport"]
         ),
     ]
 )

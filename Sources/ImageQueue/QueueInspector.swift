@@ -117,12 +117,21 @@ public struct QueueInspector: Sendable {
         }
     }
 
+    /// Runs read commands together; any error reply (NOAUTH, WRONGTYPE...) fails the whole
+    /// read rather than being mistaken for an empty value.
     private func pipeline(_ commands: [RedisCommand], operation: String, jobID: String? = nil) async throws(ImageQueueError) -> [RESPValue] {
+        let replies: [RESPValue]
         do {
-            return try await redis.pipeline(commands)
+            replies = try await redis.pipeline(commands)
         } catch {
             throw ImageQueueError.redis(error, operation: operation, jobID: jobID)
         }
+        for reply in replies {
+            if case .error(let text) = reply {
+                throw ImageQueueError.redis(RedisError(.server, text), operation: operation, jobID: jobID)
+            }
+        }
+        return replies
     }
 }
 

@@ -4,6 +4,12 @@ import Glibc
 import Darwin
 #endif
 
+/// hiredis writes with write(2): a peer that closed its socket would raise SIGPIPE and
+/// kill the process. Broken connections are handled as errors instead, so ignore it once.
+let ignoreBrokenPipes: Void = {
+    _ = signal(SIGPIPE, SIG_IGN)
+}()
+
 /// Starts `body` on a new detached OS thread, outside Swift's cooperative pool, so
 /// blocking Redis I/O never starves async tasks (the pool is as wide as the CPU count).
 func startDedicatedThread(name: String, _ body: @escaping @Sendable () -> Void) {
@@ -11,6 +17,7 @@ func startDedicatedThread(name: String, _ body: @escaping @Sendable () -> Void) 
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     }
+    ignoreBrokenPipes
     let box = Unmanaged.passRetained(Box(body)).toOpaque()
     var attributes = pthread_attr_t()
     pthread_attr_init(&attributes)

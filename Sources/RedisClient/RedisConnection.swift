@@ -135,8 +135,11 @@ final class ConnectionEngine: @unchecked Sendable {
     // MARK: - The thread
 
     func run() {
-        while let batch = nextBatch() {
-            if socket == nil, !connect(failing: batch) { continue }
+        while var batch = nextBatch() {
+            // A server that closed an idle connection (restart, timeout) is noticed before
+            // anything is written, so a command that was never sent never fails for it.
+            if let socket, !socket.isUsableWhenIdle() { self.socket = nil }
+            if socket == nil, !connect(failing: &batch) { continue }
             process(batch)
         }
         socket = nil
@@ -170,7 +173,8 @@ final class ConnectionEngine: @unchecked Sendable {
     private var isClosed: Bool { state.withLock { $0.closed } }
 
     /// Connects, retrying with backoff until `reconnectDeadline`; on failure fails `batch`.
-    private func connect(failing batch: [Request]) -> Bool {
+    /// Requests cancelled meanwhile end at once with `.cancelled`.
+    private func connect(failing batch: inout [Request]) -> Bool {
         let deadline = ContinuousClock.now + configuration.reconnectDeadline
         var attempt = 0
         var lastError = RedisError(.connectionFailed, "not connected")
@@ -196,6 +200,14 @@ final class ConnectionEngine: @unchecked Sendable {
             }
             interruptPipe.wait(timeout: delay)
             interruptPipe.drain()
+            let cancelled = state.withLock { state in Set(batch.map(\.id).filter { state.cancelled.remove($0) != nil }) }
+            if !cancelled.isEmpty {
+                for request in batch where cancelled.contains(request.id) {
+                    request.complete(.failure(RedisError(.cancelled, "cancelled while waiting for Redis")))
+                }
+                batch.removeAll { cancelled.contains($0.id) }
+                if batch.isEmpty { return false }
+            }
         }
         if isClosed { lastError = RedisError(.closed, "the connection is closed") }
         for request in batch { request.complete(.failure(lastError)) }
@@ -232,17 +244,30 @@ final class ConnectionEngine: @unchecked Sendable {
         usedScripts[ObjectIdentifier(script)] = script
     }
 
-    private func process(_ batch: [Request]) {
+    private func process(_ incoming: [Request]) {
         guard let socket else { return }
         var answered = 0
+        var batch: [Request] = []
+        batch.reserveCapacity(incoming.count)
+        var examined = 0  // requests of `incoming` whose scripts have been loaded or refused
         do {
-            for request in batch {
+            // Load scripts this connection has not used yet. A script Redis refuses (a Lua
+            // error) fails only the requests that call it; the connection stays up.
+            for request in incoming {
+                var refusal: RedisError?
                 for command in request.commands {
                     if let script = command.script, script.sha == nil || usedScripts[ObjectIdentifier(script)] == nil {
-                        try load(script, on: socket)
+                        do {
+                            try load(script, on: socket)
+                        } catch where error.kind == .server {
+                            refusal = error
+                        }
                     }
                 }
+                if let refusal { request.complete(.failure(refusal)) } else { batch.append(request) }
+                examined += 1
             }
+            if batch.isEmpty { return }
             for request in batch {
                 for command in request.commands { try socket.append(command.words()) }
             }
@@ -288,6 +313,8 @@ final class ConnectionEngine: @unchecked Sendable {
             let failure = error.kind == .timeout || error.kind == .cancelled || error.kind == .connectionLost
                 ? error : RedisError(.connectionLost, error.message)
             for request in batch[answered...] { request.complete(.failure(failure)) }
+            // Requests not examined yet (the failure came while loading scripts) fail too.
+            for request in incoming[examined...] { request.complete(.failure(failure)) }
         }
     }
 

@@ -31,6 +31,9 @@ final class RedisSocket {
             throw RedisError(.connectionFailed, "cannot connect to \(endpoint): \(why)")
         }
         context = made
+        // Not inherited by child processes: a spawned program holding a copy would keep the
+        // connection open after we close it (a cancelled BLPOP would live on in Redis).
+        _ = fcntl(made.pointee.fd, F_SETFD, fcntl(made.pointee.fd, F_GETFD) | FD_CLOEXEC)
         // Bounds a write to a peer that stopped reading; reads are bounded by poll().
         _ = redisSetTimeout(context, iq_timeval_ms(30_000))
         if case .tcp = endpoint.address { _ = redisEnableKeepAlive(context) }
@@ -125,6 +128,15 @@ final class RedisSocket {
         guard let reply else { return nil }
         defer { freeReplyObject(reply) }
         return Self.value(of: reply)
+    }
+
+    /// Whether an idle connection is still usable: false when the server closed it (or sent
+    /// something nobody asked for) since the last reply. Costs one poll(2) with no wait.
+    func isUsableWhenIdle() -> Bool {
+        var fd = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&fd, 1, 0)
+        if ready == 0 { return true }
+        return false  // readable while idle: EOF, an error, or stray data; start afresh
     }
 
     /// Reads whatever the socket has now into the input buffer (after poll said readable).

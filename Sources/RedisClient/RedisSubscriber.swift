@@ -75,6 +75,8 @@ final class SubscriberEngine: @unchecked Sendable {
         var waiting: [(listener: UInt64, done: @Sendable (Result<Void, RedisError>) -> Void)] = []
         var closed = false
         var connectedOnce = false
+        /// After a reconnect: tell listeners once every renewed subscription is confirmed.
+        var announceResubscribed = false
     }
 
     private let configuration: RedisConfiguration
@@ -146,14 +148,12 @@ final class SubscriberEngine: @unchecked Sendable {
                     let renewed = state.withLock { state in
                         state.confirmed = []
                         state.requested = []
+                        state.announceResubscribed = state.connectedOnce
                         defer { state.connectedOnce = true }
                         return state.connectedOnce
                     }
                     if renewed { logger.info("pub/sub reconnected", metadata: ["redis.endpoint": "\(configuration.endpoint)"]) }
                     try synchronize()
-                    if renewed {
-                        for listener in state.withLock({ Array($0.listeners.values) }) { listener.continuation.yield(.resubscribed) }
-                    }
                 } catch {
                     socket = nil
                     failWaitersIfOverdue(error: error, attempt: attempt)
@@ -264,8 +264,15 @@ final class SubscriberEngine: @unchecked Sendable {
         for listener in targets { listener.continuation.yield(.message(channel: channel, payload: payload)) }
     }
 
-    /// Resumes every waiter whose channels are all confirmed.
+    /// Resumes every waiter whose channels are all confirmed, and after a reconnect tells
+    /// every listener once the renewed subscriptions are all confirmed (not merely sent).
     private func completeConfirmed() {
+        let announce = state.withLock { state -> [Listener] in
+            guard state.announceResubscribed, state.requested.isEmpty else { return [] }
+            state.announceResubscribed = false
+            return Array(state.listeners.values)
+        }
+        for listener in announce { listener.continuation.yield(.resubscribed) }
         let ready = state.withLock { state -> [@Sendable (Result<Void, RedisError>) -> Void] in
             var ready: [@Sendable (Result<Void, RedisError>) -> Void] = []
             state.waiting.removeAll { waiter in

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ImageQueue
+import Logging
 import RedisClient
 #if canImport(Glibc)
 import Glibc
@@ -18,9 +19,10 @@ struct ImageQueueCommand: AsyncParsableCommand {
     /// Runs the command and maps every failure to an exit code: 2 for usage and
     /// validation errors, 3 when rate limited, 1 for anything else; one line on stderr.
     static func main() async {
+        bootstrapLogging()
         let status: Int32
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(globalOptionsAfterSubcommand(Array(CommandLine.arguments.dropFirst())))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -46,6 +48,49 @@ struct ImageQueueCommand: AsyncParsableCommand {
         }
         Output.flush()
         Glibc.exit(status)
+    }
+}
+
+extension ImageQueueCommand {
+    /// Options every command takes (`--redis`, `--prefix`, `--models`) may also stand
+    /// before the subcommand: move them behind its name, where the parser reads them.
+    static func globalOptionsAfterSubcommand(_ arguments: [String]) -> [String] {
+        let global: Set<String> = ["--redis", "--prefix", "--models"]
+        var leading: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            let name = String(argument.split(separator: "=", maxSplits: 1).first ?? "")
+            guard global.contains(name) else { break }
+            if argument.contains("=") {
+                leading.append(argument)
+                index += 1
+            } else {
+                leading.append(contentsOf: arguments[index..<min(index + 2, arguments.count)])
+                index += 2
+            }
+        }
+        guard !leading.isEmpty, index < arguments.count else { return arguments }
+        // The subcommand path: words up to the first option (e.g. `dead list`).
+        var rest = Array(arguments[index...])
+        var path = 0
+        while path < rest.count, !rest[path].hasPrefix("-"), subcommandNames.contains(rest[path]) { path += 1 }
+        rest.insert(contentsOf: leading, at: path)
+        return rest
+    }
+
+    private static let subcommandNames: Set<String> = ["enqueue", "status", "watch", "cancel", "queues", "dead", "list",
+                                                       "retry", "purge", "concurrency", "scripts"]
+
+    /// Logs go to stderr at `IMAGEQUEUE_LOG_LEVEL` (default `error`), so a command's
+    /// own one-line message is all a user sees when something fails.
+    static func bootstrapLogging() {
+        let level = GlobalOptions.environment("IMAGEQUEUE_LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? .error
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
     }
 }
 

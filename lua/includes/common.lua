@@ -1,4 +1,4 @@
--- Shared helpers, pasted in place of `--@include common.lua` at build time.
+-- Shared helpers, pasted in place of each script's include line for this file at build time.
 --
 -- Every model script receives the same KEYS, in this order:
 --   KEYS[1] pending  ZSET   job id -> enqueue sequence (lowest = head of the queue)

@@ -1,0 +1,158 @@
+@testable import ImageQueue
+import RedisClient
+import Testing
+import TestSupport
+
+/// Each Lua script called directly, as a client in another language would, with the
+/// error codes of docs/PROTOCOL.md.
+@Suite struct ScriptTests {
+    struct Caller {
+        let redis: RedisConnection
+        let keys: QueueKeys
+
+        func call(_ name: String, model: String = "flux", extraKeys: [String] = [], _ arguments: [String]) async -> RESPValue {
+            let script = RedisScript(name: name, source: ImageQueueScripts.sources[name]!)
+            let command = RedisCommand.script(script, keys: keys.scriptKeys(model) + extraKeys,
+                                              arguments: [model, keys.events(model)] + arguments)
+            return (try? await redis.pipeline([command]).first) ?? .error("CONNECTION failed")
+        }
+
+        func enqueue(_ id: String, prompt: String = "p") async -> RESPValue {
+            await call("enqueueJob", [id, #"{"prompt":"\#(prompt)","user":"u"}"#, "3", "0"])
+        }
+    }
+
+    func caller() throws -> Caller {
+        Caller(redis: RedisConnection(configuration: try RedisConfiguration(url: TestEnvironment.redisURL())),
+               keys: QueueKeys(prefix: TestEnvironment.uniquePrefix("s")))
+    }
+
+    func code(_ value: RESPValue) -> String? {
+        if case .error(let text) = value { return text.split(separator: " ").first.map(String.init) }
+        return nil
+    }
+
+    @Test func everyScriptIsEmbeddedWithItsHeaderAndIncludesResolved() {
+        let names = ["enqueueJob", "claimJob", "extendLease", "reportProgress", "completeJob", "failJob", "releaseJob",
+                     "recoverExpired", "cancelJob", "retryDead", "purgeDead", "setConcurrency", "checkRateLimit"]
+        #expect(Set(ImageQueueScripts.sources.keys) == Set(names))
+        for (name, source) in ImageQueueScripts.sources {
+            #expect(source.hasPrefix("--[[\n  \(name):"), "\(name) opens with its header")
+            #expect(!source.contains("--@include"), "\(name) has its includes resolved")
+        }
+    }
+
+    @Test func enqueueJobRejectsBadInputWithoutWriting() async throws {
+        let s = try caller()
+        #expect(code(await s.call("enqueueJob", ["sdxl-wrongmodel", #"{"prompt":"p","user":"u"}"#, "3", "0"])) == "BAD_REQUEST")
+        #expect(code(await s.call("enqueueJob", ["flux-", #"{"prompt":"p","user":"u"}"#, "3", "0"])) == "BAD_REQUEST")
+        #expect(code(await s.call("enqueueJob", ["flux-a b", #"{"prompt":"p","user":"u"}"#, "3", "0"])) == "BAD_REQUEST")
+        #expect(code(await s.call("enqueueJob", ["flux-1", #"["prompt"]"#, "3", "0"])) == "BAD_REQUEST")
+        #expect(code(await s.call("enqueueJob", ["flux-1", #"{"prompt":"","user":"u"}"#, "3", "0"])) == "BAD_REQUEST")
+        #expect(code(await s.call("enqueueJob", ["flux-1", #"{"prompt":"p"}"#, "3", "0"])) == "BAD_REQUEST")
+        #expect(code(await s.call("enqueueJob", ["flux-1", #"{"prompt":"p","user":"u"}"#, "0", "0"])) == "BAD_REQUEST")
+        #expect(code(await s.call("enqueueJob", ["flux-1", #"{"prompt":"p","user":"u"}"#, "inf", "0"])) == "BAD_REQUEST")
+        let idem = s.keys.idempotency("flux", key: "k")
+        #expect(code(await s.call("enqueueJob", extraKeys: [idem], ["flux-1", #"{"prompt":"p","user":"u"}"#, "3", "1.5"])) == "BAD_REQUEST")
+        #expect(try await s.redis.send("KEYS", "\(s.keys.prefix):*").array?.isEmpty == true)
+
+        #expect(await s.enqueue("flux-1").array?.first?.string == "flux-1")
+        #expect(code(await s.enqueue("flux-1")) == "EXISTS")
+    }
+
+    @Test func claimJobAnswersFullEmptyAndBadLease() async throws {
+        let s = try caller()
+        #expect(await s.call("claimJob", ["w", "1000"]) == .array([.bulk(Array("empty".utf8))]))
+        #expect(code(await s.call("claimJob", ["w", "0"])) == "BAD_REQUEST")
+        #expect(code(await s.call("claimJob", ["", "1000"])) == "BAD_REQUEST")
+        _ = await s.enqueue("flux-1")
+        _ = await s.enqueue("flux-2")
+        let claim = await s.call("claimJob", ["w", "1000"])
+        #expect(claim.array?.first?.string == "ok" && claim.array?[1].string == "flux-1")
+        #expect(await s.call("claimJob", ["w", "1000"]) == .array([.bulk(Array("full".utf8))]))
+    }
+
+    @Test func ownerScriptsAnswerNotFoundStaleTokenAndBadRequest() async throws {
+        let s = try caller()
+        _ = await s.enqueue("flux-1")
+        let claim = await s.call("claimJob", ["w", "30000"])
+        let token = try #require(claim.array?[2].string)
+        let result = #"{"content_type":"image/png","bytes":1,"store":"directory"}"#
+        let error = #"{"code":"c","message":"m"}"#
+        let owner: [(String, [String])] = [
+            ("extendLease", ["1000"]), ("reportProgress", ["generating", "{}"]), ("completeJob", [result, "0"]),
+            ("failJob", ["permanent", error]), ("releaseJob", []),
+        ]
+        for (name, rest) in owner {
+            #expect(code(await s.call(name, ["flux-missing", token] + rest)) == "NOT_FOUND", "\(name)")
+            #expect(code(await s.call(name, ["flux-1", "999999"] + rest)) == "STALE_TOKEN", "\(name)")
+            #expect(code(await s.call(name, ["flux-1", ""] + rest)) == "STALE_TOKEN", "\(name)")
+        }
+        #expect(code(await s.call("extendLease", ["flux-1", token, "-5"])) == "BAD_REQUEST")
+        #expect(code(await s.call("reportProgress", ["flux-1", token, "completed", "{}"])) == "BAD_REQUEST")
+        #expect(code(await s.call("reportProgress", ["flux-1", token, "generating", "[7,8]"])) == "BAD_REQUEST")
+        #expect(code(await s.call("completeJob", ["flux-1", token, "[1]", "0"])) == "BAD_REQUEST")
+        #expect(code(await s.call("completeJob", ["flux-1", token, result, "1.5"])) == "BAD_REQUEST")
+        #expect(code(await s.call("failJob", ["flux-1", token, "sometimes", error])) == "BAD_REQUEST")
+        #expect(code(await s.call("failJob", ["flux-1", token, "retry", #"{"code":1}"#])) == "BAD_REQUEST")
+        // None of the refusals changed the job: the owner still completes it.
+        #expect(await s.call("completeJob", ["flux-1", token, result, "0"]) == .integer(1))
+        // A queued job that was never claimed is not NOT_FOUND but STALE_TOKEN.
+        _ = await s.enqueue("flux-2")
+        #expect(code(await s.call("extendLease", ["flux-2", "1", "1000"])) == "STALE_TOKEN")
+    }
+
+    @Test func cancelRetryPurgeRecoverAndConcurrencyValidateTheirArguments() async throws {
+        let s = try caller()
+        _ = await s.enqueue("flux-1")
+        #expect(code(await s.call("cancelJob", ["flux-nope", "0"])) == "NOT_FOUND")
+        #expect(code(await s.call("cancelJob", ["flux-1", "x"])) == "BAD_REQUEST")
+        #expect(await s.call("cancelJob", ["flux-1", "0"]) == .integer(1))
+        #expect(code(await s.call("cancelJob", ["flux-1", "0"])) == "NOT_QUEUED")
+        for name in ["retryDead", "purgeDead"] {
+            #expect(code(await s.call(name, ["", "0"])) == "BAD_REQUEST", "\(name)")
+            #expect(code(await s.call(name, ["flux-1", "10"])) == "NOT_FOUND", "\(name)")
+            #expect(await s.call(name, ["", "10"]) == .integer(0), "\(name)")
+        }
+        #expect(code(await s.call("recoverExpired", ["0"])) == "BAD_REQUEST")
+        #expect(await s.call("recoverExpired", ["10"]) == .array([.integer(0), .integer(0)]))
+        #expect(code(await s.call("setConcurrency", ["0"])) == "BAD_REQUEST")
+        #expect(code(await s.call("setConcurrency", ["2.5"])) == "BAD_REQUEST")
+        #expect(await s.call("setConcurrency", ["4"]) == .integer(4))
+        #expect(try await s.redis.send("HGET", s.keys.meta("flux"), "concurrency").int == 4)
+    }
+
+    @Test func checkRateLimitCountsAWindowAndSaysWhenToRetry() async throws {
+        let s = try caller()
+        let script = RedisScript(name: "checkRateLimit", source: ImageQueueScripts.sources["checkRateLimit"]!)
+        let key = s.keys.rateLimit(user: "u1")
+        func check(_ member: String, limit: String = "2", window: String = "60000") async throws -> RESPValue {
+            try await s.redis.pipeline([.script(script, keys: [key], arguments: [limit, window, member])])[0]
+        }
+        #expect(try await check("a") == .array([.integer(1), .integer(1), .integer(0)]))
+        #expect(try await check("b") == .array([.integer(1), .integer(0), .integer(0)]))
+        let refused = try await check("c").array ?? []
+        #expect(refused.first == .integer(0))
+        // When the oldest request leaves the window: within the 60 s window, most of it left.
+        #expect((refused.last?.int ?? 0) > 30_000 && (refused.last?.int ?? 0) <= 60_000)
+        #expect(code(try await check("d", limit: "0")) == "BAD_REQUEST")
+        #expect(code(try await check("d", window: "1.5")) == "BAD_REQUEST")
+        #expect(code(try await check("")) == "BAD_REQUEST")
+        #expect(try await s.redis.send("PTTL", key).int ?? 0 > 0)
+    }
+
+    @Test func theDoorbellHoldsAtMostOneToken() async throws {
+        let s = try caller()
+        for index in 0..<20 { _ = await s.enqueue("flux-\(index)") }
+        #expect(try await s.redis.send("LLEN", s.keys.wake("flux")).int == 1)
+        try await s.redis.send("DEL", s.keys.wake("flux"))
+        // The recovery sweep repairs a lost token while work is waiting and a slot is free.
+        _ = await s.call("recoverExpired", ["10"])
+        #expect(try await s.redis.send("LLEN", s.keys.wake("flux")).int == 1)
+        // No token while the model is full.
+        try await s.redis.send("DEL", s.keys.wake("flux"))
+        _ = await s.call("claimJob", ["w", "30000"])
+        _ = await s.call("recoverExpired", ["10"])
+        #expect(try await s.redis.send("LLEN", s.keys.wake("flux")).int == 0)
+    }
+}

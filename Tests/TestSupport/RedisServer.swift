@@ -1,0 +1,171 @@
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `redis-server` process on a free loopback port, owned by a test. It can be
+/// stopped, killed and started again on the same port (for reconnect tests).
+public final class RedisServer: @unchecked Sendable {
+    // Safe to share: `pid` is only read and replaced under `lock`.
+    public let port: Int
+    public let directory: URL
+    private let extraArguments: [String]
+    private var pid: pid_t?
+    private let lock = NSLock()
+
+    /// Starts a server from a test task, without blocking the cooperative pool.
+    public static func launch(extraArguments: [String] = []) async throws -> RedisServer {
+        try await offPool { try RedisServer(extraArguments: extraArguments) }
+    }
+
+    /// Starts a server, blocking the calling thread until it accepts connections; from a
+    /// test task use `launch`.
+    public init(extraArguments: [String] = []) throws {
+        port = try Self.freePort()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("iq-redis-\(port)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.extraArguments = extraArguments
+        try startBlocking()
+    }
+
+    deinit {
+        signalAndWait(SIGTERM)
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    public var url: String { "redis://127.0.0.1:\(port)" }
+
+    /// Starts the process (again) and waits until it accepts connections.
+    public func start() async throws { try await offPool { try self.startBlocking() } }
+
+    /// Stops the process (SIGTERM) and waits for it to exit.
+    public func stop() async { _ = try? await offPool { self.signalAndWait(SIGTERM) } }
+
+    /// Kills the process (SIGKILL), as a crash would.
+    public func kill() async { _ = try? await offPool { self.signalAndWait(SIGKILL) } }
+
+    /// Stops then starts the server on the same port.
+    public func restart() async throws {
+        try await offPool {
+            self.signalAndWait(SIGTERM)
+            try self.startBlocking()
+        }
+    }
+
+    private func startBlocking() throws {
+        let arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                         "--dir", directory.path, "--daemonize", "no", "--loglevel", "warning"] + extraArguments
+        // posix_spawn and waitpid directly: the test owns this child and reaps it itself.
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        // A child inherits its parent thread's signal mask, and Swift's task threads block
+        // SIGTERM: start the server with an empty mask and default handlers, or it would
+        // ignore stop().
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var child: pid_t = 0
+        let status = posix_spawn(&child, try Self.redisServerPath(), &actions, &attributes, argv, environ)
+        guard status == 0 else { throw TestSetupError("cannot start redis-server (error \(status))") }
+        lock.withLock { self.pid = child }
+        RedisServer.spawned.withLock { $0.insert(child) }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if Self.canConnect(port: port) { return }
+            usleep(20_000)
+        }
+        throw TestSetupError("redis-server did not start on port \(port)")
+    }
+
+    private func signalAndWait(_ signal: Int32) {
+        guard let pid = lock.withLock({ () -> pid_t? in
+            defer { self.pid = nil }
+            return self.pid
+        }) else { return }
+        Glibc.kill(pid, signal)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        RedisServer.spawned.withLock { _ = $0.remove(pid) }
+        // The port must be free before a restart binds it again.
+        let deadline = Date().addingTimeInterval(5)
+        while Self.canConnect(port: port), Date() < deadline { usleep(10_000) }
+    }
+
+    /// Servers still running; killed when the test process exits, so none outlives a run.
+    static let spawned: Mutex<Set<pid_t>> = {
+        atexit {
+            for pid in RedisServer.spawned.withLock({ $0 }) { Glibc.kill(pid, SIGKILL) }
+        }
+        return Mutex([])
+    }()
+
+    static func redisServerPath() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") + ["/usr/bin", "/usr/local/bin"] {
+            let candidate = "\(directory)/redis-server"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw TestSetupError("redis-server is not installed (apt-get install redis-server)")
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing uses now, below Linux's ephemeral range
+    /// (32768-60999): a server restarted on its port must not find it taken by some
+    /// client connection's local port meanwhile.
+    public static func freePort() throws -> Int {
+        for _ in 0..<200 {
+            let port = Int.random(in: 20000..<32000)
+            if canBind(port: port) { return port }
+        }
+        throw TestSetupError("no free port found")
+    }
+
+    static func canBind(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var reuse: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+/// A test's setup could not be made (a missing tool, a port that would not open).
+public struct TestSetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
