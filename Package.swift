@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "ImageQueue", targets: ["ImageQueue"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
         .executable(name: "imagequeue", targets: ["imagequeue"]),
+        .executable(name: "imagequeue-bench", targets: ["ImageQueueBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -53,6 +54,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+
+        // Throughput figures for docs/PERFORMANCE.md (not part of the test suite).
+        .executableTarget(
+            name: "ImageQueueBenchmarks",
+            dependencies: ["ImageQueue", "RedisClient"]
         ),
 
         // Build-time embedding of lua/*.lua into the binary.

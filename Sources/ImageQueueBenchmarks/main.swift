@@ -1,0 +1,102 @@
+// imagequeue-bench: prints throughput figures for the queue core. Not a test: it asserts
+// nothing, it measures. Run it in release mode against a Redis nobody else is using:
+//
+//   swift run -c release imagequeue-bench --redis redis://127.0.0.1:6390 --jobs 20000
+//
+// Every key it writes is under a fresh prefix and deleted at the end.
+
+import ImageQueue
+import RedisClient
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Options {
+    var redisURL = "redis://127.0.0.1:6379"
+    var jobs = 20_000
+    var batchSize = 100
+
+    init(_ arguments: [String]) {
+        var iterator = arguments.makeIterator()
+        while let argument = iterator.next() {
+            switch argument {
+            case "--redis": redisURL = iterator.next() ?? redisURL
+            case "--jobs": jobs = iterator.next().flatMap(Int.init) ?? jobs
+            case "--batch": batchSize = iterator.next().flatMap(Int.init) ?? batchSize
+            default:
+                print("usage: imagequeue-bench [--redis URL] [--jobs N] [--batch N]")
+                exit(2)
+            }
+        }
+    }
+}
+
+func measure(_ label: String, operations: Int, _ body: () async throws -> Void) async rethrows {
+    let clock = ContinuousClock()
+    let elapsed = try await clock.measure(body)
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let rate = Double(operations) / seconds
+    let perOperation = seconds / Double(operations) * 1e6
+    print("| \(label) | \(operations) | \(String(format2(seconds))) s | \(Int(rate.rounded())) /s | \(format1(perOperation)) µs |")
+}
+
+func format2(_ value: Double) -> String { String(Double(Int(value * 100)) / 100) }
+func format1(_ value: Double) -> String { String(Double(Int(value * 10)) / 10) }
+
+let options = Options(Array(CommandLine.arguments.dropFirst()))
+let redisConfiguration = try RedisConfiguration(url: options.redisURL)
+var configuration = QueueConfiguration()
+configuration.keyPrefix = "bench\(UInt32.random(in: 0...UInt32.max))"
+configuration.rateLimit = nil
+let client = try ImageQueueClient(redis: redisConfiguration, configuration: configuration)
+let worker = WorkerQueue(redis: redisConfiguration, configuration: configuration, workerID: "bench")
+let raw = RedisConnection(configuration: redisConfiguration)
+let result = JobResult(contentType: "image/png", bytes: 1, store: "directory", path: "/dev/null")
+
+print("ImageQueue queue-core benchmark: \(options.jobs) jobs, Redis \(raw.endpointDescription)")
+print("")
+print("| operation | count | time | rate | per operation |")
+print("|---|---|---|---|---|")
+
+let pings = options.jobs
+try await measure("PING round trip, one caller (client ceiling)", operations: pings) {
+    for _ in 0..<pings { try await raw.send("PING") }
+}
+
+try await measure("enqueue, one at a time", operations: options.jobs) {
+    for index in 0..<options.jobs {
+        _ = try await client.enqueue(JobRequest(model: "flux", prompt: "benchmark prompt \(index)", user: "bench"))
+    }
+}
+
+let batches = options.jobs / options.batchSize
+try await measure("enqueue, batches of \(options.batchSize)", operations: batches * options.batchSize) {
+    for batch in 0..<batches {
+        let requests = (0..<options.batchSize).map {
+            JobRequest(model: "sdxl", prompt: "benchmark prompt \(batch)-\($0)", user: "bench")
+        }
+        _ = try await client.enqueue(batch: requests)
+    }
+}
+
+try await measure("claim + complete, one claimer", operations: options.jobs) {
+    for _ in 0..<options.jobs {
+        guard case .claimed(let job) = try await worker.claim(model: "flux", lease: .seconds(30)) else {
+            fatalError("queue ran dry")
+        }
+        try await worker.complete(job, result: result)
+    }
+}
+
+// Clean up everything under the prefix.
+var cursor = "0"
+repeat {
+    let reply = try await raw.send("SCAN", cursor, "MATCH", "\(configuration.keyPrefix):*", "COUNT", "1000")
+    let parts = reply.array ?? []
+    cursor = parts.first?.string ?? "0"
+    let keys = parts.count > 1 ? (parts[1].array ?? []).compactMap(\.string) : []
+    if !keys.isEmpty { try await raw.send(RedisCommand(arguments: (["UNLINK"] + keys).map(\.redisBytes))) }
+} while cursor != "0"
+client.close()
+worker.close()
+raw.close()

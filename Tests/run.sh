@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs ImageQueue's whole test suite on a fresh Debian machine:
+# installs what is missing (redis-server, libhiredis-dev, libcurl4-openssl-dev, redis-py),
+# starts a private redis-server on a free loopback port, builds, runs `swift test`, and
+# stops that server by its pid. Usage: bash Tests/run.sh [extra swift test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*"; }
+
+# --- System packages -------------------------------------------------------------------
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
+[ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! python3 -c 'import redis' >/dev/null 2>&1; then
+  log "installing redis-py"
+  python3 -m pip install --quiet redis 2>/dev/null || python3 -m pip install --quiet --break-system-packages redis
+fi
+
+# --- A private Redis for the suite -----------------------------------------------------
+workdir=$(mktemp -d /tmp/imagequeue-tests.XXXXXX)
+port=""
+for _ in $(seq 1 50); do
+  candidate=$(( (RANDOM % 10000) + 20000 ))
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then port=$candidate; break; fi
+done
+[ -n "$port" ] || { echo "no free port found" >&2; exit 1; }
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" \
+  --daemonize yes --pidfile "$workdir/redis.pid" --logfile "$workdir/redis.log" >/dev/null
+cleanup() {
+  if [ -f "$workdir/redis.pid" ]; then kill "$(cat "$workdir/redis.pid")" 2>/dev/null || true; fi
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  redis-cli -p "$port" ping >/dev/null 2>&1 && break
+  sleep 0.05
+done
+export IMAGEQUEUE_TEST_REDIS_URL="redis://127.0.0.1:$port"
+log "redis-server $(redis-server --version | awk '{print $3}') on 127.0.0.1:$port (pid $(cat "$workdir/redis.pid"))"
+
+# --- Build and test -------------------------------------------------------------------
+log "building"
+swift build --build-tests
+export IMAGEQUEUE_BINARY="$PWD/.build/debug/imagequeue"
+log "testing"
+swift test --skip-build "$@"
