@@ -13,6 +13,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C libraries from Debian: libhiredis-dev, libcurl4-openssl-dev.
@@ -36,6 +40,10 @@ let package = Package(
             ]
         ),
 
+        // Swift wrapper over libcurl: the HTTP client the worker calls endpoints with;
+        // the only code that touches libcurl pointers.
+        .target(name: "CurlHTTP", dependencies: ["CCurl"]),
+
         // The producer library: models, keys, scripts, client, inspector.
         .target(
             name: "ImageQueue",
@@ -46,11 +54,28 @@ let package = Package(
             plugins: ["EmbedLuaPlugin"]
         ),
 
+        // The worker: claim loops, prompt enhancement, generation, result stores, metrics.
+        .target(
+            name: "ImageWorker",
+            dependencies: [
+                "ImageQueue",
+                "RedisClient",
+                "CurlHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+
         .executableTarget(
             name: "imagequeue",
             dependencies: [
                 "ImageQueue",
+                "ImageWorker",
                 "RedisClient",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -76,6 +101,11 @@ let package = Package(
         .testTarget(
             name: "RedisClientTests",
             dependencies: ["RedisClient", "TestSupport"]
+        ),
+        .testTarget(
+            name: "CurlHTTPTests",
+            dependencies: ["CurlHTTP", "TestSupport"],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "ImageQueueTests",

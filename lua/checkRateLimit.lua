@@ -13,9 +13,10 @@
 ]]
 
 local key, limit, window, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-if not limit or limit < 1 or limit ~= math.floor(limit) or not window or window < 1 or window ~= math.floor(window)
+if not limit or limit < 1 or limit > 1e6 or limit ~= math.floor(limit)
+  or not window or window < 1 or window > 1e12 or window ~= math.floor(window)
   or not member or member == '' then
-  return redis.error_reply('BAD_REQUEST limit and window must be whole numbers >= 1 and the request id non-empty')
+  return redis.error_reply('BAD_REQUEST limit (1-1000000) and window (1-1e12 ms) must be whole numbers and the request id non-empty')
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

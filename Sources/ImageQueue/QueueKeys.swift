@@ -29,10 +29,17 @@ public struct QueueKeys: Sendable, Equatable {
     public func jobPrefix(_ model: String) -> String { base(model) + "job:" }
     /// A job's HASH.
     public func job(_ id: JobID) -> String { jobPrefix(id.model) + id.rawValue }
+    /// A finished job's image bytes (redis result store), under a TTL.
+    public func result(_ id: JobID) -> String { base(id.model) + "result:" + id.rawValue }
     /// Idempotency key → job id.
     public func idempotency(_ model: String, key: String) -> String { base(model) + "idem:" + key }
     /// A user's rate-limit window (its own hash tag: one user's limit spans models).
     public func rateLimit(user: String) -> String { "\(prefix):ratelimit:{\(user)}" }
+
+    /// Live workers: ZSET worker id → last heartbeat (ms).
+    public var workers: String { "\(prefix):workers" }
+    /// One live worker's description (JSON), under a TTL.
+    public func worker(_ id: String) -> String { "\(prefix):worker:\(id)" }
 
     /// Pub/sub channel of every event of a model.
     public func events(_ model: String) -> String { base(model) + "events" }

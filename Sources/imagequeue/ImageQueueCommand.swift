@@ -12,7 +12,7 @@ struct ImageQueueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imagequeue",
         abstract: "A durable Redis job queue for AI image generation.",
-        subcommands: [EnqueueCommand.self, StatusCommand.self, WatchCommand.self, CancelCommand.self,
+        subcommands: [DemoCommand.self, WorkerCommand.self, EnqueueCommand.self, StatusCommand.self, WatchCommand.self, CancelCommand.self,
                       QueuesCommand.self, DeadCommand.self, ConcurrencyCommand.self, ScriptsCommand.self]
     )
 
@@ -79,13 +79,16 @@ extension ImageQueueCommand {
         return rest
     }
 
-    private static let subcommandNames: Set<String> = ["enqueue", "status", "watch", "cancel", "queues", "dead", "list",
+    private static let subcommandNames: Set<String> = ["demo", "worker", "enqueue", "status", "watch", "cancel", "queues", "dead", "list",
                                                        "retry", "purge", "concurrency", "scripts"]
 
     /// Logs go to stderr at `IMAGEQUEUE_LOG_LEVEL` (default `error`), so a command's
     /// own one-line message is all a user sees when something fails.
     static func bootstrapLogging() {
-        let level = GlobalOptions.environment("IMAGEQUEUE_LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? .error
+        // A worker logs its work (info); the other commands only their failures.
+        let firstWord = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") }
+        let fallback: Logger.Level = firstWord == "worker" ? .info : .error
+        let level = GlobalOptions.environment("IMAGEQUEUE_LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? fallback
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

@@ -81,7 +81,7 @@ def emit(document):
 
 
 class Watcher:
-    """Follows one job's events: subscribe first, then read the stored event (§12)."""
+    """Follows one job's events: subscribe first, then read the stored event (§11)."""
 
     def __init__(self, client, base):
         self.client = client
@@ -166,7 +166,7 @@ def run(arguments):
     watcher = Watcher(client, base)
     try:
         watcher.subscribe(job_id)
-        watcher.read_stored()  # a brand-new id has no event yet; read anyway, as §12 says
+        watcher.read_stored()  # a brand-new id has no event yet; read anyway, as §11 says
 
         request = {"v": 1, "prompt": arguments.prompt, "user": arguments.user,
                    "enhance": not arguments.no_enhance}

@@ -46,7 +46,7 @@ end
 
 -- A JSON object decoded to a table, or nil for anything else (arrays included).
 local function decodeObject(text)
-  if not text or text == '' then return nil end
+  if not text or text == '' or string.match(text, '^%s*%[') then return nil end
   local ok, value = pcall(cjson.decode, text)
   if not ok or type(value) ~= 'table' or #value > 0 then return nil end
   for k in pairs(value) do
@@ -116,6 +116,7 @@ end
 -- Token check shared by every owner-only script: returns an error reply, or nil when the
 -- caller still owns the job (its token matches and the job holds a lease).
 local function ownerError(jobKey, id, token)
+  token = token or ''
   local h = redis.call('HMGET', jobKey, 'status', 'token')
   if not h[1] then return redis.error_reply('NOT_FOUND job ' .. id .. ' does not exist') end
   local current = h[2] or ''

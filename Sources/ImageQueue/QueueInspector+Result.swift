@@ -1,0 +1,35 @@
+import FoundationEssentials
+import RedisClient
+
+extension QueueInspector {
+    /// A completed job's image, from whichever store the worker used: the Redis blob, or
+    /// the file at the result's path (which must be readable from this host).
+    /// - Throws: `ImageQueueError` `.notFound` (no such job, not completed, or the image
+    ///   expired), `.redis`.
+    public func result(_ id: String) async throws(ImageQueueError) -> (bytes: [UInt8], contentType: String) {
+        let info = try await status(id)
+        guard info.status == .completed, let result = info.result else {
+            throw ImageQueueError(.notFound, "job \(id) has no result (it is \(info.status.rawValue))", jobID: id)
+        }
+        switch result.store {
+        case "redis":
+            let jobID = try JobID(id)
+            let key = result.key ?? configuration.keys.result(jobID)
+            let reply: RESPValue
+            do {
+                reply = try await redis.send("GET", key)
+            } catch {
+                throw ImageQueueError.redis(error, operation: "read result", jobID: id)
+            }
+            guard let bytes = reply.bytes else {
+                throw ImageQueueError(.notFound, "the image of job \(id) has expired", jobID: id)
+            }
+            return (bytes, result.contentType)
+        default:
+            guard let path = result.path, let data = FileManager.default.contents(atPath: path) else {
+                throw ImageQueueError(.notFound, "the image file of job \(id) is not readable here", jobID: id)
+            }
+            return (Array(data), result.contentType)
+        }
+    }
+}

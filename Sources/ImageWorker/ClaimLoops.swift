@@ -1,0 +1,90 @@
+import ImageQueue
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The claim loops of every served model, as one service: each model has its own loops,
+/// so a slow model never delays another. On graceful shutdown the loops stop claiming;
+/// jobs in flight get the grace period to finish and are then released to the head of
+/// their queue.
+struct ClaimLoops: Service {
+    let queue: WorkerQueue
+    let processor: JobProcessor
+    let models: [String]
+    let slotsPerModel: Int
+    let configuration: WorkerConfiguration
+    let metrics: WorkerMetrics
+    let currentJobs: CurrentJobs
+    let logger: Logger
+
+    func run() async throws {
+        await withDiscardingTaskGroup { group in
+            for model in models {
+                for slot in 0..<slotsPerModel {
+                    group.addTask { await loop(model: model, slot: slot) }
+                }
+            }
+        }
+    }
+
+    private func loop(model: String, slot: Int) async {
+        var logger = logger
+        logger[metadataKey: "job.model"] = "\(model)"
+        var failures = 0
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            metrics.tick(model: model)
+            do {
+                switch try await queue.claim(model: model, lease: configuration.lease) {
+                case .claimed(let job):
+                    failures = 0
+                    await runWithGrace(job)
+                case .full, .empty:
+                    failures = 0
+                    // Blocks inside Redis until the doorbell rings; shutdown interrupts it.
+                    _ = try await cancelWhenGracefulShutdown { try await queue.waitForWork(model: model) }
+                }
+            } catch {
+                if Task.isShuttingDownGracefully || Task.isCancelled { break }
+                failures += 1
+                let ceiling = Int64(min(5_000, 100 << min(failures, 6)))
+                if failures == 1 {
+                    logger.warning("cannot reach Redis; retrying with backoff", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .milliseconds(Int64.random(in: ceiling / 2...ceiling)))
+            }
+        }
+        logger.debug("claim loop stopped", metadata: ["slot": "\(slot)"])
+    }
+
+    /// Runs the job; after a shutdown request it has `grace` to finish, then it is
+    /// cancelled (and so released).
+    private func runWithGrace(_ job: ClaimedJob) async {
+        currentJobs.add(job.id)
+        defer { currentJobs.remove(job.id) }
+        let work = Task { await processor.process(job) }
+        let grace = configuration.grace
+        let logger = logger
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                _ = await work.value
+            } onGracefulShutdown: {
+                logger.info("shutting down: waiting for the job in flight", metadata: ["job.id": "\(job.id)",
+                                                                                      "grace_s": "\(grace.seconds)"])
+                Task {
+                    try? await Task.sleep(for: grace)
+                    work.cancel()
+                }
+            }
+        } onCancel: {
+            work.cancel()
+        }
+    }
+}
+
+/// The ids of the jobs this worker runs now (for the registry).
+final class CurrentJobs: Sendable {
+    private let ids = Mutex<Set<String>>([])
+    func add(_ id: String) { ids.withLock { _ = $0.insert(id) } }
+    func remove(_ id: String) { ids.withLock { _ = $0.remove(id) } }
+    var all: [String] { ids.withLock { Array($0).sorted() } }
+}

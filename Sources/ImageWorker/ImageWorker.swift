@@ -1,0 +1,101 @@
+import CurlHTTP
+import ImageQueue
+import Logging
+import RedisClient
+import ServiceLifecycle
+
+/// A stateless worker process's parts, composed: claim loops per model, the processor
+/// (enhancer, generator, result store), and the maintenance chores. `services` go into a
+/// `ServiceGroup`, which turns SIGTERM/SIGINT into a graceful shutdown.
+public final class ImageWorker: Sendable {
+    /// This worker's id (recorded on the jobs it claims and in the registry).
+    public let workerID: String
+    /// The models it serves (those whose backend is configured).
+    public let models: [String]
+    /// Models asked for but not served, and why.
+    public let skipped: [(model: String, reason: String)]
+    /// The worker's metrics.
+    public let metrics: WorkerMetrics
+    let queue: WorkerQueue
+    let redis: RedisConnection
+    let configuration: WorkerConfiguration
+    let processor: JobProcessor
+    let store: any ResultStore
+    let currentJobs = CurrentJobs()
+    let slotsPerModel: Int
+    let logger: Logger
+
+    /// Builds a worker.
+    /// - Throws: `ConfigurationError` when a setting cannot be used or no model can be served.
+    public init(configuration: WorkerConfiguration, redis redisConfiguration: RedisConfiguration, models requested: [String],
+                workerID: String, slotsPerModel: Int = 1, logger: Logger) throws(ConfigurationError) {
+        for model in requested where !configuration.queue.models.contains(model) {
+            throw ConfigurationError(setting: "--models", "names unknown model '\(model)' (configured: \(configuration.queue.models.joined(separator: ", ")))")
+        }
+        let (serve, skipped) = configuration.servableModels(requested)
+        guard !serve.isEmpty else {
+            throw ConfigurationError(setting: "--models", "leaves nothing to serve: " + skipped.map { "\($0.model): \($0.reason)" }.joined(separator: "; "))
+        }
+        var logger = logger
+        logger[metadataKey: "worker.id"] = "\(workerID)"
+        self.logger = logger
+        self.workerID = workerID
+        self.models = serve
+        self.skipped = skipped
+        self.configuration = configuration
+        self.slotsPerModel = max(1, slotsPerModel)
+        metrics = WorkerMetrics()
+        queue = WorkerQueue(redis: redisConfiguration, configuration: configuration.queue, workerID: workerID,
+                            blockTimeout: .seconds(5), logger: logger)
+        redis = RedisConnection(configuration: redisConfiguration, logger: logger)
+
+        let http = HTTPClient()
+        let enhancer: any PromptEnhancer
+        let generator: any ImageGenerator
+        switch configuration.backend {
+        case .placeholder:
+            enhancer = PlaceholderEnhancer(maxLength: configuration.maxEnhancedPromptLength)
+            generator = PlaceholderGenerator(delay: configuration.placeholderDelay)
+        case .http:
+            switch configuration.llmProvider {
+            case .openrouter:
+                enhancer = OpenRouterEnhancer(http: http, baseURL: configuration.openRouterBaseURL,
+                                              apiKey: configuration.openRouterAPIKey ?? "", model: configuration.openRouterModel,
+                                              timeout: configuration.enhancementTimeout, connectTimeout: configuration.connectTimeout,
+                                              maxLength: configuration.maxEnhancedPromptLength)
+            case .gemini:
+                enhancer = GeminiEnhancer(http: http, baseURL: configuration.geminiBaseURL, apiKey: configuration.geminiAPIKey ?? "",
+                                          model: configuration.geminiModel, timeout: configuration.enhancementTimeout,
+                                          connectTimeout: configuration.connectTimeout,
+                                          maxLength: configuration.maxEnhancedPromptLength)
+            case .none:
+                enhancer = NoEnhancer()
+            }
+            generator = HTTPImageGenerator(http: http, fluxURL: configuration.fluxURL, sdxlURL: configuration.sdxlURL,
+                                           sdxlAPIKey: configuration.sdxlAPIKey, timeout: configuration.generationTimeout,
+                                           connectTimeout: configuration.connectTimeout, maxBytes: configuration.maxImageBytes)
+        }
+        switch configuration.resultStore {
+        case .directory:
+            store = try DirectoryResultStore(directory: configuration.outputDirectory, ttl: configuration.resultTTL)
+        case .redis:
+            store = RedisResultStore(redis: redis, keys: configuration.queue.keys, ttl: configuration.resultTTL)
+        }
+        processor = JobProcessor(queue: queue, enhancer: enhancer, generator: generator, store: store,
+                                 configuration: configuration, metrics: metrics, logger: logger)
+    }
+
+    deinit {
+        queue.close()
+        redis.close()
+    }
+
+    /// The worker's services, for a `ServiceGroup`: the claim loops last, so a graceful
+    /// shutdown stops them first and deregisters afterwards.
+    public var services: [any Service] {
+        [Maintenance(queue: queue, redis: redis, keys: configuration.queue.keys, models: models, workerID: workerID, store: store,
+                     currentJobs: currentJobs, configuration: configuration, logger: logger),
+         ClaimLoops(queue: queue, processor: processor, models: models, slotsPerModel: slotsPerModel,
+                    configuration: configuration, metrics: metrics, currentJobs: currentJobs, logger: logger)]
+    }
+}

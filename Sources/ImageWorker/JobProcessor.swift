@@ -1,0 +1,201 @@
+import ImageQueue
+import Logging
+import Synchronization
+
+/// Runs one claimed job to its end: enhance, generate (retrying transient failures inside
+/// the lease), store, complete; heartbeating the lease all along. A stale-token answer
+/// (another worker took the job over) abandons the job quietly.
+struct JobProcessor: Sendable {
+    let queue: WorkerQueue
+    let enhancer: any PromptEnhancer
+    let generator: any ImageGenerator
+    let store: any ResultStore
+    let configuration: WorkerConfiguration
+    let metrics: WorkerMetrics
+    let logger: Logger
+
+    /// How the job ended, from this worker's point of view.
+    enum Outcome: Equatable {
+        case completed, failed, requeued, released, abandoned
+    }
+
+    private struct LeaseLost: Error {}
+
+    /// Processes the job; when the calling task is cancelled (shutdown past the grace
+    /// period) the job is released to the head of its queue.
+    func process(_ job: ClaimedJob) async -> Outcome {
+        var jobLogger = logger
+        jobLogger[metadataKey: "job.id"] = "\(job.id)"
+        jobLogger[metadataKey: "job.model"] = "\(job.model)"
+        let logger = jobLogger
+        metrics.claimed(job)
+        let started = ContinuousClock.now
+        metrics.inFlight(+1)
+        defer { metrics.inFlight(-1) }
+        logger.info("job claimed", metadata: ["job.attempt": "\(job.attempt)"])
+
+        let outcome: Outcome = await withTaskGroup(of: Outcome?.self) { group in
+            group.addTask { await heartbeat(job, logger: logger) }
+            group.addTask { await run(job, logger: logger) }
+            var outcome: Outcome = .abandoned
+            for await finished in group {
+                if let finished {
+                    outcome = finished
+                    group.cancelAll()
+                    break
+                }
+            }
+            return outcome
+        }
+        metrics.finished(job, outcome: outcome, total: ContinuousClock.now - started)
+        logger.info("job \(outcome)")
+        return outcome
+    }
+
+    /// Extends the lease every third of it; returns `.abandoned` when the lease is lost,
+    /// nil when cancelled because the job ended.
+    private func heartbeat(_ job: ClaimedJob, logger: Logger) async -> Outcome? {
+        let interval = configuration.lease / 3
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return nil
+            }
+            do {
+                try await queue.heartbeat(job, lease: configuration.lease)
+            } catch where error.code == .staleToken || error.code == .notFound {
+                logger.warning("lease lost: another worker owns the job now; abandoning it")
+                return .abandoned
+            } catch {
+                if Task.isCancelled { return nil }
+                logger.warning("heartbeat failed; retrying", metadata: ["error": "\(error.message)"])
+            }
+        }
+        return nil
+    }
+
+    private func run(_ job: ClaimedJob, logger: Logger) async -> Outcome {
+        do {
+            return try await steps(job, logger: logger)
+        } catch is LeaseLost {
+            logger.warning("another worker owns the job now; abandoning it")
+            return .abandoned
+        } catch {
+            // Cancelled: the worker is shutting down past its grace period.
+            return await finish(job, logger: logger) { () async throws(ImageQueueError) in
+                let position = try await queue.release(job)
+                logger.info("released to the head of the queue", metadata: ["job.position": "\(position)"])
+                return .released
+            }
+        }
+    }
+
+    private func steps(_ job: ClaimedJob, logger: Logger) async throws -> Outcome {
+        var prompt = job.payload.prompt
+        if job.payload.enhance {
+            let clock = ContinuousClock.now
+            let enhancement = await enhancer.enhance(prompt)
+            try Task.checkCancellation()
+            metrics.enhanced(job, duration: ContinuousClock.now - clock, fellBack: enhancement.fellBack)
+            if enhancement.fellBack {
+                logger.notice("enhancement fell back to the original prompt", metadata: ["reason": "\(enhancement.reason ?? "")"])
+            }
+            prompt = enhancement.prompt
+            try await report(job, .generating, ["enhanced_prompt": .string(prompt), "enhancement": enhancement.eventDetail])
+        }
+
+        let attempts = configuration.generationAttempts
+        var attempt = 1
+        let generationStart = ContinuousClock.now
+        while true {
+            do {
+                let image = try await generator.generate(prompt: prompt, model: job.model)
+                try Task.checkCancellation()
+                metrics.generated(job, duration: ContinuousClock.now - generationStart)
+                let result = try await store.store(image, job: job)
+                return try await finish(job, logger: logger) { () async throws(ImageQueueError) in
+                    try await queue.complete(job, result: result)
+                    return .completed
+                }
+            } catch let error as GenerationError {
+                try Task.checkCancellation()
+                if error.kind == .storageFailed {
+                    logger.error("storing the image failed; the job goes back to the queue", metadata: ["error": "\(error.detail)"])
+                    return try await fail(job, error, retryable: true, logger: logger)
+                }
+                guard error.isTransient, attempt < attempts else {
+                    logger.warning("generation failed", metadata: ["error": "\(error)", "generation.attempt": "\(attempt)"])
+                    return try await fail(job, error, retryable: false, logger: logger)
+                }
+                let delay = retryDelay(after: attempt, error: error)
+                metrics.retried(job)
+                logger.notice("generation failed; retrying", metadata: ["error": "\(error)", "generation.attempt": "\(attempt)",
+                                                                       "retry.delay_ms": "\(delay.milliseconds)"])
+                let retry: JSONValue = .object(["attempt": .int(Int64(attempt)), "of": .int(Int64(attempts)),
+                                                "delay_ms": .int(delay.milliseconds)])
+                try await report(job, .retrying, ["error": .object(["code": .string(error.kind.rawValue),
+                                                                    "message": .string(error.userMessage)]),
+                                                  "retry": retry])
+                try await Task.sleep(for: delay)
+                attempt += 1
+                try await report(job, .generating, ["retry": .object(["attempt": .int(Int64(attempt)), "of": .int(Int64(attempts))])])
+            }
+        }
+    }
+
+    /// Exponential backoff with full jitter; a service's `Retry-After` is honoured as a floor.
+    func retryDelay(after attempt: Int, error: GenerationError) -> Duration {
+        let ceiling = min(configuration.retryMaxDelay, configuration.retryBaseDelay * (1 << min(attempt - 1, 16)))
+        let jittered = Duration.milliseconds(Int64.random(in: 0...max(1, ceiling.milliseconds)))
+        if let asked = error.retryAfter { return max(min(asked, configuration.retryMaxDelay * 4), jittered) }
+        return jittered
+    }
+
+    private func fail(_ job: ClaimedJob, _ error: GenerationError, retryable: Bool, logger: Logger) async throws -> Outcome {
+        try await finish(job, logger: logger) { () async throws(ImageQueueError) in
+            let outcome = try await queue.fail(job, error: error.jobError, retryable: retryable)
+            return outcome == .requeued ? .requeued : .failed
+        }
+    }
+
+    /// A progress event; best effort, except that a lost lease stops the job.
+    private func report(_ job: ClaimedJob, _ stage: JobStatus, _ detail: [String: JSONValue]) async throws {
+        do {
+            try await queue.progress(job, stage: stage, detail: detail)
+        } catch where error.code == .staleToken || error.code == .notFound {
+            throw LeaseLost()
+        } catch {
+            try Task.checkCancellation()
+            logger.warning("could not publish progress", metadata: ["job.id": "\(job.id)", "error": "\(error.message)"])
+        }
+    }
+
+    /// The last step of a job (complete, fail, release): retried through a Redis outage
+    /// until the lease would have expired, and never cancelled half-way.
+    private func finish(_ job: ClaimedJob, logger: Logger,
+                        _ step: @escaping @Sendable () async throws(ImageQueueError) -> Outcome) async -> Outcome {
+        let deadline = ContinuousClock.now + configuration.lease
+        // An unstructured task: a shutdown cancelling the caller must not cancel this step.
+        return await Task {
+            var delay: Duration = .milliseconds(100)
+            while true {
+                do {
+                    return try await step()
+                } catch let error as ImageQueueError where error.code == .staleToken || error.code == .notFound {
+                    logger.warning("another worker owns the job now; abandoning it")
+                    return .abandoned
+                } catch {
+                    if ContinuousClock.now + delay > deadline {
+                        logger.error("could not record the job's end before its lease expired; it will be recovered",
+                                     metadata: ["error": "\(error)"])
+                        return .abandoned
+                    }
+                    logger.warning("Redis unavailable; retrying", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(2))
+                }
+            }
+        }.value
+    }
+}

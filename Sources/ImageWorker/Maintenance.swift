@@ -1,0 +1,103 @@
+import FoundationEssentials
+import ImageQueue
+import Logging
+import RedisClient
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The worker's background chores, one service: the recovery sweep (with jitter, so many
+/// workers do not sweep in lockstep), the registry entry that lets operators list live
+/// workers, and removing expired result files.
+struct Maintenance: Service {
+    let queue: WorkerQueue
+    let redis: RedisConnection
+    let keys: QueueKeys
+    let models: [String]
+    let workerID: String
+    let store: any ResultStore
+    let currentJobs: CurrentJobs
+    let configuration: WorkerConfiguration
+    let logger: Logger
+    let startedAt = WorkerMetrics.nowMilliseconds()
+
+    /// How often the registry entry is refreshed; it lives three times as long.
+    var registryInterval: Duration { .milliseconds(max(1000, min(configuration.lease.milliseconds / 3, 10_000))) }
+
+    func run() async throws {
+        var nextSweep = ContinuousClock.now
+        var nextCleanup = ContinuousClock.now + .seconds(60)
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            await register()
+            if ContinuousClock.now >= nextSweep {
+                await sweep()
+                // Half a lease apart, ±25 %, so a crashed worker's job waits at most about
+                // a lease and a half, and workers drift apart.
+                let half = configuration.lease.milliseconds / 2
+                nextSweep = .now + .milliseconds(Int64.random(in: (half * 3 / 4)...(half * 5 / 4)))
+            }
+            if ContinuousClock.now >= nextCleanup {
+                await store.removeExpired()
+                nextCleanup = .now + .seconds(600)
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: registryInterval) }
+        }
+        await deregister()
+    }
+
+    private func sweep() async {
+        for model in models {
+            do {
+                var total = (requeued: 0, dead: 0)
+                while true {
+                    let recovered = try await queue.recoverExpired(model: model, limit: 100)
+                    total.requeued += recovered.requeued
+                    total.dead += recovered.dead
+                    if recovered.requeued + recovered.dead < 100 { break }
+                }
+                if total.requeued + total.dead > 0 {
+                    logger.notice("recovered jobs whose lease expired",
+                                  metadata: ["job.model": "\(model)", "requeued": "\(total.requeued)", "dead": "\(total.dead)"])
+                }
+            } catch {
+                logger.debug("recovery sweep failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// The registry entry: `<prefix>:worker:<id>` (JSON, expiring) and `<prefix>:workers` (ZSET).
+    private func register() async {
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, 255)
+        let entry = WorkerEntry(id: workerID, host: String(cString: host), pid: Int(getpid()), models: models,
+                                startedAt: startedAt, heartbeatAt: WorkerMetrics.nowMilliseconds(),
+                                currentJobs: currentJobs.all)
+        guard let json = try? JSONEncoder().encode(entry) else { return }
+        let ttl = registryInterval.milliseconds * 3
+        _ = try? await redis.pipeline([
+            RedisCommand("SET", keys.worker(workerID), Array(json), "PX", ttl),
+            RedisCommand("ZADD", keys.workers, entry.heartbeatAt, workerID),
+            RedisCommand("ZREMRANGEBYSCORE", keys.workers, "-inf", entry.heartbeatAt - ttl * 10),
+        ])
+    }
+
+    private func deregister() async {
+        _ = try? await redis.pipeline([RedisCommand("DEL", keys.worker(workerID)), RedisCommand("ZREM", keys.workers, workerID)])
+    }
+}
+
+/// A live worker as registered in Redis.
+public struct WorkerEntry: Codable, Sendable, Equatable {
+    public var id: String
+    public var host: String
+    public var pid: Int
+    public var models: [String]
+    public var startedAt: Int64
+    public var heartbeatAt: Int64
+    public var currentJobs: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case id, host, pid, models, startedAt = "started_at", heartbeatAt = "heartbeat_at", currentJobs = "current_jobs"
+    }
+}

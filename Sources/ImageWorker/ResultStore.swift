@@ -1,0 +1,103 @@
+import FoundationEssentials
+import ImageQueue
+import RedisClient
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps finished images where producers can fetch them.
+public protocol ResultStore: Sendable {
+    /// Stores the image of a job and returns the reference recorded on the job.
+    /// - Throws: `GenerationError` `.storageFailed`.
+    func store(_ image: GeneratedImage, job: ClaimedJob) async throws(GenerationError) -> JobResult
+
+    /// Removes results older than the store's TTL (the Redis store's expire by themselves).
+    func removeExpired() async
+}
+
+/// `<directory>/<model>/<job id>.png|jpg`, written to a temporary name and renamed into
+/// place, so a reader never sees half a file.
+public struct DirectoryResultStore: ResultStore {
+    /// The root folder.
+    public let directory: String
+    /// Files older than this are removed by `removeExpired`.
+    public let ttl: Duration
+
+    /// Creates the store, making the folder if needed.
+    /// - Throws: `ConfigurationError` naming `IMAGEQUEUE_OUTPUT_DIR` when it cannot be used.
+    public init(directory: String, ttl: Duration) throws(ConfigurationError) {
+        let absolute = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
+        do {
+            try FileManager.default.createDirectory(atPath: absolute, withIntermediateDirectories: true)
+        } catch {
+            throw ConfigurationError(setting: "IMAGEQUEUE_OUTPUT_DIR", "cannot create \(absolute)")
+        }
+        guard access(absolute, W_OK) == 0 else {
+            throw ConfigurationError(setting: "IMAGEQUEUE_OUTPUT_DIR", "\(absolute) is not writable")
+        }
+        self.directory = absolute
+        self.ttl = ttl
+    }
+
+    public func store(_ image: GeneratedImage, job: ClaimedJob) async throws(GenerationError) -> JobResult {
+        let folder = directory + "/" + job.model
+        let path = "\(folder)/\(job.id).\(image.fileExtension)"
+        let temporary = "\(folder)/.\(job.id).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try Data(image.bytes).write(to: URL(filePath: temporary))
+            guard rename(temporary, path) == 0 else {
+                throw GenerationError(.storageFailed, "cannot move the image into place (errno \(errno))")
+            }
+        } catch {
+            unlink(temporary)
+            throw error as? GenerationError ?? GenerationError(.storageFailed, "cannot write \(path): \(error)")
+        }
+        return JobResult(contentType: image.contentType, bytes: image.bytes.count, store: "directory", path: path,
+                         placeholder: image.placeholder ? true : nil)
+    }
+
+    public func removeExpired() async {
+        let cutoff = Date(timeIntervalSinceNow: -Double(ttl.milliseconds) / 1000)
+        guard let models = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for model in models {
+            let folder = directory + "/" + model
+            guard let files = try? FileManager.default.contentsOfDirectory(atPath: folder) else { continue }
+            for file in files {
+                let path = folder + "/" + file
+                if let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                   modified < cutoff {
+                    unlink(path)
+                }
+            }
+        }
+    }
+}
+
+/// The image bytes in Redis under the job's hash tag, expiring after `ttl`.
+public struct RedisResultStore: ResultStore {
+    let redis: RedisConnection
+    let keys: QueueKeys
+    let ttl: Duration
+
+    /// Creates the store on a connection.
+    public init(redis: RedisConnection, keys: QueueKeys, ttl: Duration) {
+        self.redis = redis
+        self.keys = keys
+        self.ttl = ttl
+    }
+
+    public func store(_ image: GeneratedImage, job: ClaimedJob) async throws(GenerationError) -> JobResult {
+        guard let id = try? JobID(job.id) else { throw GenerationError(.storageFailed, "bad job id") }
+        let key = keys.result(id)
+        do {
+            try await redis.send(RedisCommand("SET", key, image.bytes, "PX", ttl.milliseconds))
+        } catch {
+            throw GenerationError(.storageFailed, "cannot store the image in Redis: \(error)")
+        }
+        return JobResult(contentType: image.contentType, bytes: image.bytes.count, store: "redis", key: key,
+                         placeholder: image.placeholder ? true : nil)
+    }
+
+    public func removeExpired() async {}
+}

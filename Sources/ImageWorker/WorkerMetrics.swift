@@ -1,0 +1,84 @@
+import ImageQueue
+import Metrics
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The worker's metrics through swift-metrics (Prometheus when the CLI bootstraps it):
+/// jobs claimed, completed, failed, retried per model; queue wait, enhancement,
+/// generation and total time; jobs in flight; time since each claim loop last ticked.
+public final class WorkerMetrics: Sendable {
+    private let inFlightGauge = Gauge(label: "imagequeue_worker_jobs_in_flight")
+    private let inFlightCount = Atomic<Int>(0)
+    private let lastTicks = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    /// Creates the metrics.
+    public init() {}
+
+    func claimed(_ job: ClaimedJob) {
+        Counter(label: "imagequeue_worker_jobs_claimed_total", dimensions: [("model", job.model)]).increment()
+        let waited = max(0, Self.nowMilliseconds() - job.enqueuedAt)
+        Timer(label: "imagequeue_worker_queue_wait_seconds", dimensions: [("model", job.model)])
+            .recordMilliseconds(waited)
+    }
+
+    func enhanced(_ job: ClaimedJob, duration: Duration, fellBack: Bool) {
+        Timer(label: "imagequeue_worker_enhancement_seconds", dimensions: [("model", job.model)]).record(duration: duration)
+        if fellBack {
+            Counter(label: "imagequeue_worker_enhancement_fallbacks_total", dimensions: [("model", job.model)]).increment()
+        }
+    }
+
+    func generated(_ job: ClaimedJob, duration: Duration) {
+        Timer(label: "imagequeue_worker_generation_seconds", dimensions: [("model", job.model)]).record(duration: duration)
+    }
+
+    func retried(_ job: ClaimedJob) {
+        Counter(label: "imagequeue_worker_jobs_retried_total", dimensions: [("model", job.model)]).increment()
+    }
+
+    func finished(_ job: ClaimedJob, outcome: JobProcessor.Outcome, total: Duration) {
+        let label: String
+        switch outcome {
+        case .completed: label = "imagequeue_worker_jobs_completed_total"
+        case .failed: label = "imagequeue_worker_jobs_failed_total"
+        case .requeued, .released, .abandoned: label = "imagequeue_worker_jobs_handed_back_total"
+        }
+        Counter(label: label, dimensions: [("model", job.model)]).increment()
+        Timer(label: "imagequeue_worker_job_seconds", dimensions: [("model", job.model)]).record(duration: total)
+    }
+
+    func inFlight(_ change: Int) {
+        let value = inFlightCount.add(change, ordering: .relaxed).newValue
+        inFlightGauge.record(value)
+    }
+
+    /// Records that a model's claim loop is alive.
+    func tick(model: String) {
+        lastTicks.withLock { $0[model] = .now }
+    }
+
+    /// Updates the "seconds since the claim loop ticked" gauges; call before exporting.
+    public func refreshLoopAges() {
+        let now = ContinuousClock.now
+        for (model, tick) in lastTicks.withLock({ $0 }) {
+            let (seconds, attoseconds) = (now - tick).components
+            Gauge(label: "imagequeue_worker_claim_loop_idle_seconds", dimensions: [("model", model)])
+                .record(Double(seconds) + Double(attoseconds) / 1e18)
+        }
+    }
+
+    static func nowMilliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+}
+
+extension Timer {
+    func record(duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

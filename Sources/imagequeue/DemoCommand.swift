@@ -1,0 +1,252 @@
+import ArgumentParser
+import ImageQueue
+import ImageWorker
+import Logging
+import RedisClient
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run one prompt end to end: Redis (started if none answers), a worker, live progress, the image path.",
+        discussion: """
+            With no endpoint variables set, the worker uses the built-in placeholder backend: an offline \
+            enhancer and a real PNG rendered from the prompt. With FLUX_WORKER_URL (and SDXL_WORKER_URL, \
+            SDXL_API_KEY, LLM_PROVIDER...) set, the same flow uses the real backends.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "The model (flux or sdxl).")
+    var model = "flux"
+
+    @Option(name: .customLong("output-dir"), help: "Where the image is written.")
+    var outputDirectory = "imagequeue-output"
+
+    @Flag(name: .customLong("no-enhance"), help: "Use the prompt as written.")
+    var noEnhance = false
+
+    @Argument(help: "The prompt.")
+    var prompt: String
+
+    func run() async throws {
+        var queueConfiguration = try global.queueConfiguration()
+        queueConfiguration.rateLimit = nil
+        let request = JobRequest(model: model, prompt: prompt, user: "demo", enhance: !noEnhance)
+        do {
+            try request.validate(against: queueConfiguration)
+        } catch {
+            throw CommandFailure(status: 2, message: error.message)
+        }
+        let (redisConfiguration, throwaway) = try await redisForDemo()
+        do {
+            try await runJob(request, queueConfiguration: queueConfiguration, redisConfiguration: redisConfiguration)
+        } catch {
+            throwaway?.stop()
+            throw error
+        }
+        throwaway?.stop()
+    }
+
+    /// The configured Redis if it answers, else a throwaway server of our own.
+    private func redisForDemo() async throws -> (RedisConfiguration, ThrowawayRedis?) {
+        let configured = try global.redisConfiguration(clientName: "imagequeue-demo")
+        if try await answers(configured) {
+            Output.line("redis     \(configured.endpoint)")
+            return (configured, nil)
+        }
+        let explicit = global.redisURL != nil || GlobalOptions.environment("IMAGEQUEUE_REDIS_URL") != nil
+        if explicit { throw CommandFailure(status: 1, message: "Redis at \(configured.endpoint) does not answer") }
+        let server = try await ThrowawayRedis.start()
+        Output.line("redis     started a throwaway redis-server on \(server.url) (removed at the end)")
+        return (try RedisConfiguration(url: server.url, clientName: "imagequeue-demo"), server)
+    }
+
+    private func workerConfiguration(_ queueConfiguration: QueueConfiguration) throws -> WorkerConfiguration {
+        var configuration: WorkerConfiguration
+        do {
+            configuration = try WorkerConfiguration.load(environment: processEnvironment())
+        } catch {
+            throw CommandFailure(status: 2, message: "configuration: \(error.description)")
+        }
+        configuration.queue = queueConfiguration
+        configuration.outputDirectory = outputDirectory
+        let endpointSet = model == "flux" ? configuration.fluxURL != nil : configuration.sdxlURL != nil
+        if !endpointSet {
+            configuration.backend = .placeholder
+            if configuration.placeholderDelay == .zero { configuration.placeholderDelay = .milliseconds(400) }
+        }
+        Output.line("backend   " + (configuration.backend == .placeholder
+            ? "placeholder (offline; set FLUX_WORKER_URL or SDXL_WORKER_URL + SDXL_API_KEY for real images)"
+            : "http, \(model) endpoint from the environment, enhancer: \(configuration.llmProvider.rawValue)"))
+        return configuration
+    }
+
+    private func runJob(_ request: JobRequest, queueConfiguration: QueueConfiguration,
+                        redisConfiguration: RedisConfiguration) async throws {
+        let configuration = try workerConfiguration(queueConfiguration)
+        var logger = Logger(label: "imagequeue.demo")
+        logger.logLevel = .error
+        let worker: ImageWorker
+        do {
+            worker = try ImageWorker(configuration: configuration, redis: redisConfiguration, models: [model],
+                                     workerID: "demo-\(getpid())", logger: logger)
+        } catch {
+            throw CommandFailure(status: 2, message: "configuration: \(error.description)")
+        }
+        let group = ServiceGroup(configuration: .init(services: worker.services.map { .init(service: $0) },
+                                                      gracefulShutdownSignals: [.sigint, .sigterm], logger: logger))
+        let running = Task { try await group.run() }
+        let client = try ImageQueueClient(redis: redisConfiguration, configuration: queueConfiguration, logger: logger)
+        let outcome: Result<StatusEvent, any Error>
+        do {
+            outcome = .success(try await follow(request, client: client))
+        } catch {
+            outcome = .failure(error)
+        }
+        client.close()
+        await group.triggerGracefulShutdown()
+        _ = try? await running.value
+
+        let final = try outcome.get()
+        guard final.status == .completed, let result = final.result else {
+            throw CommandFailure(status: 1, message: "job \(final.id) did not complete: \(final.error?.message ?? final.status.rawValue)")
+        }
+        Output.line("image     \(result.path ?? result.key ?? "?")\(result.placeholder == true ? "  (placeholder)" : "")")
+    }
+
+    /// Enqueues and prints every event until the job ends; returns the last event.
+    private func follow(_ request: JobRequest, client: ImageQueueClient) async throws -> StatusEvent {
+        let job = try await client.enqueue(request)
+        Output.line("job       \(job.id)")
+        Output.line("queued    position \(job.position ?? 0)")
+        var final: StatusEvent?
+        for try await event in client.watch(job.id) {
+            final = event
+            if event.status == .queued, event.revision == 1 { continue }  // already shown
+            Output.line(Self.describe(event))
+            Output.flush()
+        }
+        guard let final else { throw CommandFailure(status: 1, message: "no events for job \(job.id)") }
+        return final
+    }
+
+    private func answers(_ configuration: RedisConfiguration) async throws -> Bool {
+        var probe = configuration
+        probe.reconnectDeadline = .milliseconds(300)
+        probe.connectTimeout = .milliseconds(500)
+        let connection = RedisConnection(configuration: probe, logger: Logger(label: "imagequeue.demo.probe"))
+        defer { connection.close() }
+        do {
+            try await connection.send("PING")
+            return true
+        } catch let error as RedisError where error.kind == .connectionFailed {
+            return false
+        }
+    }
+
+    static func describe(_ event: StatusEvent) -> String {
+        let status = event.status.rawValue.padding(9)
+        switch event.status {
+        case .queued: return "\(status) position \(event.position ?? 0)"
+        case .enhancing: return "\(status) improving the prompt"
+        case .generating:
+            var text = "\(status) "
+            if let prompt = event.enhancedPrompt { text += "prompt: \(prompt)" } else { text += "generating the image" }
+            if case .object(let enhancement)? = event.fields["enhancement"], enhancement["fallback"] == .bool(true) {
+                text += "  (enhancement fell back: \(enhancement["reason"]?.stringValue ?? "?"))"
+            }
+            return text
+        case .retrying: return "\(status) \(event.error?.message ?? "")"
+        case .completed: return "\(status) \(event.result.map { "\($0.bytes) bytes, \($0.contentType)" } ?? "")"
+        case .failed: return "\(status) \(event.error.map { "\($0.code): \($0.message)" } ?? "")"
+        case .cancelled: return status
+        }
+    }
+}
+
+/// A redis-server the demo starts for itself: loopback, no persistence, in a temporary
+/// folder, stopped and removed at the end.
+final class ThrowawayRedis: @unchecked Sendable {
+    // Safe to share: all fields are set once in init.
+    let url: String
+    private let pid: pid_t
+    private let directory: String
+
+    private init(url: String, pid: pid_t, directory: String) {
+        self.url = url
+        self.pid = pid
+        self.directory = directory
+    }
+
+    static func start() async throws -> ThrowawayRedis {
+        let candidates: [String] = ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"]
+        guard let binary = candidates.first(where: { access($0, X_OK) == 0 }) else {
+            throw CommandFailure(status: 1, message: "no Redis answers and redis-server is not installed (apt-get install redis-server)")
+        }
+        var template = Array("/tmp/imagequeue-demo-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw CommandFailure(status: 1, message: "cannot create a temporary folder") }
+        let directory = String(cString: made)
+        for _ in 0..<50 {
+            let port = Int.random(in: 20000..<32000)
+            let arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", directory, "--daemonize", "no", "--loglevel", "warning",
+                             "--logfile", directory + "/redis.log"]
+            guard let pid = spawn(binary, arguments) else { continue }
+            let server = ThrowawayRedis(url: "redis://127.0.0.1:\(port)", pid: pid, directory: directory)
+            for _ in 0..<100 {
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid { break }  // exited: port taken, try another
+                var quick = try RedisConfiguration(url: server.url)
+                quick.reconnectDeadline = Duration.milliseconds(50)
+                let connection = RedisConnection(configuration: quick)
+                defer { connection.close() }
+                if (try? await connection.send("PING")) != nil { return server }
+                try await Task.sleep(for: .milliseconds(30))
+            }
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        throw CommandFailure(status: 1, message: "could not start redis-server (see \(directory)/redis.log)")
+    }
+
+    /// Stops the server and removes its folder.
+    func stop() {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        unlink(directory + "/redis.log")
+        rmdir(directory)
+    }
+
+    /// posix_spawn with an empty signal mask (Swift's threads block some signals, and a
+    /// child would inherit that) and stdio on /dev/null.
+    private static func spawn(_ binary: String, _ arguments: [String]) -> pid_t? {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd in [Int32(0), 1, 2] {
+            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        return posix_spawn(&pid, binary, &actions, &attributes, argv, environ) == 0 ? pid : nil
+    }
+}
