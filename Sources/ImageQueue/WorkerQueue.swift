@@ -50,7 +50,7 @@ public final class WorkerQueue: Sendable {
     let runner: ScriptRunner
     private let redisConfiguration: RedisConfiguration
     private let logger: Logger
-    /// One blocking connection per model for the doorbell wait, made on first use.
+    /// One blocking connection per model and waiter slot, made on first use.
     private let waiters = Mutex<[String: RedisConnection]>([:])
 
     /// How long one doorbell wait blocks inside Redis before it loops (below the socket timeout).
@@ -164,14 +164,17 @@ public final class WorkerQueue: Sendable {
 
     /// Blocks inside Redis until the model's doorbell rings (a job may be claimable) or
     /// `blockTimeout` passes. Returns true when woken. Costs one BLPOP; no polling.
+    /// Loops that wait at the same time pass different `slot`s: each gets its own blocking
+    /// connection, so none waits behind another and each can be interrupted alone.
     /// - Throws: `ImageQueueError` `.redis` (after the connection's own reconnect attempts).
-    public func waitForWork(model: String) async throws(ImageQueueError) -> Bool {
+    public func waitForWork(model: String, slot: Int = 0) async throws(ImageQueueError) -> Bool {
         let connection = waiters.withLock { waiters in
-            if let existing = waiters[model] { return existing }
+            let name = "\(model)#\(slot)"
+            if let existing = waiters[name] { return existing }
             var blocking = redisConfiguration
             blocking.commandTimeout = blockTimeout + .seconds(5)
             let made = RedisConnection(configuration: blocking, logger: logger)
-            waiters[model] = made
+            waiters[name] = made
             return made
         }
         let seconds = Double(blockTimeout.wholeMilliseconds) / 1000

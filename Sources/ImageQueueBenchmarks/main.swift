@@ -3,8 +3,13 @@
 //
 //   swift run -c release imagequeue-bench --redis redis://127.0.0.1:6390 --jobs 20000
 //
+// With `--worker .build/release/imagequeue` it also runs one worker process (placeholder
+// backend, 8×8 images, no enhancement) over pre-filled jobs and reports end-to-end jobs/s
+// and the worker's resident memory idle and busy.
+//
 // Every key it writes is under a fresh prefix and deleted at the end.
 
+import Foundation
 import ImageQueue
 import RedisClient
 #if canImport(Glibc)
@@ -15,6 +20,7 @@ struct Options {
     var redisURL = "redis://127.0.0.1:6379"
     var jobs = 20_000
     var batchSize = 100
+    var workerBinary: String?
 
     init(_ arguments: [String]) {
         var iterator = arguments.makeIterator()
@@ -23,8 +29,9 @@ struct Options {
             case "--redis": redisURL = iterator.next() ?? redisURL
             case "--jobs": jobs = iterator.next().flatMap(Int.init) ?? jobs
             case "--batch": batchSize = iterator.next().flatMap(Int.init) ?? batchSize
+            case "--worker": workerBinary = iterator.next()
             default:
-                print("usage: imagequeue-bench [--redis URL] [--jobs N] [--batch N]")
+                print("usage: imagequeue-bench [--redis URL] [--jobs N] [--batch N] [--worker PATH-TO-imagequeue]")
                 exit(2)
             }
         }
@@ -86,6 +93,59 @@ try await measure("claim + complete, one claimer", operations: options.jobs) {
         }
         try await worker.complete(job, result: result)
     }
+}
+
+/// Resident memory of a process, KiB, from /proc.
+func residentKiB(_ pid: Int32) -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+    return 0
+}
+
+if let binary = options.workerBinary {
+    let model = "flux"
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("imagequeue-bench-\(getpid())")
+    // Pre-fill the queue, then start one worker and time the drain.
+    for _ in 0..<(options.jobs / options.batchSize) {
+        _ = try await client.enqueue(batch: (0..<options.batchSize).map {
+            JobRequest(model: model, prompt: "noop \($0)", user: "bench", enhance: false)
+        })
+    }
+    let total = (options.jobs / options.batchSize) * options.batchSize
+    let worker = Process()
+    worker.executableURL = URL(fileURLWithPath: binary)
+    worker.arguments = ["worker", "--models", model, "--backend", "placeholder", "--redis", options.redisURL,
+                        "--prefix", configuration.keyPrefix, "--output-dir", output.path]
+    var environment = ProcessInfo.processInfo.environment
+    environment["IMAGEQUEUE_PLACEHOLDER_SIZE"] = "8"
+    environment["IMAGEQUEUE_LOG_LEVEL"] = "error"
+    worker.environment = environment
+    worker.standardError = FileHandle.nullDevice
+    let meta = configuration.keys.meta(model)
+    let baseline = Int(try await raw.send("HGET", meta, "completed_total").int ?? 0)
+    let clock = ContinuousClock()
+    let started = clock.now
+    try worker.run()
+    var busyRSS = 0
+    while true {
+        busyRSS = max(busyRSS, residentKiB(worker.processIdentifier))
+        let done = Int(try await raw.send("HGET", meta, "completed_total").int ?? 0)
+        if done >= baseline + total { break }
+        if !worker.isRunning { print("the worker exited early (status \(worker.terminationStatus))"); exit(1) }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    let elapsed = clock.now - started
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    try await Task.sleep(for: .seconds(2))  // idle now: the queue is empty
+    let idleRSS = residentKiB(worker.processIdentifier)
+    kill(worker.processIdentifier, SIGKILL)
+    worker.waitUntilExit()
+    try? FileManager.default.removeItem(at: output)
+    print("| end to end, one worker process (claim, generate 8×8 PNG, store, complete), from spawn | \(total) | \(format2(seconds)) s | \(Int((Double(total) / seconds).rounded())) /s | \(format1(seconds / Double(total) * 1e6)) µs |")
+    print("")
+    print("worker resident memory: \(busyRSS / 1024) MiB at most while busy, \(idleRSS / 1024) MiB idle afterwards")
 }
 
 // Clean up everything under the prefix.

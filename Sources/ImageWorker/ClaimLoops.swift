@@ -41,7 +41,7 @@ struct ClaimLoops: Service {
                 case .full, .empty:
                     failures = 0
                     // Blocks inside Redis until the doorbell rings; shutdown interrupts it.
-                    _ = try await cancelWhenGracefulShutdown { try await queue.waitForWork(model: model) }
+                    _ = try await cancelWhenGracefulShutdown { try await queue.waitForWork(model: model, slot: slot) }
                 }
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }

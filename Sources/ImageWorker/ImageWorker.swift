@@ -55,7 +55,7 @@ public final class ImageWorker: Sendable {
         switch configuration.backend {
         case .placeholder:
             enhancer = PlaceholderEnhancer(maxLength: configuration.maxEnhancedPromptLength)
-            generator = PlaceholderGenerator(delay: configuration.placeholderDelay)
+            generator = PlaceholderGenerator(delay: configuration.placeholderDelay, size: configuration.placeholderSize)
         case .http:
             switch configuration.llmProvider {
             case .openrouter:

@@ -114,7 +114,7 @@ struct JobProcessor: Sendable {
                 try Task.checkCancellation()
                 metrics.generated(job, duration: ContinuousClock.now - generationStart)
                 let result = try await store.store(image, job: job)
-                return try await finish(job, logger: logger) { () async throws(ImageQueueError) in
+                return await finish(job, logger: logger) { () async throws(ImageQueueError) in
                     try await queue.complete(job, result: result)
                     return .completed
                 }
@@ -122,11 +122,11 @@ struct JobProcessor: Sendable {
                 try Task.checkCancellation()
                 if error.kind == .storageFailed {
                     logger.error("storing the image failed; the job goes back to the queue", metadata: ["error": "\(error.detail)"])
-                    return try await fail(job, error, retryable: true, logger: logger)
+                    return await fail(job, error, retryable: true, logger: logger)
                 }
                 guard error.isTransient, attempt < attempts else {
                     logger.warning("generation failed", metadata: ["error": "\(error)", "generation.attempt": "\(attempt)"])
-                    return try await fail(job, error, retryable: false, logger: logger)
+                    return await fail(job, error, retryable: false, logger: logger)
                 }
                 let delay = retryDelay(after: attempt, error: error)
                 metrics.retried(job)
@@ -152,8 +152,8 @@ struct JobProcessor: Sendable {
         return jittered
     }
 
-    private func fail(_ job: ClaimedJob, _ error: GenerationError, retryable: Bool, logger: Logger) async throws -> Outcome {
-        try await finish(job, logger: logger) { () async throws(ImageQueueError) in
+    private func fail(_ job: ClaimedJob, _ error: GenerationError, retryable: Bool, logger: Logger) async -> Outcome {
+        await finish(job, logger: logger) { () async throws(ImageQueueError) in
             let outcome = try await queue.fail(job, error: error.jobError, retryable: retryable)
             return outcome == .requeued ? .requeued : .failed
         }

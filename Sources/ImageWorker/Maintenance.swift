@@ -70,7 +70,7 @@ struct Maintenance: Service {
     private func register() async {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
-        let entry = WorkerEntry(id: workerID, host: String(cString: host), pid: Int(getpid()), models: models,
+        let entry = WorkerInfo(id: workerID, host: String(cString: host), pid: Int(getpid()), models: models,
                                 startedAt: startedAt, heartbeatAt: WorkerMetrics.nowMilliseconds(),
                                 currentJobs: currentJobs.all)
         guard let json = try? JSONEncoder().encode(entry) else { return }
@@ -87,17 +87,3 @@ struct Maintenance: Service {
     }
 }
 
-/// A live worker as registered in Redis.
-public struct WorkerEntry: Codable, Sendable, Equatable {
-    public var id: String
-    public var host: String
-    public var pid: Int
-    public var models: [String]
-    public var startedAt: Int64
-    public var heartbeatAt: Int64
-    public var currentJobs: [String]
-
-    enum CodingKeys: String, CodingKey {
-        case id, host, pid, models, startedAt = "started_at", heartbeatAt = "heartbeat_at", currentJobs = "current_jobs"
-    }
-}

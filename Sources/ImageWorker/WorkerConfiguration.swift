@@ -55,6 +55,8 @@ public struct WorkerConfiguration: Sendable {
     public var grace: Duration = .seconds(30)
     /// Delay the placeholder backend waits per image (to make progress visible in a demo).
     public var placeholderDelay: Duration = .zero
+    /// Width and height of placeholder images, in pixels.
+    public var placeholderSize = 512
 
     public init() {}
 
@@ -184,6 +186,7 @@ public struct WorkerConfiguration: Sendable {
             }
             placeholderDelay = .milliseconds(Int64(number * 1000))
         }
+        if let size = try integer("IMAGEQUEUE_PLACEHOLDER_SIZE", 8...4096) { placeholderSize = size }
         do {
             try queue.validate()
         } catch {

@@ -13,9 +13,6 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("prefix"), help: "Key prefix (default $IMAGEQUEUE_PREFIX, else iq).")
     var keyPrefix: String?
 
-    @Option(help: "Comma-separated models (default $IMAGEQUEUE_MODELS, else flux,sdxl).")
-    var models: String?
-
     static func environment(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }
         let text = String(cString: value)
@@ -36,7 +33,7 @@ struct GlobalOptions: ParsableArguments {
     func queueConfiguration() throws -> QueueConfiguration {
         var configuration = QueueConfiguration()
         if let prefix = keyPrefix ?? Self.environment("IMAGEQUEUE_PREFIX") { configuration.keyPrefix = prefix }
-        if let models = models ?? Self.environment("IMAGEQUEUE_MODELS") {
+        if let models = Self.environment("IMAGEQUEUE_MODELS") {
             configuration.models = models.split(separator: ",").map(\.trimmed)
         }
         if let text = Self.environment("IMAGEQUEUE_MAX_PROMPT_LENGTH") {

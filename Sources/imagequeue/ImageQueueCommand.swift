@@ -13,7 +13,7 @@ struct ImageQueueCommand: AsyncParsableCommand {
         commandName: "imagequeue",
         abstract: "A durable Redis job queue for AI image generation.",
         subcommands: [DemoCommand.self, WorkerCommand.self, EnqueueCommand.self, StatusCommand.self, WatchCommand.self, CancelCommand.self,
-                      QueuesCommand.self, DeadCommand.self, ConcurrencyCommand.self, ScriptsCommand.self]
+                      QueuesCommand.self, WorkersCommand.self, DeadCommand.self, ConcurrencyCommand.self, ScriptsCommand.self]
     )
 
     /// Runs the command and maps every failure to an exit code: 2 for usage and
@@ -52,10 +52,10 @@ struct ImageQueueCommand: AsyncParsableCommand {
 }
 
 extension ImageQueueCommand {
-    /// Options every command takes (`--redis`, `--prefix`, `--models`) may also stand
+    /// Options every command takes (`--redis`, `--prefix`) may also stand
     /// before the subcommand: move them behind its name, where the parser reads them.
     static func globalOptionsAfterSubcommand(_ arguments: [String]) -> [String] {
-        let global: Set<String> = ["--redis", "--prefix", "--models"]
+        let global: Set<String> = ["--redis", "--prefix"]
         var leading: [String] = []
         var index = 0
         while index < arguments.count {
@@ -79,7 +79,7 @@ extension ImageQueueCommand {
         return rest
     }
 
-    private static let subcommandNames: Set<String> = ["demo", "worker", "enqueue", "status", "watch", "cancel", "queues", "dead", "list",
+    private static let subcommandNames: Set<String> = ["demo", "worker", "enqueue", "status", "watch", "cancel", "queues", "workers", "dead", "list",
                                                        "retry", "purge", "concurrency", "scripts"]
 
     /// Logs go to stderr at `IMAGEQUEUE_LOG_LEVEL` (default `error`), so a command's

@@ -1,0 +1,26 @@
+import ArgumentParser
+import ImageQueue
+
+struct WorkersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "workers", abstract: "List the live workers.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Print a JSON array: id, host, pid, models, started_at, heartbeat_at, current_jobs.")
+    var json = false
+
+    func run() async throws {
+        let client = try global.client()
+        defer { client.close() }
+        let workers = try await client.inspector.workers()
+        if json {
+            Output.json(workers)
+            return
+        }
+        if workers.isEmpty { Output.line("no live workers") }
+        for worker in workers {
+            let jobs = worker.currentJobs.isEmpty ? "idle" : worker.currentJobs.joined(separator: ", ")
+            Output.line("\(worker.id)  models \(worker.models.joined(separator: ","))  since \(Output.time(worker.startedAt))  \(jobs)")
+        }
+    }
+}
