@@ -112,6 +112,12 @@ let package = Package(
             dependencies: ["ImageQueue", "RedisClient", "TestSupport"]
         ),
         .testTarget(
+            name: "ImageWorkerTests",
+            dependencies: ["ImageWorker", "ImageQueue", "RedisClient", "CurlHTTP", "TestSupport",
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
             name: "CLITests",
             dependencies: ["TestSupport"]
         ),

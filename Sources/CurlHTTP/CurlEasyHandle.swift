@@ -7,6 +7,9 @@ final class CurlEasyHandle {
     let pointer: UnsafeMutableRawPointer
     /// libcurl writes a detailed message here when a transfer fails.
     private let errorBuffer: UnsafeMutablePointer<CChar>
+    /// Owners of C objects the handle points into (URL, header list): released only after
+    /// `curl_easy_cleanup`, since `deinit` runs before stored properties are released.
+    private var attachments: [AnyObject] = []
 
     /// Makes a handle with its error buffer attached.
     ///
@@ -46,9 +49,16 @@ final class CurlEasyHandle {
         try check(iq_curl_setopt_off(pointer, option, curl_off_t(value)), option)
     }
 
-    /// Sets a header list, which must stay alive until the handle is cleaned up.
-    func set(_ option: CURLoption, list: UnsafeMutablePointer<curl_slist>?) throws(HTTPError) {
-        try check(iq_curl_setopt_slist(pointer, option, list), option)
+    /// Sets a header list, kept alive until the handle is cleaned up.
+    func set(_ option: CURLoption, list: CurlHeaderList) throws(HTTPError) {
+        try check(iq_curl_setopt_slist(pointer, option, list.head), option)
+        attachments.append(list)
+    }
+
+    /// Sets the URL to request (CURLOPT_CURLU), kept alive until the handle is cleaned up.
+    func set(url: CurlURL) throws(HTTPError) {
+        try check(iq_curl_setopt_pointer(pointer, CURLOPT_CURLU, UnsafeMutableRawPointer(url.pointer)), CURLOPT_CURLU)
+        attachments.append(url)
     }
 
     /// Runs the transfer, blocking the calling thread until it ends: call it on a dedicated thread.

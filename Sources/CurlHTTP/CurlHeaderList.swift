@@ -1,7 +1,7 @@
 import CCurl
 
 /// A `curl_slist` of request header lines: owned here, freed in `deinit`; it must outlive
-/// the easy handle's transfer, so the transfer keeps it.
+/// the easy handle that sends it, so `CurlEasyHandle` keeps it.
 final class CurlHeaderList {
     /// The list's head, nil while empty.
     private(set) var head: UnsafeMutablePointer<curl_slist>?

@@ -1,8 +1,8 @@
 import CCurl
 import Synchronization
 
-/// One request's transfer: its easy handle, header list and parsed URL, the libcurl
-/// callbacks and the response they collect.
+/// One request's transfer: its easy handle (which keeps the parsed URL and header list it
+/// points into), the libcurl callbacks and the response they collect.
 ///
 /// `@unchecked Sendable` because it is handed from the calling task to the dedicated
 /// thread that runs `perform`, and that is safe: the task configures it in `init` and then
@@ -15,8 +15,6 @@ final class CurlTransfer: @unchecked Sendable {
     static let maxHeaderBytes = 256 * 1024
 
     private let easy: CurlEasyHandle
-    private let headerList: CurlHeaderList
-    private let url: CurlURL
     private let redactedURL: RedactedURL
     private let method: String
     private let maxResponseBytes: Int
@@ -44,7 +42,6 @@ final class CurlTransfer: @unchecked Sendable {
         guard let url = CurlURL(request.url) else {
             throw HTTPError(.invalidURL, "\(Self.shown(request.method)) \(RedactedURL(request.url).text): the URL cannot be parsed")
         }
-        self.url = url
         redactedURL = RedactedURL(url)
         let scheme = url.part(CURLUPART_SCHEME)?.lowercased() ?? ""
         guard scheme == "http" || scheme == "https" else {
@@ -52,10 +49,12 @@ final class CurlTransfer: @unchecked Sendable {
         }
         maxResponseBytes = max(0, request.maxResponseBytes)
         expectsBody = request.method != "HEAD"
+        guard expectsBody || request.body == nil else {
+            throw HTTPError(.protocolError, "\(method) \(redactedURL.text): a HEAD request cannot carry a body")
+        }
         secrets = redactedURL.secrets + request.headers.map(\.value)
         easy = try CurlEasyHandle()
-        headerList = CurlHeaderList()
-        try configure(request)
+        try configure(request, url: url)
     }
 
     /// Asks the transfer to stop; its callbacks abort it at their next call (within about
@@ -86,8 +85,8 @@ final class CurlTransfer: @unchecked Sendable {
 
     // MARK: - Configuration
 
-    private func configure(_ request: HTTPRequest) throws(HTTPError) {
-        try easy.set(CURLOPT_CURLU, pointer: UnsafeMutableRawPointer(url.pointer))
+    private func configure(_ request: HTTPRequest, url: CurlURL) throws(HTTPError) {
+        try easy.set(url: url)
         try easy.set(CURLOPT_PROTOCOLS_STR, string: "http,https")
         try easy.set(CURLOPT_NOSIGNAL, 1)
         // TLS verification always on.
@@ -150,6 +149,7 @@ final class CurlTransfer: @unchecked Sendable {
     }
 
     private func configureHeaders(_ request: HTTPRequest) throws(HTTPError) {
+        let headerList = CurlHeaderList()
         var names = Set<String>()
         for (name, value) in request.headers {
             guard Self.isToken(name) else {
@@ -167,7 +167,7 @@ final class CurlTransfer: @unchecked Sendable {
         // libcurl would label a body "application/x-www-form-urlencoded"; send no type rather
         // than a wrong one.
         if request.body != nil, !names.contains("content-type") { try headerList.append("Content-Type:") }
-        try easy.set(CURLOPT_HTTPHEADER, list: headerList.head)
+        try easy.set(CURLOPT_HTTPHEADER, list: headerList)
     }
 
     private func check(_ code: CURLcode) throws(HTTPError) {
@@ -252,7 +252,7 @@ final class CurlTransfer: @unchecked Sendable {
         let kind: HTTPError.Kind
         switch code {
         case CURLE_ABORTED_BY_CALLBACK:
-            kind = .cancelled
+            return failure(.cancelled, "cancelled")
         case CURLE_OPERATION_TIMEDOUT:
             kind = .timeout
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_CONNECT:

@@ -33,7 +33,7 @@ public struct HTTPRequest: Sendable {
     }
 }
 
-extension HTTPRequest: CustomStringConvertible, CustomDebugStringConvertible {
+extension HTTPRequest: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The method, the URL without query or credentials, header names and body size: no secrets.
     public var description: String {
         let names = headers.map(\.name).joined(separator: ", ")
@@ -44,4 +44,17 @@ extension HTTPRequest: CustomStringConvertible, CustomDebugStringConvertible {
     /// Same as `description`, so that `debugPrint` and string interpolation of optionals
     /// show no secrets either.
     public var debugDescription: String { "HTTPRequest(\(description))" }
+
+    /// What `dump` and debuggers show: the same redacted parts, never header values or the body.
+    public var customMirror: Mirror {
+        Mirror(self, children: [
+            "method": method,
+            "url": RedactedURL(url).text,
+            "headerNames": headers.map(\.name),
+            "bodyBytes": body?.count as Any,
+            "connectTimeout": connectTimeout,
+            "timeout": timeout,
+            "maxResponseBytes": maxResponseBytes,
+        ], displayStyle: .struct)
+    }
 }

@@ -102,7 +102,10 @@ struct JobProcessor: Sendable {
                 logger.notice("enhancement fell back to the original prompt", metadata: ["reason": "\(enhancement.reason ?? "")"])
             }
             prompt = enhancement.prompt
-            try await report(job, .generating, ["enhanced_prompt": .string(prompt), "enhancement": enhancement.eventDetail])
+            // The original prompt after a fallback is no enhancement: the event says why instead.
+            var detail: [String: JSONValue] = ["enhancement": enhancement.eventDetail]
+            if !enhancement.fellBack { detail["enhanced_prompt"] = .string(prompt) }
+            try await report(job, .generating, detail)
         }
 
         let attempts = configuration.generationAttempts
@@ -144,7 +147,8 @@ struct JobProcessor: Sendable {
         }
     }
 
-    /// Exponential backoff with full jitter; a service's `Retry-After` is honoured as a floor.
+    /// Exponential backoff with full jitter. A service's `Retry-After` is honoured as a floor,
+    /// capped at four times the maximum delay so a bogus value cannot park the job for hours.
     func retryDelay(after attempt: Int, error: GenerationError) -> Duration {
         let ceiling = min(configuration.retryMaxDelay, configuration.retryBaseDelay * (1 << min(attempt - 1, 16)))
         let jittered = Duration.milliseconds(Int64.random(in: 0...max(1, ceiling.milliseconds)))

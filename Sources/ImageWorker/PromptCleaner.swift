@@ -59,11 +59,12 @@ public enum PromptCleaner {
     /// Cuts at the last word boundary within `maxLength` characters.
     static func truncate(_ text: String, to maxLength: Int) -> String {
         guard text.count > maxLength else { return text }
-        let cut = text.prefix(maxLength)
+        // One character more than fits: a space there means the cut falls between words.
+        let cut = text.prefix(maxLength + 1)
         if let space = cut.lastIndex(where: { $0 == " " }), cut.distance(from: cut.startIndex, to: space) > maxLength / 2 {
             return String(cut[..<space]).trimmingWhitespace()
         }
-        return String(cut)
+        return String(text.prefix(maxLength))
     }
 }
 

@@ -92,7 +92,11 @@ import TestSupport
                 #expect(!error.message.contains(secret), "\(error.message)")
                 #expect(!error.description.contains(secret), "\(error.description)")
             }
-            #expect(!request.description.contains("SECRET"), "\(request.description)")
+            var dumped = ""
+            dump(request, to: &dumped)
+            for shown in [request.description, request.debugDescription, dumped] {
+                #expect(!shown.contains("SECRET") && !shown.contains("PASSWORD"), "\(shown)")
+            }
         }
         #expect(kinds == [.connectionFailed, .connectionFailed, .timeout, .bodyTooLarge, .invalidURL, .invalidURL, .protocolError])
         _ = try await client.send(HTTPRequest(url: fixture.url("/release?id=\(holdID)")))
@@ -111,10 +115,12 @@ import TestSupport
             let error = await #expect(throws: HTTPError.self, "\(url)") { try await client.send(HTTPRequest(url: url)) }
             #expect(error?.kind == .invalidURL, "\(url)")
         }
-        let error = await #expect(throws: HTTPError.self) {
-            try await client.send(HTTPRequest(method: "GET /x HTTP/1.1\r\n", url: "http://127.0.0.1/"))
+        for request in [HTTPRequest(method: "GET /x HTTP/1.1\r\n", url: "http://127.0.0.1/"),
+                        HTTPRequest(method: "HEAD", url: "http://127.0.0.1/", body: [1]),
+                        HTTPRequest(url: "http://127.0.0.1/", headers: [(name: "Bad Name", value: "x")])] {
+            let error = await #expect(throws: HTTPError.self, "\(request)") { try await client.send(request) }
+            #expect(error?.kind == .protocolError, "\(request)")
         }
-        #expect(error?.kind == .protocolError)
     }
 }
 

@@ -4,8 +4,10 @@ import Synchronization
 import Testing
 import TestSupport
 
-/// `maxResponseBytes`: enforced from Content-Length and while the body streams in.
-@Suite struct HTTPClientLimitTests {
+/// Bodies of megabytes, and `maxResponseBytes`: enforced from Content-Length and while the
+/// body streams in. Serialized, and the only tests of this target moving megabytes, so that
+/// the memory measurement sees this suite's transfers alone.
+@Suite(.serialized) struct HTTPClientLargeBodyTests {
     let client = HTTPClient()
 
     @Test func aStreamedBodyOverTheLimitIsRefusedWithBoundedMemory() async throws {
@@ -22,6 +24,31 @@ import TestSupport
         #expect(error?.message.contains("20971520") == true)
         let growth = max(sampler.peak, try residentBytes()) - before
         #expect(growth < 40 * 1024 * 1024, "resident memory grew by \(growth / 1024) KiB")
+    }
+
+    @Test func binaryBodiesRoundTripByteExact() async throws {
+        let fixture = try await HTTPFixture.shared()
+        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D]
+        var generator = SplitMix64(seed: 42)
+        let noise = (0..<(3 * 1024 * 1024)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        let body = png + [UInt8](repeating: 0, count: 64) + (0...255).map { UInt8($0) } + noise + [0, 0]
+        let response = try await client.send(HTTPRequest(method: "POST", url: fixture.url("/echo-body"), headers: [
+            (name: "Content-Type", value: "image/png"),
+        ], body: body))
+        #expect(response.status == 200)
+        #expect(response.body.count == body.count)
+        #expect(response.body == body)
+    }
+
+    /// libcurl would ask a body over 1 MiB to wait for "100 Continue" (a second's stall
+    /// with servers that never send it); the client turns that off.
+    @Test func largeBodiesAreSentWithoutWaitingForContinue() async throws {
+        let fixture = try await HTTPFixture.shared()
+        let body = [UInt8](repeating: 0x41, count: 2 * 1024 * 1024)
+        let response = try await client.send(HTTPRequest(method: "POST", url: fixture.url("/echo"), body: body))
+        let echo = try Echo(response)
+        #expect(echo.headers["expect"] == nil)
+        #expect(echo.bodyBytes == body)
     }
 
     @Test func aBodyOfExactlyTheLimitIsAccepted() async throws {
@@ -83,4 +110,17 @@ final class ResidentMemorySampler: Sendable {
     }
 
     func stop() { stopRequested.store(true, ordering: .relaxed) }
+}
+
+/// A small deterministic generator for test bytes.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }
