@@ -31,18 +31,22 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
 
+        // OS threads for blocking C calls, shared by the two wrappers below.
+        .target(name: "DedicatedThreads"),
+
         // Swift wrapper over hiredis: the only code that touches hiredis pointers.
         .target(
             name: "RedisClient",
             dependencies: [
                 "CHiredis",
+                "DedicatedThreads",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
         // Swift wrapper over libcurl: the HTTP client the worker calls endpoints with;
         // the only code that touches libcurl pointers.
-        .target(name: "CurlHTTP", dependencies: ["CCurl"]),
+        .target(name: "CurlHTTP", dependencies: ["CCurl", "DedicatedThreads"]),
 
         // The producer library: models, keys, scripts, client, inspector.
         .target(
@@ -116,6 +120,10 @@ let package = Package(
             dependencies: ["ImageWorker", "ImageQueue", "RedisClient", "CurlHTTP", "TestSupport",
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                            .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "WorkerProcessTests",
+            dependencies: ["TestSupport", "CurlHTTP"]
         ),
         .testTarget(
             name: "CLITests",

@@ -31,6 +31,8 @@ public struct MetricsServer: Service {
         }
         router.get("healthz") { _, _ in "ok" }
         let application = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
-        try await application.runService()
+        // As a service of the worker's group (not runService(), which would start a group
+        // of its own with its own signal handling and stop before the claim loops).
+        try await application.run()
     }
 }

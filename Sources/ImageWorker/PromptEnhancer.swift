@@ -75,25 +75,36 @@ struct LLMCall: Sendable {
     }
 }
 
-/// OpenRouter's OpenAI-style chat completions: `POST {base}/chat/completions`.
-public struct OpenRouterEnhancer: PromptEnhancer {
+/// Where and how an LLM enhancer calls its service.
+struct LLMEndpoint: Sendable {
     let call: LLMCall
     let baseURL: String
     let apiKey: String
     let model: String
 
-    /// Creates the enhancer.
-    public init(http: HTTPClient, baseURL: String, apiKey: String, model: String, timeout: Duration,
-                connectTimeout: Duration = .seconds(10), maxLength: Int) {
-        call = LLMCall(http: http, timeout: timeout, connectTimeout: connectTimeout, maxLength: maxLength, provider: "openrouter")
+    init(provider: String, http: HTTPClient, baseURL: String, apiKey: String, model: String, timeout: Duration,
+         connectTimeout: Duration, maxLength: Int) {
+        call = LLMCall(http: http, timeout: timeout, connectTimeout: connectTimeout, maxLength: maxLength, provider: provider)
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.apiKey = apiKey
         self.model = model
     }
+}
+
+/// OpenRouter's OpenAI-style chat completions: `POST {base}/chat/completions`.
+public struct OpenRouterEnhancer: PromptEnhancer {
+    let endpoint: LLMEndpoint
+
+    /// Creates the enhancer.
+    public init(http: HTTPClient, baseURL: String, apiKey: String, model: String, timeout: Duration,
+                connectTimeout: Duration = .seconds(10), maxLength: Int) {
+        endpoint = LLMEndpoint(provider: "openrouter", http: http, baseURL: baseURL, apiKey: apiKey, model: model,
+                               timeout: timeout, connectTimeout: connectTimeout, maxLength: maxLength)
+    }
 
     public func enhance(_ prompt: String) async -> Enhancement {
         let body: JSONValue = .object([
-            "model": .string(model),
+            "model": .string(endpoint.model),
             "messages": .array([
                 .object(["role": .string("system"), "content": .string(enhancementInstruction)]),
                 .object(["role": .string("user"), "content": .string(prompt)]),
@@ -101,10 +112,10 @@ public struct OpenRouterEnhancer: PromptEnhancer {
             "max_tokens": .int(400),
             "temperature": .double(0.7),
         ])
-        let request = HTTPRequest(method: "POST", url: baseURL + "/chat/completions",
-                                  headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(apiKey)")],
+        let request = HTTPRequest(method: "POST", url: endpoint.baseURL + "/chat/completions",
+                                  headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(endpoint.apiKey)")],
                                   body: (try? JSONEncoder().encode(body)).map { Array($0) })
-        return await call.run(prompt, request: request) { object in
+        return await endpoint.call.run(prompt, request: request) { object in
             guard case .array(let choices)? = object["choices"], let first = choices.first?.objectValue,
                   let message = first["message"]?.objectValue else { return nil }
             return message["content"]?.stringValue
@@ -115,18 +126,13 @@ public struct OpenRouterEnhancer: PromptEnhancer {
 /// Gemini's `generateContent`: `POST {base}/v1beta/models/{model}:generateContent`, the key
 /// in the `x-goog-api-key` header (never in the URL, so it cannot reach a log).
 public struct GeminiEnhancer: PromptEnhancer {
-    let call: LLMCall
-    let baseURL: String
-    let apiKey: String
-    let model: String
+    let endpoint: LLMEndpoint
 
     /// Creates the enhancer.
     public init(http: HTTPClient, baseURL: String, apiKey: String, model: String, timeout: Duration,
                 connectTimeout: Duration = .seconds(10), maxLength: Int) {
-        call = LLMCall(http: http, timeout: timeout, connectTimeout: connectTimeout, maxLength: maxLength, provider: "gemini")
-        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
-        self.apiKey = apiKey
-        self.model = model
+        endpoint = LLMEndpoint(provider: "gemini", http: http, baseURL: baseURL, apiKey: apiKey, model: model,
+                               timeout: timeout, connectTimeout: connectTimeout, maxLength: maxLength)
     }
 
     public func enhance(_ prompt: String) async -> Enhancement {
@@ -137,10 +143,10 @@ public struct GeminiEnhancer: PromptEnhancer {
             ])]),
             "generationConfig": .object(["maxOutputTokens": .int(400), "temperature": .double(0.7)]),
         ])
-        let request = HTTPRequest(method: "POST", url: "\(baseURL)/v1beta/models/\(model):generateContent",
-                                  headers: [("Content-Type", "application/json"), ("x-goog-api-key", apiKey)],
+        let request = HTTPRequest(method: "POST", url: "\(endpoint.baseURL)/v1beta/models/\(endpoint.model):generateContent",
+                                  headers: [("Content-Type", "application/json"), ("x-goog-api-key", endpoint.apiKey)],
                                   body: (try? JSONEncoder().encode(body)).map { Array($0) })
-        return await call.run(prompt, request: request) { object in
+        return await endpoint.call.run(prompt, request: request) { object in
             guard case .array(let candidates)? = object["candidates"], let first = candidates.first?.objectValue,
                   let content = first["content"]?.objectValue, case .array(let parts)? = content["parts"] else { return nil }
             let text = parts.compactMap { $0.objectValue?["text"]?.stringValue }.joined()

@@ -16,15 +16,21 @@ extension HTTPImageGenerator: CustomStringConvertible, CustomDebugStringConverti
 }
 
 extension OpenRouterEnhancer: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    public var description: String { "OpenRouterEnhancer(model: \(model))" }
+    public var description: String { "OpenRouterEnhancer(model: \(endpoint.model))" }
     public var debugDescription: String { description }
     public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
 }
 
 extension GeminiEnhancer: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    public var description: String { "GeminiEnhancer(model: \(model))" }
+    public var description: String { "GeminiEnhancer(model: \(endpoint.model))" }
     public var debugDescription: String { description }
     public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}
+
+extension LLMEndpoint: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    var description: String { "LLMEndpoint(\(call.provider), model: \(model))" }
+    var debugDescription: String { description }
+    var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
 }
 
 extension ClaimLoops: CustomStringConvertible {

@@ -8,7 +8,8 @@ public struct WorkerConfiguration: Sendable {
     public enum Backend: String, Sendable {
         /// The real Flux/SDXL endpoints over HTTP.
         case http
-        /// An offline renderer and enhancer: no network, no keys (the built-in default).
+        /// An offline renderer and enhancer: no network, no keys (what `demo` uses when no
+        /// endpoint is configured).
         case placeholder
     }
 

@@ -9,7 +9,6 @@ import Glibc
 /// jobs claimed, completed, failed, retried per model; queue wait, enhancement,
 /// generation and total time; jobs in flight; time since each claim loop last ticked.
 public final class WorkerMetrics: Sendable {
-    private let inFlightGauge = Gauge(label: "imagequeue_worker_jobs_in_flight")
     private let inFlightCount = Atomic<Int>(0)
     private let lastTicks = Mutex<[String: ContinuousClock.Instant]>([:])
 
@@ -51,7 +50,8 @@ public final class WorkerMetrics: Sendable {
 
     func inFlight(_ change: Int) {
         let value = inFlightCount.add(change, ordering: .relaxed).newValue
-        inFlightGauge.record(value)
+        // Made when recorded, not when the worker is built: metrics may be bootstrapped later.
+        Gauge(label: "imagequeue_worker_jobs_in_flight").record(value)
     }
 
     /// Records that a model's claim loop is alive.

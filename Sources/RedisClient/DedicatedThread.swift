@@ -1,3 +1,4 @@
+import DedicatedThreads
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -10,31 +11,15 @@ let ignoreBrokenPipes: Void = {
     _ = signal(SIGPIPE, SIG_IGN)
 }()
 
-/// Starts `body` on a new detached OS thread, outside Swift's cooperative pool, so
-/// blocking Redis I/O never starves async tasks (the pool is as wide as the CPU count).
+/// Starts `body` on a dedicated OS thread, outside Swift's cooperative pool, so blocking
+/// Redis I/O never starves async tasks. A connection cannot work without its thread.
 func startDedicatedThread(name: String, _ body: @escaping @Sendable () -> Void) {
-    final class Box {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
     ignoreBrokenPipes
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var attributes = pthread_attr_t()
-    pthread_attr_init(&attributes)
-    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-    pthread_attr_setstacksize(&attributes, 512 * 1024)
-    #if canImport(Glibc)
-    var thread = pthread_t()
-    #else
-    var thread: pthread_t?
-    #endif
-    let status = pthread_create(&thread, &attributes, { argument in
-        Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-        return nil
-    }, box)
-    pthread_attr_destroy(&attributes)
-    precondition(status == 0, "cannot start a thread (\(status))")
-    _ = name  // shown in logs of callers; thread naming needs _GNU_SOURCE, not exposed here
+    do {
+        try DedicatedThread.start(body)
+    } catch {
+        fatalError("\(name): \(error)")
+    }
 }
 
 /// A self-pipe: another thread writes a byte to wake a thread waiting in poll().

@@ -39,10 +39,7 @@ struct DeadCommand: AsyncParsableCommand {
         @Flag(help: "Print {\"retried\": N}.") var json = false
 
         func run() async throws {
-            let client = try global.client()
-            defer { client.close() }
-            let count = try await client.retryDead(model: model, id: id)
-            if json { Output.json(["retried": count]) } else { Output.line("retried \(count) job(s)") }
+            try await DeadCommand.change(global, verb: "retried", json: json) { try await $0.retryDead(model: model, id: id) }
         }
     }
 
@@ -54,11 +51,19 @@ struct DeadCommand: AsyncParsableCommand {
         @Flag(help: "Print {\"purged\": N}.") var json = false
 
         func run() async throws {
-            let client = try global.client()
-            defer { client.close() }
-            let count = try await client.purgeDead(model: model, id: id)
-            if json { Output.json(["purged": count]) } else { Output.line("purged \(count) job(s)") }
+            try await DeadCommand.change(global, verb: "purged", json: json) { try await $0.purgeDead(model: model, id: id) }
         }
+    }
+}
+
+extension DeadCommand {
+    /// Runs a dead-list change and reports how many jobs it touched.
+    static func change(_ global: GlobalOptions, verb: String, json: Bool,
+                       _ body: (ImageQueueClient) async throws -> Int) async throws {
+        let client = try global.client()
+        defer { client.close() }
+        let count = try await body(client)
+        if json { Output.json([verb: count]) } else { Output.line("\(verb) \(count) job(s)") }
     }
 }
 

@@ -41,10 +41,16 @@ struct ImageQueueCommand: AsyncParsableCommand {
             Output.error(error.message)
             status = error.status
         } catch {
-            if exitCode(for: error) == .success { exit(withError: error) }  // --help, --version
-            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
-            Output.error(message + " (see 'imagequeue --help')")
-            status = 2
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }  // --help, --version
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            if code == .validationFailure {
+                Output.error(message + " (see 'imagequeue --help')")
+                status = 2
+            } else {
+                Output.error(message)
+                status = 1
+            }
         }
         Output.flush()
         Glibc.exit(status)

@@ -47,6 +47,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("metrics-port"), help: "Serve Prometheus /metrics and /healthz on this port.")
     var metricsPort: Int?
 
+    @Option(name: .customLong("metrics-host"), help: "The address /metrics listens on.")
+    var metricsHost = "0.0.0.0"
+
     @Option(help: "Jobs of each model this process runs at once (the model's cluster-wide limit still applies).")
     var concurrency = 1
 
@@ -76,7 +79,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if let metricsPort {
             let registry = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-            services.insert(MetricsServer(registry: registry, metrics: worker.metrics, port: metricsPort, logger: logger), at: 0)
+            services.insert(MetricsServer(registry: registry, metrics: worker.metrics, host: metricsHost, port: metricsPort, logger: logger), at: 0)
         }
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -27,7 +27,7 @@ func expectOneLine(_ stderr: String, sourceLocation: SourceLocation = #_sourceLo
 /// The statuses of `watch --json` lines, each of which must be a JSON object about `id`.
 func watchedStatuses(_ lines: [String], id: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String] {
     try lines.map { line in
-        let event = try JSONValue.parse(line)
+        let event = try ParsedJSON.parse(line)
         #expect(event["id"]?.string == id, "event: \(line)", sourceLocation: sourceLocation)
         return try #require(event["status"]?.string, "event without a status: \(line)", sourceLocation: sourceLocation)
     }

@@ -53,16 +53,16 @@ struct CLI: Sendable {
 
     /// Runs a command that must succeed and print one JSON document.
     /// - Throws: `TestSetupError` when it fails or prints something else.
-    func json(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> JSONValue {
+    func json(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> ParsedJSON {
         let result = try await run(arguments, environment: extra)
         guard result.status == 0 else {
             throw TestSetupError("imagequeue \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
         }
-        return try JSONValue.parse(result.stdout)
+        return try ParsedJSON.parse(result.stdout)
     }
 
     /// `queues --json`, for counting what a command left behind.
-    func queues() async throws -> JSONValue {
+    func queues() async throws -> ParsedJSON {
         try await json(["queues", "--json"])
     }
 
@@ -81,7 +81,7 @@ struct WorkerSteps: Sendable {
     struct Claim: Sendable {
         let id: String
         let token: String
-        let request: JSONValue
+        let request: ParsedJSON
     }
 
     static let workerID = "test-worker"
@@ -90,14 +90,14 @@ struct WorkerSteps: Sendable {
         TestEnvironment.packageRoot.appendingPathComponent("Tests/Python/worker_steps.py").path
     }
 
-    private func step(_ arguments: [String]) async throws -> JSONValue {
+    private func step(_ arguments: [String]) async throws -> ParsedJSON {
         let result = try await runProgram(URL(fileURLWithPath: "/usr/bin/env"),
                                     ["python3", Self.script, "--binary", cli.binary.path, "--redis", cli.redisURL,
                                      "--prefix", cli.prefix] + arguments)
         guard result.status == 0 else {
             throw TestSetupError("worker_steps.py \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
         }
-        return try JSONValue.parse(result.stdout)
+        return try ParsedJSON.parse(result.stdout)
     }
 
     /// Claims the next job of a model.

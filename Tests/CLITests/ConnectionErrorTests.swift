@@ -47,7 +47,7 @@ struct ConnectionErrorTests {
         let cli = try CLI(redisURL: "redis://:pw-secret-123@127.0.0.1:\(server.port)")
         let enqueued = try await cli.run(["enqueue", "--model", "flux", "--user", "alice", "--json", "a fox"])
         #expect(enqueued.status == 0, "stderr: \(enqueued.stderr)")
-        let id = try #require(try JSONValue.parse(enqueued.stdout)["id"]?.string)
+        let id = try #require(try ParsedJSON.parse(enqueued.stdout)["id"]?.string)
         let status = try await cli.run(["status", id, "--json"])
         #expect(status.status == 0, "stderr: \(status.stderr)")
         for output in [enqueued.stdout, enqueued.stderr, status.stdout, status.stderr] {

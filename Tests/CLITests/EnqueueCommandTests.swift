@@ -26,7 +26,7 @@ struct EnqueueCommandTests {
             let result = try await cli.run(["enqueue", "--model", "flux", "--user", "alice", "--json", "prompt \(expectedPosition)"])
             #expect(result.status == 0, "stderr: \(result.stderr)")
             #expect(result.stdout.split(separator: "\n").count == 1, "stdout: \(result.stdout)")
-            let job = try JSONValue.parse(result.stdout)
+            let job = try ParsedJSON.parse(result.stdout)
             let id = try #require(job["id"]?.string)
             #expect(id.wholeMatch(of: #/flux-[0-9a-z]{26}/#) != nil)
             #expect(job["model"] == .string("flux"))

@@ -15,7 +15,7 @@ struct StatusCommandTests {
         let result = try await cli.run(["status", id, "--json"])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         #expect(result.stdout.split(separator: "\n").count == 1, "stdout: \(result.stdout)")
-        let job = try JSONValue.parse(result.stdout)
+        let job = try ParsedJSON.parse(result.stdout)
         let keys = try #require(job.object).keys
         for key in Self.requiredKeys {
             #expect(keys.contains(key), "missing \(key) in \(result.stdout)")
@@ -41,7 +41,7 @@ struct StatusCommandTests {
 
         let result = try await cli.run(["status", id, "--json"])
         #expect(result.status == 0, "stderr: \(result.stderr)")
-        let job = try JSONValue.parse(result.stdout)
+        let job = try ParsedJSON.parse(result.stdout)
         for key in Self.requiredKeys {
             #expect(job[key] != nil, "missing \(key) in \(result.stdout)")
         }
@@ -71,7 +71,7 @@ struct StatusCommandTests {
         #expect(result.stdout.contains(id))
         #expect(result.stdout.contains("queued"))
         #expect(result.stdout.contains("a lighthouse at dusk"))
-        #expect((try? JSONValue.parse(result.stdout)) == nil, "expected text, got JSON: \(result.stdout)")
+        #expect((try? ParsedJSON.parse(result.stdout)) == nil, "expected text, got JSON: \(result.stdout)")
     }
 
     @Test("an id that names no job fails with one line")

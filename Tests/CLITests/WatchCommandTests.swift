@@ -62,7 +62,7 @@ struct WatchCommandTests {
         #expect(finished.status == 0, "stderr: \(finished.stderr)")
         let lines = finished.stdout.split(separator: "\n").map(String.init)
         #expect(try watchedStatuses(lines, id: id) == ["queued", "enhancing", "generating", "completed"])
-        let revisions = try lines.map { try JSONValue.parse($0)["rev"]?.integer ?? -1 }
+        let revisions = try lines.map { try ParsedJSON.parse($0)["rev"]?.integer ?? -1 }
         #expect(revisions == revisions.sorted() && Set(revisions).count == revisions.count, "revs: \(revisions)")
     }
 

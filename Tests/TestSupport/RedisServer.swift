@@ -26,6 +26,8 @@ public final class RedisServer: @unchecked Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("iq-redis-\(port)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.extraArguments = extraArguments
+        let folder = directory.path
+        RedisServer.folders.withLock { _ = $0.insert(folder) }
         try startBlocking()
     }
 
@@ -111,9 +113,13 @@ public final class RedisServer: @unchecked Sendable {
     static let spawned: Mutex<Set<pid_t>> = {
         atexit {
             for pid in RedisServer.spawned.withLock({ $0 }) { Glibc.kill(pid, SIGKILL) }
+            for folder in RedisServer.folders.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: folder) }
         }
         return Mutex([])
     }()
+
+    /// Every server's folder, removed when the test process exits.
+    static let folders = Mutex<Set<String>>([])
 
     static func redisServerPath() throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"

@@ -3,16 +3,16 @@ import TestSupport
 
 /// A parsed JSON document, keeping integers apart from other numbers and `null` apart from
 /// a missing key.
-enum JSONValue: Decodable, Equatable, Sendable, CustomStringConvertible {
+public enum ParsedJSON: Decodable, Equatable, Sendable, CustomStringConvertible {
     case null
     case integer(Int64)
     case number(Double)
     case bool(Bool)
     case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
+    case array([ParsedJSON])
+    case object([String: ParsedJSON])
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -24,51 +24,51 @@ enum JSONValue: Decodable, Equatable, Sendable, CustomStringConvertible {
             self = .bool(value)
         } else if let value = try? container.decode(String.self) {
             self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
+        } else if let value = try? container.decode([ParsedJSON].self) {
             self = .array(value)
         } else {
-            self = .object(try container.decode([String: JSONValue].self))
+            self = .object(try container.decode([String: ParsedJSON].self))
         }
     }
 
     /// Parses one JSON document (surrounding white space allowed).
     /// - Throws: `TestSetupError` quoting the text when it is not JSON.
-    static func parse(_ text: String) throws -> JSONValue {
+    public static func parse(_ text: String) throws -> ParsedJSON {
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            return try JSONDecoder().decode(ParsedJSON.self, from: Data(text.utf8))
         } catch {
             throw TestSetupError("not a JSON document: \(text.debugDescription)")
         }
     }
 
-    subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> ParsedJSON? {
         if case .object(let members) = self { return members[key] }
         return nil
     }
 
-    var object: [String: JSONValue]? {
+    public var object: [String: ParsedJSON]? {
         if case .object(let members) = self { return members }
         return nil
     }
 
-    var array: [JSONValue]? {
+    public var array: [ParsedJSON]? {
         if case .array(let items) = self { return items }
         return nil
     }
 
-    var string: String? {
+    public var string: String? {
         if case .string(let text) = self { return text }
         return nil
     }
 
-    var integer: Int64? {
+    public var integer: Int64? {
         if case .integer(let value) = self { return value }
         return nil
     }
 
-    var isNull: Bool { self == .null }
+    public var isNull: Bool { self == .null }
 
-    var description: String {
+    public var description: String {
         switch self {
         case .null: "null"
         case .integer(let value): "\(value)"
@@ -84,7 +84,7 @@ enum JSONValue: Decodable, Equatable, Sendable, CustomStringConvertible {
 
 /// Whether the JSON text writes `key`'s value as an integer literal (no fraction, no
 /// exponent): `JSONDecoder` alone would also accept `1.0` as an integer.
-func writesInteger(_ json: String, key: String) -> Bool {
+public func writesInteger(_ json: String, key: String) -> Bool {
     guard let pattern = try? Regex("\"\(key)\"\\s*:\\s*-?[0-9]+\\s*[,}]") else { return false }
     return json.contains(pattern)
 }
