@@ -73,10 +73,25 @@ let package = Package(
             ]
         ),
 
+        // The HTTP API, live event streams, Prometheus metrics and the dashboard.
+        .target(
+            name: "ImageQueueServer",
+            dependencies: [
+                "ImageQueue",
+                "RedisClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            exclude: ["Dashboard"]
+        ),
+
         .executableTarget(
             name: "imagequeue",
             dependencies: [
                 "ImageQueue",
+                "ImageQueueServer",
                 "ImageWorker",
                 "RedisClient",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

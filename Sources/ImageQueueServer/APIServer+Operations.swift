@@ -1,0 +1,128 @@
+import FoundationEssentials
+import Hummingbird
+import ImageQueue
+import Prometheus
+import RedisClient
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `GET /v1/dashboard`: one snapshot for the dashboard page.
+struct DashboardSnapshot: Encodable {
+    let queues: [String: QueueStats]
+    let workers: [WorkerInfo]
+    let running: [JobInfo]
+    let recent: [JobInfo]
+    let failed: [JobInfo]
+    let generatedAt: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case queues, workers, running, recent, failed, generatedAt = "generated_at"
+    }
+}
+
+/// `POST /v1/dead/{model}/retry`'s optional body.
+struct RetryBody: Decodable {
+    let id: String?
+}
+
+extension APIServer {
+    func addOperatorRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/v1/queues") { request, _ -> Response in
+            try authorize(request, mutating: false)
+            return .json(try await queueCall { try await client.inspector.stats() })
+        }
+
+        router.get("/v1/workers") { request, _ -> Response in
+            try authorize(request, mutating: false)
+            return .json(try await queueCall { try await client.inspector.workers() })
+        }
+
+        router.post("/v1/dead/:model/retry") { request, context -> Response in
+            try authorize(request, mutating: true)
+            let model = try context.parameters.require("model")
+            var id: String?
+            if request.headers[.contentType] != nil {
+                let body: RetryBody = try await decodeJSON(request)
+                id = body.id
+            }
+            let count = try await queueCall { try await client.retryDead(model: model, id: id) }
+            return .json(["retried": count])
+        }
+
+        router.delete("/v1/dead/:model") { request, context -> Response in
+            try authorize(request, mutating: true)
+            let model = try context.parameters.require("model")
+            let count = try await queueCall { try await client.purgeDead(model: model) }
+            return .json(["purged": count])
+        }
+
+        router.get("/v1/dashboard") { request, _ -> Response in
+            try authorize(request, mutating: false)
+            return .json(try await queueCall { try await dashboard() })
+        }
+
+        router.get("/metrics") { request, _ -> Response in
+            try authorize(request, mutating: false)
+            let text = try await queueCall { try await metricsText() }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+
+        router.get("/healthz") { _, _ in Response.json(["status": "ok"]) }
+
+        router.get("/readyz") { _, _ -> Response in
+            do {
+                try await client.redis.send("PING")
+                return .json(["status": "ready"])
+            } catch {
+                throw APIError(.serviceUnavailable, "redis_unavailable", "Redis does not answer")
+            }
+        }
+    }
+
+    func dashboard() async throws(ImageQueueError) -> DashboardSnapshot {
+        let inspector = client.inspector
+        let models = client.configuration.models
+        var running: [JobInfo] = []
+        var failed: [JobInfo] = []
+        for model in models {
+            running += try await inspector.runningJobs(model: model)
+            failed += try await inspector.recentDeadJobs(model: model)
+        }
+        failed.sort { ($0.finishedAt ?? 0) > ($1.finishedAt ?? 0) }
+        let recent = try await inspector.jobs(recent.latest).filter { $0.status == .completed }
+        return DashboardSnapshot(queues: try await inspector.stats(), workers: try await inspector.workers(),
+                                 running: running.sorted { ($0.startedAt ?? 0) < ($1.startedAt ?? 0) },
+                                 recent: recent, failed: Array(failed.prefix(24)), generatedAt: Self.nowMilliseconds())
+    }
+
+    /// The whole system's state as Prometheus text, read from Redis (so it covers every worker).
+    func metricsText() async throws(ImageQueueError) -> String {
+        let stats = try await client.inspector.stats()
+        let workers = try await client.inspector.workers()
+        let registry = PrometheusCollectorRegistry()
+        for (model, s) in stats.sorted(by: { $0.key < $1.key }) {
+            let labels = [("model", model)]
+            registry.makeGauge(name: "imagequeue_queue_pending", labels: labels, help: "Jobs waiting in the model's queue").set(Int64(s.pending))
+            registry.makeGauge(name: "imagequeue_queue_active", labels: labels, help: "Jobs running (holding a lease)").set(Int64(s.active))
+            registry.makeGauge(name: "imagequeue_queue_dead", labels: labels, help: "Jobs in the model's dead list").set(Int64(s.dead))
+            registry.makeGauge(name: "imagequeue_queue_concurrency", labels: labels, help: "Jobs of the model allowed to run at once").set(Int64(s.concurrency))
+            registry.makeGauge(name: "imagequeue_queue_oldest_pending_age_seconds", labels: labels,
+                               help: "Age of the job at the head of the queue (0 when empty)")
+                .set(Double(s.oldestPendingAgeMilliseconds ?? 0) / 1000)
+            registry.makeCounter(name: "imagequeue_jobs_completed_total", labels: labels, help: "Jobs completed").increment(by: Int64(s.completedTotal))
+            registry.makeCounter(name: "imagequeue_jobs_failed_total", labels: labels, help: "Jobs dead-lettered").increment(by: Int64(s.failedTotal))
+        }
+        let now = Self.nowMilliseconds()
+        let live = workers.filter { now - $0.heartbeatAt < 60_000 }.count
+        registry.makeGauge(name: "imagequeue_workers_live", labels: [], help: "Workers registered in the last minute").set(Int64(live))
+        return registry.emitToString()
+    }
+
+    static func nowMilliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+}

@@ -1,0 +1,89 @@
+import Hummingbird
+import ImageQueue
+import Logging
+import RedisClient
+import ServiceLifecycle
+
+/// `imagequeue serve`: the HTTP API for other services (enqueue, status, cancel, image,
+/// live events), the operators' routes (queues, workers, dead lists, Prometheus metrics,
+/// health) and the live dashboard at `/`.
+public struct APIServer: Service {
+    /// How the server runs.
+    public struct Configuration: Sendable {
+        /// Address to listen on.
+        public var host = "127.0.0.1"
+        /// Port to listen on.
+        public var port = 8080
+        /// The bearer token mutating routes require (and read routes with `protectReads`).
+        public var token: String
+        /// Whether read routes need the token too.
+        public var protectReads = false
+        /// Largest request body accepted.
+        public var maxBodyBytes = 64 * 1024
+        /// Interval of the SSE keep-alive comment.
+        public var keepAlive: Duration = .seconds(15)
+
+        /// Creates a configuration.
+        public init(token: String) { self.token = token }
+    }
+
+    let configuration: Configuration
+    let client: ImageQueueClient
+    let subscriber: RedisSubscriber
+    let recent: RecentCompletions
+    let logger: Logger
+
+    /// Creates the server on a Redis server.
+    /// - Throws: `ImageQueueError` for an invalid queue configuration.
+    public init(configuration: Configuration, redis: RedisConfiguration, queue: QueueConfiguration, logger: Logger) throws(ImageQueueError) {
+        self.configuration = configuration
+        self.logger = logger
+        client = try ImageQueueClient(redis: redis, configuration: queue, logger: logger)
+        subscriber = RedisSubscriber(configuration: redis, logger: logger)
+        recent = RecentCompletions()
+    }
+
+    public func run() async throws {
+        let application = Application(router: makeRouter(),
+                                      configuration: .init(address: .hostname(configuration.host, port: configuration.port),
+                                                           serverName: "imagequeue"),
+                                      logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await recent.follow(subscriber: subscriber, pattern: client.configuration.keys.allEventsPattern) }
+            try await application.run()
+            group.cancelAll()  // the server stopped (graceful shutdown): stop following events too
+        }
+        subscriber.close()
+        client.close()
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        addJobRoutes(to: router)
+        addStreamRoutes(to: router)
+        addOperatorRoutes(to: router)
+        router.get("/") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
+        }
+        return router
+    }
+
+    /// Checks the bearer token in constant time (the token is never logged).
+    /// - Throws: `APIError.unauthorized`.
+    func authorize(_ request: Request, mutating: Bool) throws {
+        guard mutating || configuration.protectReads else { return }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthorized }
+        let given = Array(header.utf8.dropFirst("Bearer ".utf8.count))
+        let expected = Array(configuration.token.utf8)
+        var difference = UInt8(given.count == expected.count ? 0 : 1)
+        for index in 0..<expected.count {
+            difference |= expected[index] ^ (index < given.count ? given[index] : 0)
+        }
+        if difference != 0 { throw APIError.unauthorized }
+    }
+}
+
+extension APIServer: CustomStringConvertible {
+    public var description: String { "APIServer(\(configuration.host):\(configuration.port))" }
+}
