@@ -141,6 +141,10 @@ let package = Package(
             dependencies: ["TestSupport", "CurlHTTP"]
         ),
         .testTarget(
+            name: "ServeTests",
+            dependencies: ["TestSupport", "CurlHTTP"]
+        ),
+        .testTarget(
             name: "CLITests",
             dependencies: ["TestSupport"]
         ),

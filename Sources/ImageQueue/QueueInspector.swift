@@ -156,4 +156,16 @@ public struct QueueStats: Sendable, Equatable, Codable {
         case pending, active, dead, concurrency, completedTotal = "completed_total", failedTotal = "failed_total"
         case oldestPendingAgeMilliseconds = "oldest_pending_age_ms"
     }
+
+    /// Encodes every field; an empty queue's age as `null` (a stable shape for clients).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(pending, forKey: .pending)
+        try container.encode(active, forKey: .active)
+        try container.encode(dead, forKey: .dead)
+        try container.encode(concurrency, forKey: .concurrency)
+        try container.encode(completedTotal, forKey: .completedTotal)
+        try container.encode(failedTotal, forKey: .failedTotal)
+        try container.encode(oldestPendingAgeMilliseconds, forKey: .oldestPendingAgeMilliseconds)
+    }
 }

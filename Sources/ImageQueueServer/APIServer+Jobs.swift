@@ -52,16 +52,25 @@ extension APIServer {
     /// A JSON request body: 415 for another content type, 413 past the size limit, 400
     /// when it does not decode.
     func decodeJSON<T: Decodable>(_ request: Request) async throws -> T {
-        let contentType = request.headers[.contentType]?.lowercased() ?? ""
-        guard contentType.hasPrefix("application/json") else {
-            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the body as application/json")
+        guard let value: T = try await decodeJSON(request, allowEmpty: false) else {
+            throw APIError(.badRequest, "invalid_json", "the body is empty")
         }
+        return value
+    }
+
+    /// Like `decodeJSON`, but an empty body (of any content type) gives nil when allowed.
+    func decodeJSON<T: Decodable>(_ request: Request, allowEmpty: Bool) async throws -> T? {
         var request = request
         let buffer: ByteBuffer
         do {
             buffer = try await request.collectBody(upTo: configuration.maxBodyBytes)
         } catch {
             throw APIError(.contentTooLarge, "payload_too_large", "the body is larger than \(configuration.maxBodyBytes) bytes")
+        }
+        if allowEmpty, buffer.readableBytes == 0 { return nil }
+        let contentType = request.headers[.contentType]?.lowercased() ?? ""
+        guard contentType.hasPrefix("application/json") else {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the body as application/json")
         }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))

@@ -41,11 +41,9 @@ extension APIServer {
         router.post("/v1/dead/:model/retry") { request, context -> Response in
             try authorize(request, mutating: true)
             let model = try context.parameters.require("model")
-            var id: String?
-            if request.headers[.contentType] != nil {
-                let body: RetryBody = try await decodeJSON(request)
-                id = body.id
-            }
+            // The body is optional: an empty one (whatever its content type) retries all.
+            let body: RetryBody? = try await decodeJSON(request, allowEmpty: true)
+            let id = body?.id
             let count = try await queueCall { try await client.retryDead(model: model, id: id) }
             return .json(["retried": count])
         }

@@ -1,4 +1,5 @@
 import Hummingbird
+import Synchronization
 import ImageQueue
 import RedisClient
 
@@ -48,8 +49,11 @@ extension APIServer {
     func eventStream(_ produce: @escaping @Sendable (_ emit: @Sendable (String) -> Void) async throws -> Void) -> Response {
         let keepAlive = configuration.keepAlive
         let logger = logger
+        let streams = streams
         let body = ResponseBody { writer in
             let (frames, continuation) = AsyncStream<String>.makeStream()
+            let registration = streams.add(continuation)
+            defer { streams.remove(registration) }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     do {
@@ -81,5 +85,34 @@ extension APIServer {
     /// One SSE frame carrying a status event.
     static func frame(_ json: String, revision: Int64?) -> String {
         (revision.map { "id: \($0)\n" } ?? "") + "event: status\ndata: \(json)\n\n"
+    }
+}
+
+/// The event streams open now, so a graceful shutdown can end them.
+final class OpenStreams: Sendable {
+    private let state = Mutex<(next: Int, open: [Int: AsyncStream<String>.Continuation], closed: Bool)>((0, [:], false))
+
+    /// Registers a stream; one registered after shutdown began is ended at once.
+    func add(_ continuation: AsyncStream<String>.Continuation) -> Int {
+        let (id, closed) = state.withLock { state in
+            state.next += 1
+            state.open[state.next] = continuation
+            return (state.next, state.closed)
+        }
+        if closed { continuation.finish() }
+        return id
+    }
+
+    func remove(_ id: Int) {
+        _ = state.withLock { $0.open.removeValue(forKey: id) }
+    }
+
+    /// Ends every open stream (their clients see the response finish).
+    func closeAll() {
+        let open = state.withLock { state in
+            state.closed = true
+            return Array(state.open.values)
+        }
+        for continuation in open { continuation.finish() }
     }
 }

@@ -31,6 +31,7 @@ public struct APIServer: Service {
     let client: ImageQueueClient
     let subscriber: RedisSubscriber
     let recent: RecentCompletions
+    let streams = OpenStreams()
     let logger: Logger
 
     /// Creates the server on a Redis server.
@@ -50,7 +51,13 @@ public struct APIServer: Service {
                                       logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await recent.follow(subscriber: subscriber, pattern: client.configuration.keys.allEventsPattern) }
-            try await application.run()
+            // Event streams never end on their own: close them when shutdown begins, or the
+            // server would wait for every open dashboard tab to go away.
+            try await withGracefulShutdownHandler {
+                try await application.run()
+            } onGracefulShutdown: {
+                streams.closeAll()
+            }
             group.cancelAll()  // the server stopped (graceful shutdown): stop following events too
         }
         subscriber.close()
@@ -59,6 +66,7 @@ public struct APIServer: Service {
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: JSONErrorMiddleware())
         addJobRoutes(to: router)
         addStreamRoutes(to: router)
         addOperatorRoutes(to: router)
@@ -81,6 +89,26 @@ public struct APIServer: Service {
             difference |= expected[index] ^ (index < given.count ? given[index] : 0)
         }
         if difference != 0 { throw APIError.unauthorized }
+    }
+}
+
+/// Answers the framework's own errors (no such route, wrong method...) in the API's JSON
+/// error shape, like every other error.
+struct JSONErrorMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            let code = switch error.status {
+            case .notFound: "not_found"
+            case .methodNotAllowed: "method_not_allowed"
+            case .contentTooLarge: "payload_too_large"
+            default: "http_\(error.status.code)"
+            }
+            throw APIError(error.status, code, error.body ?? "\(error.status.reasonPhrase): \(request.method) \(request.uri.path)")
+        }
     }
 }
 

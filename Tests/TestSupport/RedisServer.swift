@@ -59,32 +59,8 @@ public final class RedisServer: @unchecked Sendable {
     private func startBlocking() throws {
         let arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                          "--dir", directory.path, "--daemonize", "no", "--loglevel", "warning"] + extraArguments
-        // posix_spawn and waitpid directly: the test owns this child and reaps it itself.
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        // A child inherits its parent thread's signal mask, and Swift's task threads block
-        // SIGTERM: start the server with an empty mask and default handlers, or it would
-        // ignore stop().
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var child: pid_t = 0
-        let status = posix_spawn(&child, try Self.redisServerPath(), &actions, &attributes, argv, environ)
-        guard status == 0 else { throw TestSetupError("cannot start redis-server (error \(status))") }
+        // The test owns this child and reaps it itself (waitpid in signalAndWait).
+        let child = try spawnChild(try Self.redisServerPath(), Array(arguments.dropFirst()))
         lock.withLock { self.pid = child }
         RedisServer.spawned.withLock { $0.insert(child) }
         let deadline = Date().addingTimeInterval(10)

@@ -14,15 +14,15 @@ import Glibc
 /// the signal tests independent of it, and lets the test own the reaping. Output is read as
 /// it comes by dedicated threads, the exit is collected by another, and every wait polls
 /// with `Task.sleep`: nothing here blocks the cooperative pool.
-final class SpawnedProcess: Sendable {
+public final class SpawnedProcess: Sendable {
     /// How a process ended.
-    enum Termination: Equatable, Sendable, CustomStringConvertible {
+    public enum Termination: Equatable, Sendable, CustomStringConvertible {
         /// `exit(status)`.
         case exited(Int32)
         /// Killed by this signal.
         case signalled(Int32)
 
-        var description: String {
+        public var description: String {
             switch self {
             case .exited(let status): "exited \(status)"
             case .signalled(let signal): "killed by signal \(signal)"
@@ -40,14 +40,14 @@ final class SpawnedProcess: Sendable {
     }
 
     /// The child's process id.
-    let pid: pid_t
+    public let pid: pid_t
     /// What it was started as, for messages.
-    let commandLine: String
+    public let commandLine: String
     private let state = SharedState()
 
     /// Starts `executable` with exactly `arguments` and `environment`; stdin is /dev/null.
     /// - Throws: `TestSetupError` when the pipes or the process cannot be made.
-    init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
         commandLine = ([executable] + arguments).joined(separator: " ")
         // Close-on-exec from the start, so no child another thread spawns meanwhile can
         // inherit a write end (that would hold our reads open past the worker's exit).
@@ -55,38 +55,17 @@ final class SpawnedProcess: Sendable {
         let outChannel = try Self.closeOnExecChannel()
         let errChannel = try Self.closeOnExecChannel()
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outChannel[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errChannel[1], 2)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { envp.forEach { free($0) } }
-
-        var child: pid_t = 0
-        let status = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+        let spawned = Result { try spawnChild(executable, arguments, environment: environment,
+                                              stdout: outChannel[1], stderr: errChannel[1]) }
         close(outChannel[1])
         close(errChannel[1])
-        guard status == 0 else {
+        let child: pid_t
+        do {
+            child = try spawned.get()
+        } catch {
             close(outChannel[0])
             close(errChannel[0])
-            throw TestSetupError("cannot start \(executable) (error \(status))")
+            throw error
         }
         pid = child
         Self.running.withLock { _ = $0.insert(child) }
@@ -146,18 +125,18 @@ final class SpawnedProcess: Sendable {
     }
 
     /// Everything written to stdout so far.
-    var stdout: String { state.withLock { String(decoding: $0.stdout, as: UTF8.self) } }
+    public var stdout: String { state.withLock { String(decoding: $0.stdout, as: UTF8.self) } }
     /// Everything written to stderr so far.
-    var stderr: String { state.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
+    public var stderr: String { state.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
     /// stdout and stderr together, in arrival order.
-    var output: String { state.withLock { String(decoding: $0.output, as: UTF8.self) } }
+    public var output: String { state.withLock { String(decoding: $0.output, as: UTF8.self) } }
     /// How the process ended, or nil while it runs.
-    var termination: Termination? { state.withLock { $0.termination } }
+    public var termination: Termination? { state.withLock { $0.termination } }
     /// Whether the process still runs.
-    var isRunning: Bool { termination == nil }
+    public var isRunning: Bool { termination == nil }
 
     /// Sends a signal (SIGTERM, SIGKILL, …) unless the process has already ended.
-    func send(_ signal: Int32) {
+    public func send(_ signal: Int32) {
         if isRunning { kill(pid, signal) }
     }
 
@@ -165,7 +144,7 @@ final class SpawnedProcess: Sendable {
     /// - Throws: `TestSetupError` (after SIGKILL) when it does not end within `timeout`
     ///   seconds; the limit only keeps a broken program from hanging the suite.
     @discardableResult
-    func waitForExit(timeout: Double = 30) async throws -> Termination {
+    public func waitForExit(timeout: Double = 30) async throws -> Termination {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         while ContinuousClock.now < deadline {
             let (termination, openStreams) = state.withLock { ($0.termination, $0.openStreams) }
@@ -178,7 +157,7 @@ final class SpawnedProcess: Sendable {
 
     /// Waits until stdout+stderr contain `text`; returns false if the process ended or the
     /// deadline passed first.
-    func waitForOutput(containing text: String, timeout: Double = 30) async -> Bool {
+    public func waitForOutput(containing text: String, timeout: Double = 30) async -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         while ContinuousClock.now < deadline {
             let (printed, ended) = state.withLock { ($0.output, $0.termination != nil && $0.openStreams == 0) }
@@ -204,3 +183,55 @@ final class SpawnedProcess: Sendable {
         return Mutex([])
     }()
 }
+
+/// Starts a child process the way every test should: an empty signal mask and default
+/// handlers (Swift's threads block some signals, and a child inherits that mask), stdin
+/// from /dev/null, stdout and stderr to the given descriptors (or /dev/null), and no other
+/// inherited descriptor (a long-lived child holding the write end of another test's pipe
+/// would keep that reader waiting). Returns the pid; the caller reaps it.
+/// - Throws: `TestSetupError` when the process cannot be started.
+public func spawnChild(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                       stdout: Int32? = nil, stderr: Int32? = nil) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    if let stdout { posix_spawn_file_actions_adddup2(&actions, stdout, 1) } else {
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    }
+    if let stderr { posix_spawn_file_actions_adddup2(&actions, stderr, 2) } else {
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    }
+    if let closeFrom = addCloseFrom { _ = closeFrom(&actions, 3) }
+
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var noSignals = sigset_t()
+    sigemptyset(&noSignals)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for signal in [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigmask(&attributes, &noSignals)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+    defer { envp?.forEach { free($0) } }
+    var child: pid_t = 0
+    let status = envp == nil
+        ? posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+        : posix_spawn(&child, executable, &actions, &attributes, argv, envp!)
+    guard status == 0 else { throw TestSetupError("cannot start \(executable) (error \(status))") }
+    return child
+}
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), which its Swift module
+/// does not export (it is declared for _GNU_SOURCE only); nil on an older glibc.
+private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+private let addCloseFrom: AddCloseFrom? = {
+    guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+    return unsafeBitCast(symbol, to: AddCloseFrom.self)
+}()
