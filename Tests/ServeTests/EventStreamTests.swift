@@ -79,6 +79,29 @@ struct EventStreamTests {
         _ = try await worker.waitForExit()
     }
 
+    @Test("a job's stream survives a Redis restart mid-job and still ends with the terminal event")
+    func jobStreamSurvivesRedisRestart() async throws {
+        // AOF on, so the job outlives the restart as it would in production.
+        let redis = try await RedisServer.launch(extraArguments: ["--appendonly", "yes", "--appendfsync", "always"])
+        let fixture = try ServeFixture(redisURL: redis.url)
+        defer { fixture.removeOutputDirectory() }
+        let server = try await fixture.startServer()
+        let id = try await server.enqueue("a kingfisher on a branch")
+        let stream = try server.stream("/v1/jobs/\(id)/events", auth: .none)
+        try #require(await stream.waitForEvents { !$0.isEmpty }.count == 1, "\(stream.process.output)")
+
+        let worker = try fixture.startWorker(models: ["flux"], delaySeconds: 3)
+        _ = try await server.waitForJob(id) { $0["status"]?.string == "generating" }
+        try await redis.restart()  // the server's subscription and every connection break here
+
+        let ended = await stream.waitForEnd(timeout: 60)
+        #expect(ended == .exited(0), "the stream did not end after the restart: \(stream.process.output)")
+        let statuses = stream.events.compactMap(\.status)
+        #expect(statuses.last == "completed", "\(statuses)")
+        #expect(try await server.json("/v1/jobs/\(id)")["status"]?.string == "completed")
+        _ = worker
+    }
+
     @Test("cancelling a followed job sends cancelled and ends its stream")
     func jobStreamThroughCancel() async throws {
         let fixture = try ServeFixture()
