@@ -83,8 +83,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
-            ],
-            exclude: ["Dashboard"]
+            ]
         ),
 
         .executableTarget(

@@ -33,8 +33,9 @@ extension APIServer {
                 for await message in messages {
                     switch message {
                     case .message(_, let payload):
-                        let revision = (try? StatusEvent(json: payload))?.revision
-                        emit(Self.frame(String(decoding: payload, as: UTF8.self), revision: revision))
+                        // No `id:` here: revisions are per job, so they mean nothing as a
+                        // position in this stream of every job.
+                        emit(Self.frame(String(decoding: payload, as: UTF8.self), revision: nil))
                     case .resubscribed:
                         // Events may have been missed while Redis was away: tell the page to re-read.
                         emit("event: resync\ndata: {}\n\n")

@@ -1,6 +1,1254 @@
-/// The dashboard served at `GET /`, generated from Dashboard/dashboard.html.
+/// The dashboard served at `GET /`: one self-contained page (inline CSS and JavaScript, no
+/// external resources). This file is its only source: edit the HTML here.
 enum DashboardPage {
     static let html = #"""
-<!doctype html><title>ImageQueue</title><p>The dashboard is being built.</p>
+<!doctype html>
+<!--
+  ImageQueue live dashboard, served by `imagequeue serve` at GET /.
+  One self-contained file: inline CSS and vanilla JS, no external resources.
+  The server embeds it as DashboardPage.html (Sources/ImageQueueServer/DashboardPage.swift):
+  after editing this file run `bash Sources/ImageQueueServer/Dashboard/embed.sh`.
+  Data: GET v1/dashboard (snapshot), then the `status` events of GET v1/events, reconciled
+  with a fresh snapshot at most every 5 s (and at once on a `resync` event, which the server
+  sends when its Redis subscription was re-established). Job text is inserted as text only.
+-->
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>ImageQueue · Dashboard</title>
+<link rel="icon" href="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'%3E%3Crect width='32' height='32' rx='8' fill='%234f46e5'/%3E%3Crect x='7' y='9' width='18' height='3' rx='1.5' fill='white'/%3E%3Crect x='7' y='15' width='13' height='3' rx='1.5' fill='white' opacity='.8'/%3E%3Crect x='7' y='21' width='8' height='3' rx='1.5' fill='white' opacity='.6'/%3E%3C/svg%3E">
+<style>
+:root {
+  --bg: #f3f5f9;
+  --surface: #ffffff;
+  --surface-2: #f8fafc;
+  --surface-3: #eef1f6;
+  --border: #e2e7ef;
+  --border-strong: #cfd6e2;
+  --text: #111827;
+  --text-2: #374151;
+  --muted: #5f6b7d;
+  --faint: #8b95a7;
+  --accent: #4f46e5;
+  --accent-strong: #4338ca;
+  --accent-soft: #eef0ff;
+  --green: #067647;
+  --green-dot: #12b76a;
+  --green-soft: #dcfae6;
+  --amber: #a14a04;
+  --amber-dot: #f79009;
+  --amber-soft: #fef0c7;
+  --red: #b42318;
+  --red-dot: #f04438;
+  --red-soft: #fee4e2;
+  --blue: #1849a9;
+  --blue-dot: #2e90fa;
+  --blue-soft: #dbeafe;
+  --violet: #5925dc;
+  --violet-soft: #ece9fe;
+  --shadow: 0 1px 2px rgba(16, 24, 40, .05), 0 1px 3px rgba(16, 24, 40, .07);
+  --radius: 12px;
+  --sans: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "Liberation Sans", Arial, sans-serif;
+  --mono: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace;
+}
+@media (prefers-color-scheme: dark) {
+  :root {
+    --bg: #0b1020;
+    --surface: #131a2b;
+    --surface-2: #172036;
+    --surface-3: #1d2740;
+    --border: #26314a;
+    --border-strong: #34405c;
+    --text: #eef1f7;
+    --text-2: #d3d9e5;
+    --muted: #9aa5b8;
+    --faint: #738099;
+    --accent: #8b8cf8;
+    --accent-strong: #a5a6fb;
+    --accent-soft: #23264a;
+    --green: #6ce9a6;
+    --green-soft: #0f2f22;
+    --amber: #fdb022;
+    --amber-soft: #3a2706;
+    --red: #fda29b;
+    --red-soft: #3d1512;
+    --blue: #84caff;
+    --blue-soft: #112a4d;
+    --violet: #bdb4fe;
+    --violet-soft: #2a2155;
+    --shadow: 0 1px 2px rgba(0, 0, 0, .3);
+  }
+}
+* { box-sizing: border-box; }
+html { -webkit-text-size-adjust: 100%; }
+body {
+  margin: 0;
+  background: var(--bg);
+  color: var(--text);
+  font: 14px/1.45 var(--sans);
+  -webkit-font-smoothing: antialiased;
+}
+[hidden] { display: none !important; }
+code, .mono { font-family: var(--mono); font-size: 12.5px; }
+button { font: inherit; }
+a { color: var(--accent); }
+
+/* Header */
+.topbar {
+  position: sticky; top: 0; z-index: 10;
+  display: flex; align-items: center; justify-content: space-between; gap: 16px; flex-wrap: wrap;
+  padding: 12px 28px;
+  background: color-mix(in srgb, var(--surface) 92%, transparent);
+  backdrop-filter: saturate(1.4) blur(8px);
+  border-bottom: 1px solid var(--border);
+}
+.brand { display: flex; align-items: center; gap: 12px; min-width: 0; }
+.brand svg { flex: none; }
+.brand h1 { margin: 0; font-size: 17px; font-weight: 700; letter-spacing: -.01em; }
+.brand .sub { display: block; color: var(--muted); font-size: 12.5px; }
+.status { display: flex; align-items: center; gap: 8px; flex-wrap: wrap; }
+.pill {
+  display: inline-flex; align-items: center; gap: 7px;
+  height: 30px; padding: 0 12px;
+  border: 1px solid var(--border); border-radius: 999px;
+  background: var(--surface); color: var(--text-2);
+  font-size: 13px; white-space: nowrap;
+}
+.pill strong { color: var(--text); font-variant-numeric: tabular-nums; }
+.pill.quiet { color: var(--muted); border-color: transparent; background: transparent; padding: 0 6px; }
+.dot { width: 8px; height: 8px; border-radius: 50%; background: var(--faint); flex: none; }
+.conn[data-state="live"] { color: var(--green); background: var(--green-soft); border-color: transparent; font-weight: 600; }
+.conn[data-state="live"] .dot { background: var(--green-dot); box-shadow: 0 0 0 0 rgba(18, 183, 106, .5); animation: pulse 2s infinite; }
+.conn[data-state="reconnecting"], .conn[data-state="connecting"] { color: var(--amber); background: var(--amber-soft); border-color: transparent; font-weight: 600; }
+.conn[data-state="reconnecting"] .dot, .conn[data-state="connecting"] .dot { background: var(--amber-dot); animation: blink 1s infinite; }
+.conn[data-state="unauthorized"], .conn[data-state="offline"] { color: var(--red); background: var(--red-soft); border-color: transparent; font-weight: 600; }
+.conn[data-state="unauthorized"] .dot, .conn[data-state="offline"] .dot { background: var(--red-dot); }
+@keyframes pulse { 0% { box-shadow: 0 0 0 0 rgba(18, 183, 106, .55); } 70% { box-shadow: 0 0 0 7px rgba(18, 183, 106, 0); } 100% { box-shadow: 0 0 0 0 rgba(18, 183, 106, 0); } }
+@keyframes blink { 50% { opacity: .35; } }
+
+.btn {
+  display: inline-flex; align-items: center; justify-content: center; gap: 6px;
+  height: 30px; padding: 0 12px;
+  border: 1px solid var(--border-strong); border-radius: 8px;
+  background: var(--surface); color: var(--text);
+  font-size: 13px; font-weight: 600; cursor: pointer;
+}
+.btn:hover { background: var(--surface-3); }
+.btn:focus-visible, input:focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
+.btn.primary { background: var(--accent); border-color: var(--accent); color: #fff; }
+.btn.primary:hover { background: var(--accent-strong); }
+.btn.small { height: 26px; padding: 0 10px; font-size: 12.5px; }
+.btn[disabled] { opacity: .6; cursor: default; }
+.btn.ghost { border-color: var(--border); }
+
+/* Notices */
+.notices { padding: 0 28px; max-width: 1600px; margin: 0 auto; }
+.banner {
+  margin-top: 16px; padding: 10px 14px;
+  border-radius: 10px; border: 1px solid transparent;
+  background: var(--amber-soft); color: var(--amber); font-weight: 500;
+}
+.banner.error { background: var(--red-soft); color: var(--red); }
+.token-card {
+  margin-top: 16px; padding: 16px 18px;
+  background: var(--surface); border: 1px solid var(--border); border-left: 4px solid var(--accent);
+  border-radius: var(--radius); box-shadow: var(--shadow);
+}
+.token-card h2 { margin: 0 0 4px; font-size: 15px; }
+.token-card p { margin: 0 0 12px; color: var(--muted); }
+.token-card .token-error { color: var(--red); font-weight: 600; margin: 0 0 10px; }
+.token-row { display: flex; gap: 8px; flex-wrap: wrap; }
+.token-row input {
+  flex: 1 1 260px; height: 32px; padding: 0 10px;
+  border: 1px solid var(--border-strong); border-radius: 8px;
+  background: var(--surface-2); color: var(--text); font: 13px var(--mono);
+}
+.token-row .btn { height: 32px; }
+
+/* Layout */
+.layout {
+  display: grid; grid-template-columns: minmax(0, 1fr) 380px; gap: 24px;
+  padding: 20px 28px 32px; max-width: 1600px; margin: 0 auto;
+}
+.col { display: flex; flex-direction: column; gap: 24px; min-width: 0; }
+section { min-width: 0; }
+.section-head { display: flex; align-items: baseline; justify-content: space-between; gap: 12px; margin: 0 0 10px; }
+.section-head h2 { margin: 0; font-size: 13px; font-weight: 700; text-transform: uppercase; letter-spacing: .06em; color: var(--text-2); display: flex; align-items: center; gap: 8px; }
+.section-head .hint { color: var(--faint); font-size: 12.5px; }
+.count {
+  display: inline-flex; align-items: center; justify-content: center; min-width: 22px; height: 20px; padding: 0 7px;
+  border-radius: 999px; background: var(--surface-3); color: var(--text-2);
+  font-size: 12px; font-weight: 700; letter-spacing: 0; font-variant-numeric: tabular-nums;
+}
+.count.hot { background: var(--blue-soft); color: var(--blue); }
+.count.bad { background: var(--red-soft); color: var(--red); }
+.panel { background: var(--surface); border: 1px solid var(--border); border-radius: var(--radius); box-shadow: var(--shadow); }
+.empty { padding: 22px 16px; text-align: center; color: var(--faint); }
+
+/* Queue cards */
+.queue-grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: 16px; }
+.queue { padding: 16px 18px 14px; display: flex; flex-direction: column; gap: 12px; }
+.queue-head { display: flex; align-items: center; justify-content: space-between; gap: 8px; }
+.queue-name { display: flex; align-items: center; gap: 9px; font-size: 16px; font-weight: 700; }
+.model-mark { width: 26px; height: 26px; border-radius: 7px; display: grid; place-items: center; color: #fff; font-size: 12px; font-weight: 800; text-transform: uppercase; }
+.queue-head .slots { color: var(--muted); font-size: 12.5px; }
+.queue-nums { display: grid; grid-template-columns: repeat(3, 1fr); gap: 8px; }
+.num { padding: 8px 10px; border-radius: 9px; background: var(--surface-2); border: 1px solid var(--border); }
+.num .v { display: block; font-size: 24px; font-weight: 700; line-height: 1.15; font-variant-numeric: tabular-nums; }
+.num .l { display: block; color: var(--muted); font-size: 12px; font-weight: 500; }
+.num.running .v { color: var(--blue); }
+.num.dead.nonzero { background: var(--red-soft); border-color: transparent; }
+.num.dead.nonzero .v, .num.dead.nonzero .l { color: var(--red); }
+.meter { height: 6px; border-radius: 99px; background: var(--surface-3); overflow: hidden; }
+.meter > span { display: block; height: 100%; border-radius: 99px; background: var(--blue-dot); transition: width .4s ease; }
+.meter.full > span { background: var(--amber-dot); }
+.queue-foot { display: flex; flex-wrap: wrap; gap: 4px 16px; color: var(--muted); font-size: 12.5px; }
+.queue-foot b { color: var(--text); font-weight: 600; font-variant-numeric: tabular-nums; }
+.queue-foot .warn b { color: var(--amber); }
+.queue-foot .bad b { color: var(--red); }
+
+/* Running table */
+.table-wrap { overflow-x: auto; }
+table { width: 100%; border-collapse: collapse; }
+th, td { text-align: left; padding: 10px 14px; vertical-align: middle; }
+th { font-size: 11.5px; font-weight: 700; text-transform: uppercase; letter-spacing: .05em; color: var(--muted); background: var(--surface-2); border-bottom: 1px solid var(--border); }
+th:first-child { border-top-left-radius: var(--radius); }
+th:last-child { border-top-right-radius: var(--radius); }
+tbody tr + tr td { border-top: 1px solid var(--border); }
+td.elapsed { font-variant-numeric: tabular-nums; font-weight: 600; white-space: nowrap; }
+td.worker { color: var(--muted); white-space: nowrap; max-width: 180px; overflow: hidden; text-overflow: ellipsis; }
+td.prompt { color: var(--text-2); max-width: 0; width: 45%; }
+.truncate { display: block; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.jobid { color: var(--text-2); white-space: nowrap; }
+.badge {
+  display: inline-flex; align-items: center; gap: 6px; height: 22px; padding: 0 9px;
+  border-radius: 999px; font-size: 12px; font-weight: 600; white-space: nowrap;
+}
+.badge .dot { width: 6px; height: 6px; }
+.badge.enhancing { background: var(--violet-soft); color: var(--violet); }
+.badge.enhancing .dot { background: var(--violet); animation: blink 1.2s infinite; }
+.badge.generating { background: var(--blue-soft); color: var(--blue); }
+.badge.generating .dot { background: var(--blue-dot); animation: blink 1s infinite; }
+.badge.retrying { background: var(--amber-soft); color: var(--amber); }
+.badge.retrying .dot { background: var(--amber-dot); }
+.badge.queued { background: var(--surface-3); color: var(--muted); }
+.chip {
+  display: inline-flex; align-items: center; height: 20px; padding: 0 7px;
+  border-radius: 6px; background: var(--surface-3); color: var(--text-2);
+  font-size: 12px; font-weight: 600; white-space: nowrap;
+}
+.attempt { color: var(--amber); font-size: 12px; margin-left: 6px; white-space: nowrap; }
+
+/* Completions */
+.shots { display: grid; grid-template-columns: repeat(auto-fill, minmax(140px, 1fr)); gap: 14px; }
+.shot { overflow: hidden; display: flex; flex-direction: column; }
+.thumb { position: relative; display: block; aspect-ratio: 1 / 1; background: var(--surface-3); overflow: hidden; }
+.thumb img { width: 100%; height: 100%; object-fit: cover; display: block; transition: transform .25s ease; }
+.thumb:hover img { transform: scale(1.03); }
+.thumb .missing { position: absolute; inset: 0; display: grid; place-items: center; color: var(--faint); font-size: 12.5px; text-align: center; padding: 12px; }
+.tag {
+  position: absolute; top: 8px; left: 8px;
+  padding: 2px 7px; border-radius: 6px;
+  background: rgba(17, 24, 39, .78); color: #fff;
+  font-size: 11px; font-weight: 700; letter-spacing: .03em; text-transform: uppercase;
+}
+.shot-body { padding: 10px 12px 12px; display: flex; flex-direction: column; gap: 7px; flex: 1; }
+.shot-meta { display: flex; align-items: center; justify-content: space-between; gap: 6px; }
+.took { font-size: 12.5px; font-weight: 700; color: var(--green); font-variant-numeric: tabular-nums; white-space: nowrap; }
+.clamp { display: -webkit-box; -webkit-box-orient: vertical; overflow: hidden; overflow-wrap: anywhere; }
+.clamp-2 { -webkit-line-clamp: 2; }
+.clamp-3 { -webkit-line-clamp: 3; }
+.shot .prompt { margin: 0; font-size: 12.5px; color: var(--text-2); line-height: 1.4; }
+.shot-foot { margin-top: auto; display: flex; justify-content: space-between; gap: 6px; color: var(--faint); font-size: 11.5px; }
+.shot-foot code { font-size: 11.5px; }
+
+/* Side lists */
+.list > .item { padding: 12px 14px; }
+.list > .item + .item { border-top: 1px solid var(--border); }
+.item-top { display: flex; align-items: center; gap: 8px; min-width: 0; }
+.item-top .grow { flex: 1; min-width: 0; }
+.ago { color: var(--faint); font-size: 12px; white-space: nowrap; font-variant-numeric: tabular-nums; }
+.err { margin: 7px 0 0; color: var(--text-2); font-size: 13px; overflow-wrap: anywhere; }
+.err-code { display: inline-block; margin-right: 6px; padding: 0 6px; border-radius: 5px; background: var(--red-soft); color: var(--red); font: 600 12px var(--mono); }
+.item .prompt { margin: 5px 0 0; color: var(--muted); font-size: 12.5px; }
+.item-actions { display: flex; align-items: center; gap: 8px; margin-top: 9px; }
+.item-actions .note { color: var(--faint); font-size: 12px; }
+.item-actions .note.bad { color: var(--red); font-weight: 600; }
+.worker-name { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.worker-meta { margin-top: 6px; display: flex; flex-wrap: wrap; gap: 6px; align-items: center; color: var(--muted); font-size: 12.5px; }
+.worker .dot { background: var(--green-dot); }
+.worker.stale .dot { background: var(--amber-dot); }
+.job-chip { display: inline-flex; align-items: center; gap: 5px; height: 20px; padding: 0 7px; border-radius: 6px; background: var(--blue-soft); color: var(--blue); font: 600 11.5px var(--mono); }
+.idle { color: var(--faint); }
+
+footer { max-width: 1600px; margin: 0 auto; padding: 0 28px 28px; color: var(--faint); font-size: 12px; }
+
+/* Toasts */
+.toasts { position: fixed; right: 20px; bottom: 20px; z-index: 20; display: flex; flex-direction: column; gap: 8px; max-width: min(420px, calc(100vw - 40px)); }
+.toast { padding: 10px 14px; border-radius: 10px; background: var(--text); color: var(--surface); box-shadow: 0 8px 24px rgba(16, 24, 40, .18); font-weight: 500; }
+.toast.error { background: var(--red); color: #fff; }
+.toast.success { background: var(--green); color: #fff; }
+
+@media (max-width: 1180px) {
+  .layout { grid-template-columns: minmax(0, 1fr); }
+}
+@media (max-width: 720px) {
+  .topbar, .notices, .layout, footer { padding-left: 14px; padding-right: 14px; }
+  .brand .sub, .section-head .hint { display: none; }
+  th.col-worker, td.worker, th.col-prompt, td.prompt { display: none; }
+  .shots { grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 10px; }
+}
+@media (prefers-reduced-motion: reduce) {
+  *, *::before, *::after { animation: none !important; transition: none !important; }
+}
+</style>
+</head>
+<body>
+<header class="topbar">
+  <div class="brand">
+    <svg width="34" height="34" viewBox="0 0 32 32" aria-hidden="true"><rect width="32" height="32" rx="8" fill="#4f46e5"/><rect x="7" y="9" width="18" height="3" rx="1.5" fill="#fff"/><rect x="7" y="15" width="13" height="3" rx="1.5" fill="#fff" opacity=".8"/><rect x="7" y="21" width="8" height="3" rx="1.5" fill="#fff" opacity=".6"/></svg>
+    <div>
+      <h1>ImageQueue</h1>
+      <span class="sub">Live image generation queue</span>
+    </div>
+  </div>
+  <div class="status">
+    <span id="conn" class="pill conn" data-state="connecting" title="Live event stream (GET /v1/events)"><span class="dot"></span><span id="conn-label">Connecting…</span></span>
+    <span class="pill" title="Workers with a fresh registration"><span class="dot" id="workers-dot"></span><strong id="worker-count">–</strong><span id="worker-word">workers</span></span>
+    <span class="pill" title="Jobs running now"><strong id="running-total">–</strong> running</span>
+    <span class="pill" title="Jobs waiting in all queues"><strong id="pending-total">–</strong> pending</span>
+    <span class="pill quiet" id="synced" title="Last snapshot from GET /v1/dashboard">–</span>
+    <button type="button" class="btn ghost" id="token-button">API token</button>
+  </div>
+</header>
+
+<div class="notices">
+  <div id="banner" class="banner" role="alert" hidden></div>
+  <form id="token-form" class="token-card" hidden autocomplete="off">
+    <h2 id="token-title">API token</h2>
+    <p id="token-text">Retrying jobs needs the server's API token (IMAGEQUEUE_API_TOKEN). It is kept in this browser only (localStorage).</p>
+    <p id="token-error" class="token-error" hidden></p>
+    <div class="token-row">
+      <input id="token-input" type="password" placeholder="Bearer token" aria-label="API token" spellcheck="false" autocomplete="off">
+      <button type="submit" class="btn primary">Save token</button>
+      <button type="button" class="btn" id="token-cancel">Cancel</button>
+      <button type="button" class="btn" id="token-forget" hidden>Forget saved token</button>
+    </div>
+  </form>
+  <noscript><div class="banner error">This dashboard needs JavaScript.</div></noscript>
+</div>
+
+<main class="layout">
+  <div class="col">
+    <section aria-labelledby="h-queues">
+      <div class="section-head"><h2 id="h-queues">Queues</h2><span class="hint" id="queues-hint"></span></div>
+      <div id="queues" class="queue-grid"><div class="panel empty">Loading…</div></div>
+    </section>
+
+    <section aria-labelledby="h-running">
+      <div class="section-head"><h2 id="h-running">Running now <span class="count" id="running-count">0</span></h2><span class="hint">elapsed since the worker claimed the job</span></div>
+      <div class="panel">
+        <div class="table-wrap">
+          <table>
+            <thead><tr><th>Job</th><th>Model</th><th>Stage</th><th>Elapsed</th><th class="col-worker">Worker</th><th class="col-prompt">Prompt</th></tr></thead>
+            <tbody id="running-body"></tbody>
+          </table>
+        </div>
+        <div class="empty" id="running-empty">Nothing running — workers are idle.</div>
+      </div>
+    </section>
+
+    <section aria-labelledby="h-recent">
+      <div class="section-head"><h2 id="h-recent">Latest completions <span class="count" id="recent-count">0</span></h2><span class="hint">time taken = queued → finished</span></div>
+      <div id="recent" class="shots"></div>
+      <div class="panel empty" id="recent-empty">No completed jobs yet.</div>
+    </section>
+  </div>
+
+  <aside class="col">
+    <section aria-labelledby="h-failed">
+      <div class="section-head"><h2 id="h-failed">Failed <span class="count" id="failed-count">0</span></h2><span class="hint">dead-lettered jobs</span></div>
+      <div class="panel list" id="failed"></div>
+    </section>
+    <section aria-labelledby="h-workers">
+      <div class="section-head"><h2 id="h-workers">Workers <span class="count" id="workers-count">0</span></h2><span class="hint">heartbeat age</span></div>
+      <div class="panel list" id="workers"></div>
+    </section>
+  </aside>
+</main>
+<footer>Snapshot from <code>GET /v1/dashboard</code>, live updates from <code>GET /v1/events</code>. Times use the Redis server clock.</footer>
+<div class="toasts" id="toasts" aria-live="polite"></div>
+
+<script>
+(function () {
+  'use strict';
+
+  var TOKEN_KEY = 'imagequeue.apiToken';
+  var RUNNING = { enhancing: true, generating: true, retrying: true };
+  var MAX_SHOWN = 24;
+  var RECONCILE_MS = 5000;
+  var MODEL_COLORS = ['#4f46e5', '#0e9384', '#d92d20', '#dc6803', '#7a5af8', '#1570ef', '#c11574', '#4e5ba6'];
+
+  var state = {
+    queues: {},          // model -> stats (counts adjusted live between snapshots)
+    oldestSince: {},     // model -> server ms the oldest pending job has waited since (null = none)
+    workers: [],
+    jobs: new Map(),     // id -> job record (status object + live fields)
+    clockOffset: 0,      // server ms - browser ms
+    lastSync: 0,         // browser ms of the last applied snapshot
+    readAuth: false,     // reads need the token (server runs with --protect-reads)
+    token: '',
+    conn: 'connecting'
+  };
+  try { state.token = window.localStorage.getItem(TOKEN_KEY) || ''; } catch (e) { state.token = ''; }
+
+  var $ = function (id) { return document.getElementById(id); };
+  function serverNow() { return Date.now() + state.clockOffset; }
+
+  // ---------------------------------------------------------------- DOM helpers (text only)
+  // el('div', {class: 'x', title: t}, child...) — strings become text nodes, never HTML.
+  function el(tag, attrs) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      for (var key in attrs) {
+        var value = attrs[key];
+        if (value === null || value === undefined || value === false) continue;
+        if (key === 'text') node.textContent = String(value);
+        else if (key === 'onclick') node.addEventListener('click', value);
+        else node.setAttribute(key, String(value));
+      }
+    }
+    for (var i = 2; i < arguments.length; i++) append(node, arguments[i]);
+    return node;
+  }
+  function append(node, child) {
+    if (child === null || child === undefined || child === false) return;
+    if (Array.isArray(child)) { child.forEach(function (c) { append(node, c); }); return; }
+    node.appendChild(typeof child === 'object' ? child : document.createTextNode(String(child)));
+  }
+  function replaceChildren(node, children) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+    append(node, children);
+  }
+
+  // ---------------------------------------------------------------- formatting
+  function pad2(n) { return (n < 10 ? '0' : '') + n; }
+  function clock(ms) {               // ticking timer: 0:07, 12:34, 1:02:03
+    if (ms === null || ms === undefined || !isFinite(ms)) return '–';
+    var s = Math.max(0, Math.floor(ms / 1000));
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    return h > 0 ? h + ':' + pad2(m) + ':' + pad2(s % 60) : m + ':' + pad2(s % 60);
+  }
+  function human(ms) {               // an age: 12 s, 4 min, 2 h 5 min, 3 d 4 h
+    if (ms === null || ms === undefined || !isFinite(ms)) return '–';
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + ' s';
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + ' min';
+    var h = Math.floor(m / 60);
+    if (h < 24) return h + ' h' + (m % 60 ? ' ' + (m % 60) + ' min' : '');
+    var d = Math.floor(h / 24);
+    return d + ' d' + (h % 24 ? ' ' + (h % 24) + ' h' : '');
+  }
+  function ago(ms) {
+    if (ms === null || ms === undefined || !isFinite(ms)) return '–';
+    return ms < 2000 ? 'just now' : human(ms) + ' ago';
+  }
+  function took(ms) {                // duration of a job: 3.2 s, 45 s, 2 min 5 s
+    if (ms === null || ms === undefined || !isFinite(ms) || ms < 0) return '–';
+    if (ms < 10000) return (ms / 1000).toFixed(1) + ' s';
+    var s = Math.round(ms / 1000);
+    if (s < 60) return s + ' s';
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + ' min' + (s % 60 ? ' ' + (s % 60) + ' s' : '');
+    return human(ms);
+  }
+  function shortId(id) {
+    id = String(id || '');
+    var dash = id.indexOf('-');
+    var suffix = dash >= 0 ? id.slice(dash + 1) : id;
+    return suffix.length > 10 ? '…' + suffix.slice(-8) : suffix;
+  }
+  function plural(n, one, many) { return n === 1 ? one : many; }
+  function modelColor(model) {
+    var h = 0;
+    for (var i = 0; i < model.length; i++) h = (h * 31 + model.charCodeAt(i)) >>> 0;
+    return MODEL_COLORS[h % MODEL_COLORS.length];
+  }
+  function isNum(v) { return typeof v === 'number' && isFinite(v); }
+
+  // ---------------------------------------------------------------- HTTP
+  function authHeaders(needToken) {
+    var headers = { 'Accept': 'application/json' };
+    if ((needToken || state.readAuth) && state.token) headers['Authorization'] = 'Bearer ' + state.token;
+    return headers;
+  }
+  function api(path, options) {
+    options = options || {};
+    var headers = authHeaders(options.auth);
+    var init = { method: options.method || 'GET', headers: headers, cache: 'no-store' };
+    if (options.body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(options.body);
+    }
+    return fetch(path, init).then(function (res) {
+      return res.text().then(function (text) {
+        var data = null;
+        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+        return { ok: res.ok, status: res.status, data: data };
+      });
+    });
+  }
+  function errorText(r) {
+    var e = r && r.data && r.data.error;
+    if (e && e.message) return e.message + (e.code ? ' (' + e.code + ')' : '');
+    return 'HTTP ' + (r ? r.status : '?');
+  }
+  function jobPath(id) { return 'v1/jobs/' + encodeURIComponent(id); }
+
+  // ---------------------------------------------------------------- notices
+  var banners = new Map();
+  function setBanner(key, text, kind) {
+    if (text) banners.set(key, { text: text, kind: kind || 'warn' });
+    else banners.delete(key);
+    var box = $('banner');
+    var first = null;
+    banners.forEach(function (b) { if (!first || (b.kind === 'error' && first.kind !== 'error')) first = b; });
+    if (!first) { box.hidden = true; return; }
+    box.hidden = false;
+    box.className = 'banner' + (first.kind === 'error' ? ' error' : '');
+    box.textContent = first.text;
+  }
+  function toast(text, kind) {
+    var t = el('div', { class: 'toast' + (kind ? ' ' + kind : ''), role: 'status', text: text });
+    $('toasts').appendChild(t);
+    setTimeout(function () { if (t.parentNode) t.parentNode.removeChild(t); }, 5000);
+  }
+
+  // ---------------------------------------------------------------- token form
+  var afterToken = null;
+  function askToken(reason, then) {
+    afterToken = then || null;
+    var title = 'API token', text, error = '';
+    if (reason === 'read') {
+      title = 'This server needs a token to show the queue';
+      text = 'Reads are protected (--protect-reads). Enter the API token (IMAGEQUEUE_API_TOKEN); it is kept in this browser only (localStorage).';
+    } else if (reason === 'read-rejected') {
+      title = 'This server needs a token to show the queue';
+      text = 'Enter the API token (IMAGEQUEUE_API_TOKEN); it is kept in this browser only (localStorage).';
+      error = 'The saved token was rejected (401 Unauthorized). Enter the current token.';
+    } else if (reason === 'rejected') {
+      title = 'The API token was rejected';
+      text = 'Retrying jobs needs the API token (IMAGEQUEUE_API_TOKEN). It is kept in this browser only (localStorage).';
+      error = 'The server rejected this token (401 Unauthorized). Check the token and enter it again.';
+    } else {
+      if (reason === 'write') title = 'Enter the API token to retry jobs';
+      text = 'Retrying jobs needs the API token (IMAGEQUEUE_API_TOKEN). It is kept in this browser only (localStorage).';
+    }
+    $('token-title').textContent = title;
+    $('token-text').textContent = text;
+    $('token-error').textContent = error;
+    $('token-error').hidden = !error;
+    $('token-forget').hidden = !state.token;
+    $('token-input').value = '';
+    $('token-form').hidden = false;
+    $('token-input').focus();
+  }
+  function saveToken(token) {
+    state.token = token;
+    try {
+      if (token) window.localStorage.setItem(TOKEN_KEY, token);
+      else window.localStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* private mode: keep it in memory */ }
+    renderTokenButton();
+  }
+  function renderTokenButton() {
+    $('token-button').textContent = state.token ? 'API token ✓' : 'API token';
+    $('token-button').title = state.token ? 'A token is saved in this browser' : 'Enter the API token (needed to retry jobs)';
+  }
+  $('token-form').addEventListener('submit', function (event) {
+    event.preventDefault();
+    var value = $('token-input').value.trim();
+    if (!value) { $('token-input').focus(); return; }
+    saveToken(value);
+    $('token-form').hidden = true;
+    var then = afterToken; afterToken = null;
+    if (state.readAuth) { startStream(); loadSnapshot(); }
+    if (then) then();
+  });
+  $('token-cancel').addEventListener('click', function () { $('token-form').hidden = true; afterToken = null; });
+  $('token-forget').addEventListener('click', function () {
+    saveToken('');
+    $('token-form').hidden = true;
+    toast('The saved token was removed from this browser.');
+  });
+  $('token-button').addEventListener('click', function () { askToken('manual'); });
+
+  // ---------------------------------------------------------------- snapshot
+  var snapshot = { inFlight: false, again: false, startedAt: 0, buffer: null, retryTimer: null };
+
+  function loadSnapshot() {
+    if (snapshot.inFlight) { snapshot.again = true; return; }
+    snapshot.inFlight = true;
+    snapshot.again = false;
+    snapshot.startedAt = Date.now();
+    snapshot.buffer = [];
+    var sentAt = Date.now();
+    var switched = false;
+    api('v1/dashboard').then(function (r) {
+      if (r.status === 401 && !state.readAuth) {
+        state.readAuth = true;       // the server protects reads: send the token from now on
+        switched = true;
+        sentAt = Date.now();
+        if (state.token) return api('v1/dashboard');
+      }
+      return r;
+    }).then(function (r) {
+      if (r.status === 401) {
+        stopStream();
+        setConn('unauthorized');
+        setBanner('snapshot', null);
+        askToken(state.token ? 'read-rejected' : 'read');
+        return;
+      }
+      // The stream opens after the first snapshot answers (and again in token mode).
+      if (switched || !stream.started) startStream();
+      if (!r.ok || !r.data) {
+        var code = r.data && r.data.error && r.data.error.code;
+        setBanner('snapshot', (code === 'redis_unavailable' ? 'Redis is unavailable: ' : 'Could not load the dashboard: ') + errorText(r) + ' — retrying.', 'error');
+        retrySnapshotSoon();
+        return;
+      }
+      var receivedAt = Date.now();
+      applySnapshot(r.data, (sentAt + receivedAt) / 2, snapshot.buffer || []);
+      setBanner('snapshot', null);
+    }).catch(function () {
+      setBanner('snapshot', 'Cannot reach the ImageQueue server — retrying.', 'error');
+      if (!stream.started) startStream();
+      retrySnapshotSoon();
+    }).then(function () {
+      snapshot.inFlight = false;
+      snapshot.buffer = null;
+      if (snapshot.again) scheduleReconcile();
+    });
+  }
+  function retrySnapshotSoon() {
+    if (snapshot.retryTimer) return;
+    snapshot.retryTimer = setTimeout(function () { snapshot.retryTimer = null; loadSnapshot(); }, 5000);
+  }
+
+  function applySnapshot(data, localMidpoint, replay) {
+    if (isNum(data.generated_at)) state.clockOffset = data.generated_at - localMidpoint;
+    var at = isNum(data.generated_at) ? data.generated_at : serverNow();
+    state.queues = {};
+    state.oldestSince = {};
+    var queues = data.queues || {};
+    Object.keys(queues).forEach(function (model) {
+      var q = queues[model] || {};
+      state.queues[model] = {
+        pending: q.pending || 0, active: q.active || 0, dead: q.dead || 0,
+        concurrency: isNum(q.concurrency) ? q.concurrency : null,
+        completed_total: q.completed_total || 0, failed_total: q.failed_total || 0
+      };
+      state.oldestSince[model] = isNum(q.oldest_pending_age_ms) ? at - q.oldest_pending_age_ms : null;
+    });
+    state.workers = Array.isArray(data.workers) ? data.workers.map(function (w) {
+      var copy = Object.assign({}, w);
+      copy.current_jobs = Array.isArray(w.current_jobs) ? w.current_jobs.slice() : [];
+      copy.models = Array.isArray(w.models) ? w.models : [];
+      return copy;
+    }) : [];
+
+    var old = state.jobs;
+    var jobs = new Map();
+    [].concat(data.running || [], data.recent || [], data.failed || []).forEach(function (j) {
+      if (!j || !j.id) return;
+      var record = Object.assign({}, j);
+      var before = old.get(j.id);
+      if (before && before.status === j.status) {
+        if (before.retry) record.retry = before.retry;
+        if (before.enhancement) record.enhancement = before.enhancement;
+        if (isNum(before.rev)) record.rev = before.rev;
+      }
+      record.detailed = true;
+      record.stateTime = stateTimeOf(record);
+      jobs.set(j.id, record);
+    });
+    // Queued jobs are not in the snapshot; keep the ones we know of so later events
+    // move counts correctly.
+    old.forEach(function (j, id) { if (!jobs.has(id) && j.status === 'queued') jobs.set(id, j); });
+    state.jobs = jobs;
+    // Events that arrived while the snapshot was in flight are newer than (or equal to) it.
+    replay.forEach(function (ev) { applyEvent(ev, false); });
+    state.lastSync = Date.now();
+    scheduleRender();
+  }
+  function stateTimeOf(job) {
+    if (job.status === 'completed' || job.status === 'failed' || job.status === 'cancelled') return job.finished_at || 0;
+    if (RUNNING[job.status]) return job.started_at || 0;
+    return job.enqueued_at || 0;
+  }
+
+  // Reconcile counts and workers with a fresh snapshot, at most every 5 s while events flow.
+  var reconcileTimer = null;
+  function scheduleReconcile() {
+    if (reconcileTimer) return;
+    var wait = Math.max(1200, RECONCILE_MS - (Date.now() - snapshot.startedAt));
+    reconcileTimer = setTimeout(function () { reconcileTimer = null; loadSnapshot(); }, wait);
+  }
+
+  // ---------------------------------------------------------------- events
+  function bucketOf(status) {
+    if (status === 'queued') return 'pending';
+    if (RUNNING[status]) return 'active';
+    if (status === 'failed') return 'dead';
+    return null;
+  }
+  function guessPrevious(status, ev) {
+    if (status === 'enhancing' || status === 'generating' || status === 'cancelled') return 'pending';
+    if (status === 'retrying' || status === 'completed') return 'active';
+    if (status === 'failed') return (ev.attempt || 0) > 0 ? 'active' : 'pending';
+    return null;
+  }
+  function adjustCounts(model, previous, ev) {
+    var q = state.queues[model];
+    if (!q) return;
+    var from = previous ? bucketOf(previous) : guessPrevious(ev.status, ev);
+    var to = bucketOf(ev.status);
+    if (from !== to) {
+      if (from) q[from] = Math.max(0, q[from] - 1);
+      if (to) q[to] += 1;
+    }
+    if (ev.status === 'completed' && previous !== 'completed') q.completed_total += 1;
+    if (ev.status === 'failed' && previous !== 'failed') q.failed_total += 1;
+    if (q.pending === 0) state.oldestSince[model] = null;
+    else if (to === 'pending' && state.oldestSince[model] == null) state.oldestSince[model] = isNum(ev.time) ? ev.time : serverNow();
+  }
+
+  function applyEvent(ev, live) {
+    if (!ev || typeof ev.id !== 'string' || typeof ev.status !== 'string') return;
+    var job = state.jobs.get(ev.id);
+    if (job) {
+      if (isNum(job.rev) && isNum(ev.rev) && ev.rev <= job.rev) return;           // already seen
+      if (!isNum(job.rev) && isNum(ev.time) && ev.time < (job.stateTime || 0)) return; // older than the snapshot
+    }
+    var previous = job ? job.status : null;
+    if (!job) {
+      job = { id: ev.id, model: ev.model || ev.id.split('-')[0], detailed: false };
+      state.jobs.set(ev.id, job);
+    }
+    var wasRunning = !!RUNNING[previous];
+    job.status = ev.status;
+    if (ev.model) job.model = ev.model;
+    if (isNum(ev.rev)) job.rev = ev.rev;
+    if (isNum(ev.attempt)) job.attempt = ev.attempt;
+    job.stateTime = isNum(ev.time) ? ev.time : serverNow();
+    if (typeof ev.enhanced_prompt === 'string' && ev.enhanced_prompt) job.enhanced_prompt = ev.enhanced_prompt;
+    if (ev.worker) job.worker = ev.worker;
+    if (ev.result) job.result = ev.result;
+    if (ev.error) job.error = ev.error;
+    if (ev.enhancement) job.enhancement = ev.enhancement;
+    job.retry = ev.status === 'retrying' ? (ev.retry || job.retry || null) : null;
+    if (RUNNING[ev.status]) {
+      if (!wasRunning || !isNum(job.started_at)) job.started_at = job.stateTime;
+      job.finished_at = null;
+      job.position = null;
+    } else if (ev.status === 'queued') {
+      job.position = isNum(ev.position) ? ev.position : null;
+      job.started_at = null;
+      job.finished_at = null;
+      job.worker = null;
+    } else {
+      job.finished_at = job.stateTime;
+      job.position = null;
+      if (ev.status === 'completed') job.error = null;
+    }
+    if (live) adjustCounts(job.model, previous, ev);
+    if (!job.detailed && (RUNNING[ev.status] || ev.status === 'completed' || ev.status === 'failed')) fetchDetail(job.id);
+    scheduleRender();
+  }
+
+  function onStreamData(text) {
+    var ev;
+    try { ev = JSON.parse(text); } catch (e) { return; }
+    if (!ev || typeof ev !== 'object') return;
+    if (snapshot.buffer) snapshot.buffer.push(ev);
+    applyEvent(ev, true);
+    scheduleReconcile();
+  }
+
+  // Details (prompt, enqueue time...) of jobs first seen through an event.
+  var details = { queue: [], pending: new Set(), active: 0 };
+  function fetchDetail(id) {
+    if (details.pending.has(id)) return;
+    details.pending.add(id);
+    details.queue.push(id);
+    pumpDetails();
+  }
+  function pumpDetails() {
+    while (details.active < 4 && details.queue.length) {
+      var id = details.queue.shift();
+      details.active += 1;
+      (function (id) {
+        api(jobPath(id)).then(function (r) { if (r.ok && r.data) mergeDetail(r.data); })
+          .catch(function () {})
+          .then(function () { details.active -= 1; details.pending.delete(id); pumpDetails(); });
+      })(id);
+    }
+  }
+  function mergeDetail(d) {
+    var job = state.jobs.get(d.id);
+    if (!job) return;
+    ['prompt', 'user', 'enhance', 'enqueued_at', 'max_attempts', 'metadata'].forEach(function (k) {
+      if (d[k] !== undefined) job[k] = d[k];
+    });
+    ['enhanced_prompt', 'worker', 'result', 'error', 'started_at', 'finished_at'].forEach(function (k) {
+      if (d[k] === null || d[k] === undefined) return;
+      if (d.status === job.status || job[k] === null || job[k] === undefined) job[k] = d[k];
+    });
+    job.detailed = true;
+    scheduleRender();
+  }
+
+  // ---------------------------------------------------------------- event stream
+  var stream = { source: null, abort: null, started: false, everOpen: false, backoff: 1000, timer: null };
+
+  function setConn(value) {
+    state.conn = value;
+    var labels = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', unauthorized: 'Token needed', offline: 'Offline' };
+    $('conn').setAttribute('data-state', value);
+    $('conn-label').textContent = labels[value] || value;
+    scheduleRender();
+  }
+  function stopStream() {
+    if (stream.timer) { clearTimeout(stream.timer); stream.timer = null; }
+    if (stream.source) { stream.source.close(); stream.source = null; }
+    if (stream.abort) { stream.abort.abort(); stream.abort = null; }
+  }
+  function startStream() {
+    stopStream();
+    stream.started = true;
+    setConn(stream.everOpen ? 'reconnecting' : 'connecting');
+    if (state.readAuth) {
+      if (!state.token) { setConn('unauthorized'); return; }
+      startFetchStream();
+    } else if (window.EventSource) {
+      startEventSource();
+    } else {
+      startFetchStream();
+    }
+  }
+  function streamOpened() {
+    var reconnected = stream.everOpen && state.conn !== 'live';
+    stream.everOpen = true;
+    stream.backoff = 1000;
+    setConn('live');
+    setBanner('stream', null);
+    // Events may have been missed while the stream was down (or before it first opened).
+    if (reconnected) loadSnapshot(); else scheduleReconcile();
+  }
+  function streamLost() {
+    if (stream.source) { stream.source.close(); stream.source = null; }
+    stream.abort = null;
+    if (state.conn !== 'unauthorized') setConn('reconnecting');
+    var wait = stream.backoff;
+    stream.backoff = Math.min(stream.backoff * 2, 30000);
+    if (stream.timer) clearTimeout(stream.timer);
+    stream.timer = setTimeout(function () {
+      stream.timer = null;
+      loadSnapshot();          // also finds out whether reads now need the token
+      startStream();
+    }, wait);
+  }
+  function startEventSource() {
+    var source = new EventSource('v1/events');
+    stream.source = source;
+    source.onopen = function () { if (stream.source === source) streamOpened(); };
+    source.addEventListener('status', function (e) { if (stream.source === source) onStreamData(e.data); });
+    source.addEventListener('resync', function () { if (stream.source === source) loadSnapshot(); });
+    source.onerror = function () {
+      if (stream.source !== source) return;
+      if (source.readyState === 2) streamLost();          // CLOSED: the browser gave up (e.g. 401)
+      else setConn('reconnecting');                        // CONNECTING: the browser retries itself
+    };
+  }
+  // With protected reads EventSource cannot send the token: read the stream with fetch.
+  function startFetchStream() {
+    var controller = new AbortController();
+    stream.abort = controller;
+    var headers = { 'Accept': 'text/event-stream' };
+    if (state.token) headers['Authorization'] = 'Bearer ' + state.token;
+    fetch('v1/events', { headers: headers, cache: 'no-store', signal: controller.signal }).then(function (res) {
+      if (res.status === 401) {
+        stream.abort = null;
+        setConn('unauthorized');
+        askToken('read-rejected');
+        return null;
+      }
+      if (!res.ok || !res.body) throw new Error('HTTP ' + res.status);
+      streamOpened();
+      var reader = res.body.getReader();
+      var decoder = new TextDecoder();
+      var buffer = '';
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) throw new Error('stream ended');
+          buffer += decoder.decode(chunk.value, { stream: true });
+          buffer = buffer.replace(/\r\n?/g, '\n');
+          var end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            dispatchBlock(buffer.slice(0, end));
+            buffer = buffer.slice(end + 2);
+          }
+          return pump();
+        });
+      }
+      return pump();
+    }).catch(function () {
+      if (controller.signal.aborted || stream.abort !== controller) return;
+      streamLost();
+    });
+  }
+  function dispatchBlock(block) {
+    var type = 'message', data = [];
+    block.split('\n').forEach(function (line) {
+      if (!line || line.charAt(0) === ':') return;
+      var colon = line.indexOf(':');
+      var field = colon < 0 ? line : line.slice(0, colon);
+      var value = colon < 0 ? '' : line.slice(colon + 1);
+      if (value.charAt(0) === ' ') value = value.slice(1);
+      if (field === 'event') type = value;
+      else if (field === 'data') data.push(value);
+    });
+    if (type === 'status' && data.length) onStreamData(data.join('\n'));
+    else if (type === 'resync') loadSnapshot();
+  }
+
+  // ---------------------------------------------------------------- retry
+  var retrying = new Set();
+  var retryNotes = new Map();   // job id -> why the last retry did not happen
+  function retryJob(id) {
+    var job = state.jobs.get(id);
+    if (!job) return;
+    if (!state.token) { askToken('write', function () { retryJob(id); }); return; }
+    retrying.add(id);
+    retryNotes.delete(id);
+    scheduleRender();
+    api('v1/dead/' + encodeURIComponent(job.model) + '/retry', { method: 'POST', body: { id: id }, auth: true }).then(function (r) {
+      if (r.status === 401) {
+        retryNotes.set(id, 'Not retried: the API token was rejected (401).');
+        toast('Retry refused: the server rejected the API token (401 Unauthorized).', 'error');
+        askToken('rejected', function () { retryJob(id); });
+        return;
+      }
+      if (r.status === 404) {
+        toast(job.model + ' job ' + shortId(id) + ' is no longer in the dead list.');
+        loadSnapshot();
+        return;
+      }
+      if (!r.ok) {
+        retryNotes.set(id, 'Not retried: ' + errorText(r));
+        toast('Retry failed: ' + errorText(r), 'error');
+        return;
+      }
+      var count = r.data && isNum(r.data.retried) ? r.data.retried : 1;
+      if (count > 0) toast('Requeued ' + job.model + ' job ' + shortId(id) + '.', 'success');
+      else toast('Nothing was requeued for ' + job.model + ' job ' + shortId(id) + ' (the server answered retried: 0).', 'error');
+      loadSnapshot();   // the job leaves the failed list (its `queued` event may already have)
+    }).catch(function () {
+      retryNotes.set(id, 'Not retried: the server could not be reached.');
+      toast('Retry failed: the server could not be reached.', 'error');
+    }).then(function () {
+      retrying.delete(id);
+      scheduleRender();
+    });
+  }
+
+  // ---------------------------------------------------------------- images
+  var thumbs = new Map();   // job id -> { node, url }
+  function thumbFor(job) {
+    var cached = thumbs.get(job.id);
+    if (cached && cached.auth === state.readAuth) return cached;
+    if (cached) dropThumb(job.id);
+    var path = jobPath(job.id) + '/image';
+    var label = job.enhanced_prompt || job.prompt || job.id;
+    var img = el('img', { alt: 'Image for: ' + label, decoding: 'async' });
+    var link = el('a', { class: 'thumb', href: path, target: '_blank', rel: 'noopener', title: 'Open the full image' }, img);
+    var entry = { node: link, url: null, auth: state.readAuth };
+    img.addEventListener('error', function () {
+      img.remove();
+      link.appendChild(el('span', { class: 'missing', text: 'Image unavailable (expired or not stored)' }));
+    });
+    if (state.readAuth) {
+      fetch(path, { headers: authHeaders(true), cache: 'force-cache' }).then(function (res) {
+        if (!res.ok) throw new Error('HTTP ' + res.status);
+        return res.blob();
+      }).then(function (blob) {
+        if (thumbs.get(job.id) !== entry) return;
+        entry.url = URL.createObjectURL(blob);
+        img.src = entry.url;
+        link.href = entry.url;
+      }).catch(function () { img.dispatchEvent(new Event('error')); });
+    } else {
+      img.src = path;
+    }
+    thumbs.set(job.id, entry);
+    return entry;
+  }
+  function dropThumb(id) {
+    var entry = thumbs.get(id);
+    if (!entry) return;
+    if (entry.url) URL.revokeObjectURL(entry.url);
+    thumbs.delete(id);
+  }
+
+  // ---------------------------------------------------------------- rendering
+  var renderTimer = null;
+  function scheduleRender() {
+    if (renderTimer) return;
+    renderTimer = setTimeout(function () { renderTimer = null; render(); }, 30);
+  }
+
+  function sortedJobs() {
+    var running = [], recent = [], failed = [];
+    state.jobs.forEach(function (j) {
+      if (RUNNING[j.status]) running.push(j);
+      else if (j.status === 'completed') recent.push(j);
+      else if (j.status === 'failed') failed.push(j);
+    });
+    running.sort(function (a, b) { return (a.started_at || 0) - (b.started_at || 0); });
+    var newest = function (a, b) { return (b.finished_at || 0) - (a.finished_at || 0); };
+    recent.sort(newest);
+    failed.sort(newest);
+    return { running: running, recent: recent, failed: failed };
+  }
+
+  function notLoaded() { return state.conn === 'unauthorized' ? 'Waiting for the API token…' : 'Loading…'; }
+
+  function render() {
+    var lists = sortedJobs();
+    // Forget what no section shows any more.
+    lists.recent.slice(MAX_SHOWN).forEach(function (j) { state.jobs.delete(j.id); });
+    lists.failed.slice(MAX_SHOWN).forEach(function (j) { state.jobs.delete(j.id); });
+    lists.recent = lists.recent.slice(0, MAX_SHOWN);
+    lists.failed = lists.failed.slice(0, MAX_SHOWN);
+    state.jobs.forEach(function (j, id) { if (j.status === 'cancelled') state.jobs.delete(id); });
+    if (state.jobs.size > 3000) {
+      var queued = [];
+      state.jobs.forEach(function (j) { if (j.status === 'queued') queued.push(j); });
+      queued.slice(0, state.jobs.size - 3000).forEach(function (j) { state.jobs.delete(j.id); });
+    }
+
+    renderHeader(lists);
+    renderQueues();
+    renderRunning(lists.running);
+    renderRecent(lists.recent);
+    renderFailed(lists.failed);
+    renderWorkers(lists.running);
+    tick();
+  }
+
+  function renderHeader(lists) {
+    var workers = state.workers.length;
+    $('worker-count').textContent = String(workers);
+    $('worker-word').textContent = plural(workers, 'worker', 'workers');
+    $('workers-dot').style.background = workers > 0 ? 'var(--green-dot)' : 'var(--red-dot)';
+    var pending = 0, active = 0;
+    Object.keys(state.queues).forEach(function (m) { pending += state.queues[m].pending; active += state.queues[m].active; });
+    $('running-total').textContent = String(active);
+    $('pending-total').textContent = String(pending);
+    document.title = (lists.running.length ? '● ' + lists.running.length + ' running · ' : '') + 'ImageQueue';
+  }
+
+  function renderQueues() {
+    var models = Object.keys(state.queues);
+    var box = $('queues');
+    if (!models.length) {
+      replaceChildren(box, el('div', { class: 'panel empty', text: state.lastSync ? 'No models configured.' : notLoaded() }));
+      return;
+    }
+    $('queues-hint').textContent = models.length + ' ' + plural(models.length, 'model', 'models');
+    replaceChildren(box, models.map(function (model) {
+      var q = state.queues[model];
+      var limit = q.concurrency;
+      var busy = limit ? Math.min(1, q.active / limit) : 0;
+      var since = state.oldestSince[model];
+      var saturated = limit && q.active >= limit && q.pending > 0;   // every slot busy and jobs waiting
+      var meterClass = 'meter' + (saturated ? ' full' : '');
+      var meter = el('span');
+      meter.style.width = Math.round(busy * 100) + '%';
+      var mark = el('span', { class: 'model-mark', text: model.charAt(0) || '?', 'aria-hidden': 'true' });
+      mark.style.background = modelColor(model);
+      return el('article', { class: 'panel queue', 'data-model': model },
+        el('div', { class: 'queue-head' },
+          el('div', { class: 'queue-name' }, mark, el('span', { text: model })),
+          el('span', { class: 'slots', text: limit === null ? '' : q.active + ' / ' + limit + ' ' + plural(limit, 'slot', 'slots') + ' busy' })),
+        el('div', { class: 'queue-nums' },
+          el('div', { class: 'num pending' }, el('span', { class: 'v', text: q.pending }), el('span', { class: 'l', text: 'pending' })),
+          el('div', { class: 'num running' }, el('span', { class: 'v', text: q.active }), el('span', { class: 'l', text: 'running' })),
+          el('div', { class: 'num dead' + (q.dead > 0 ? ' nonzero' : '') }, el('span', { class: 'v', text: q.dead }), el('span', { class: 'l', text: 'dead' }))),
+        el('div', { class: meterClass, title: 'Concurrency ' + (limit === null ? '?' : limit) + ': jobs of ' + model + ' that may run at once, cluster-wide' + (saturated ? ' (all busy, jobs waiting)' : '') }, meter),
+        el('div', { class: 'queue-foot' },
+          el('span', null, 'completed ', el('b', { text: q.completed_total.toLocaleString() })),
+          el('span', { class: q.failed_total > 0 ? 'bad' : '' }, 'failed ', el('b', { text: q.failed_total.toLocaleString() })),
+          since === null || since === undefined
+            ? el('span', null, 'oldest pending ', el('b', { text: '—' }))
+            : el('span', { 'data-tick': 'age', 'data-since': since, 'data-warn-after': 60000 }, 'oldest pending ', el('b', { text: human(serverNow() - since) }))));
+    }));
+  }
+
+  function stageBadge(job) {
+    var label = job.status;
+    var title = null;
+    if (job.status === 'retrying' && job.retry) {
+      label = 'retrying ' + (job.retry.attempt || '?') + '/' + (job.retry.of || '?');
+      if (isNum(job.retry.delay_ms)) title = 'next try in ' + took(job.retry.delay_ms);
+    }
+    if (job.status === 'generating' && job.enhancement && job.enhancement.fallback) {
+      title = 'enhancement fell back to the original prompt' + (job.enhancement.reason ? ': ' + job.enhancement.reason : '');
+    }
+    return el('span', { class: 'badge ' + job.status, title: title }, el('span', { class: 'dot' }), label);
+  }
+
+  function jobIdNode(id) {
+    return el('code', { class: 'jobid', title: id, text: shortId(id) });
+  }
+
+  function renderRunning(running) {
+    $('running-count').textContent = String(running.length);
+    $('running-count').className = 'count' + (running.length ? ' hot' : '');
+    $('running-empty').hidden = running.length > 0;
+    $('running-empty').textContent = state.lastSync ? 'Nothing running — workers are idle.' : notLoaded();
+    replaceChildren($('running-body'), running.map(function (job) {
+      var text = job.enhanced_prompt || job.prompt || '';
+      var attempts = (job.attempt || 0) > 1 ? el('span', { class: 'attempt', text: 'attempt ' + job.attempt + (job.max_attempts ? '/' + job.max_attempts : '') }) : null;
+      return el('tr', { 'data-status': job.status, 'data-job-id': job.id },
+        el('td', null, jobIdNode(job.id)),
+        el('td', null, el('span', { class: 'chip', text: job.model })),
+        el('td', null, stageBadge(job), attempts),
+        el('td', { class: 'elapsed', 'data-tick': 'clock', 'data-since': isNum(job.started_at) ? job.started_at : null }, clock(isNum(job.started_at) ? serverNow() - job.started_at : null)),
+        el('td', { class: 'worker', title: job.worker || null, text: job.worker || '—' }),
+        el('td', { class: 'prompt' }, el('span', { class: 'truncate', title: text || null, text: text || (job.detailed ? '—' : '…') })));
+    }));
+  }
+
+  function renderRecent(recent) {
+    $('recent-count').textContent = String(recent.length);
+    $('recent-empty').hidden = recent.length > 0;
+    $('recent-empty').textContent = state.lastSync ? 'No completed jobs yet.' : notLoaded();
+    var keep = new Set(recent.map(function (j) { return j.id; }));
+    Array.from(thumbs.keys()).forEach(function (id) { if (!keep.has(id)) dropThumb(id); });
+    replaceChildren($('recent'), recent.map(function (job) {
+      var entry = thumbFor(job);
+      var thumb = entry.node;
+      var oldTag = thumb.querySelector('.tag');
+      if (oldTag) oldTag.remove();
+      if (job.result && job.result.placeholder) thumb.appendChild(el('span', { class: 'tag', title: 'Made by the offline placeholder backend', text: 'Placeholder' }));
+      var text = job.enhanced_prompt || job.prompt || '';
+      var duration = isNum(job.finished_at) && isNum(job.enqueued_at) ? job.finished_at - job.enqueued_at : null;
+      return el('article', { class: 'panel shot', 'data-status': 'completed', 'data-job-id': job.id },
+        thumb,
+        el('div', { class: 'shot-body' },
+          el('div', { class: 'shot-meta' },
+            el('span', { class: 'chip', text: job.model }),
+            el('span', { class: 'took', title: 'Queued → finished', text: duration === null ? '' : took(duration) })),
+          el('p', { class: 'prompt clamp clamp-3', title: text || null, text: text || (job.detailed ? '(no prompt)' : '…') }),
+          el('div', { class: 'shot-foot' },
+            jobIdNode(job.id),
+            el('span', { 'data-tick': 'ago', 'data-since': isNum(job.finished_at) ? job.finished_at : null, text: ago(isNum(job.finished_at) ? serverNow() - job.finished_at : null) }))));
+    }));
+  }
+
+  function renderFailed(failed) {
+    $('failed-count').textContent = String(failed.length);
+    $('failed-count').className = 'count' + (failed.length ? ' bad' : '');
+    var box = $('failed');
+    if (!failed.length) { replaceChildren(box, el('div', { class: 'empty', text: state.lastSync ? 'No failed jobs.' : notLoaded() })); return; }
+    replaceChildren(box, failed.map(function (job) {
+      var err = job.error || {};
+      var text = job.prompt || job.enhanced_prompt || '';
+      var busy = retrying.has(job.id);
+      return el('div', { class: 'item', 'data-status': 'failed', 'data-job-id': job.id },
+        el('div', { class: 'item-top' },
+          el('span', { class: 'chip', text: job.model }),
+          el('span', { class: 'grow' }, jobIdNode(job.id)),
+          el('span', { class: 'ago', 'data-tick': 'ago', 'data-since': isNum(job.finished_at) ? job.finished_at : null, text: ago(isNum(job.finished_at) ? serverNow() - job.finished_at : null) })),
+        el('p', { class: 'err' }, el('span', { class: 'err-code', text: err.code || 'failed' }), err.message || 'No reason recorded.'),
+        text ? el('p', { class: 'prompt clamp clamp-2', title: text, text: text }) : null,
+        el('div', { class: 'item-actions' },
+          el('button', { type: 'button', class: 'btn small', disabled: busy, onclick: function () { retryJob(job.id); } }, busy ? 'Retrying…' : 'Retry'),
+          retryNotes.has(job.id)
+            ? el('span', { class: 'note bad', text: retryNotes.get(job.id) })
+            : (isNum(job.attempt) && job.attempt > 0 ? el('span', { class: 'note', text: job.attempt + ' ' + plural(job.attempt, 'attempt', 'attempts') + ' made' }) : null)));
+    }));
+  }
+
+  function renderWorkers(running) {
+    // A worker's current jobs: the running jobs it holds (live from events); the registry's
+    // own list is refreshed only every few seconds.
+    var holding = {};
+    running.forEach(function (j) { if (j.worker) (holding[j.worker] = holding[j.worker] || []).push(j.id); });
+    var workers = state.workers.slice().sort(function (a, b) { return String(a.id).localeCompare(String(b.id)); });
+    $('workers-count').textContent = String(workers.length);
+    var box = $('workers');
+    if (!workers.length) { replaceChildren(box, el('div', { class: 'empty', text: state.lastSync ? 'No live workers — start one with `imagequeue worker`.' : notLoaded() })); return; }
+    replaceChildren(box, workers.map(function (w) {
+      var jobs = holding[w.id] || [];
+      return el('div', { class: 'item worker', 'data-worker-id': w.id, 'data-tick': 'worker', 'data-since': isNum(w.heartbeat_at) ? w.heartbeat_at : null },
+        el('div', { class: 'item-top' },
+          el('span', { class: 'dot', title: 'Registration refreshed every few seconds' }),
+          el('span', { class: 'grow worker-name', title: w.id, text: w.id }),
+          el('span', { class: 'ago', title: 'Last heartbeat' }, '♥ ', el('span', { class: 'hb', text: ago(isNum(w.heartbeat_at) ? serverNow() - w.heartbeat_at : null) }))),
+        el('div', { class: 'worker-meta' },
+          el('span', { text: (w.host || '?') + (isNum(w.pid) ? ' · pid ' + w.pid : '') }),
+          el('span', { text: '·' }),
+          (w.models || []).map(function (m) { return el('span', { class: 'chip', text: m }); })),
+        el('div', { class: 'worker-meta' },
+          jobs.length
+            ? jobs.map(function (id) { return el('span', { class: 'job-chip', title: id }, el('span', { class: 'dot' }), shortId(id)); })
+            : el('span', { class: 'idle', text: 'idle' })));
+    }));
+  }
+
+  // Every second: elapsed timers, ages, heartbeat freshness, sync age.
+  function tick() {
+    var now = serverNow();
+    var nodes = document.querySelectorAll('[data-tick]');
+    for (var i = 0; i < nodes.length; i++) {
+      var node = nodes[i];
+      var raw = node.getAttribute('data-since');
+      if (raw === null || raw === '') continue;
+      var since = Number(raw);
+      var kind = node.getAttribute('data-tick');
+      if (kind === 'clock') node.textContent = clock(now - since);
+      else if (kind === 'ago') node.textContent = ago(now - since);
+      else if (kind === 'age') {
+        var b = node.querySelector('b');
+        if (b) b.textContent = human(now - since);
+        node.className = now - since > Number(node.getAttribute('data-warn-after') || Infinity) ? 'warn' : '';
+      } else if (kind === 'worker') {
+        var hb = node.querySelector('.hb');
+        if (hb) hb.textContent = ago(now - since);
+        node.classList.toggle('stale', now - since > 25000);
+      }
+    }
+    $('synced').textContent = state.lastSync ? 'synced ' + ago(Date.now() - state.lastSync) : 'not synced yet';
+  }
+
+  // ---------------------------------------------------------------- start
+  renderTokenButton();
+  render();
+  setInterval(tick, 1000);
+  // A safety net for quiet periods: worker heartbeats and ages come from snapshots.
+  setInterval(function () {
+    if (!reconcileTimer && !snapshot.inFlight && Date.now() - snapshot.startedAt > 20000) loadSnapshot();
+  }, 5000);
+  loadSnapshot();   // opens the event stream when it answers
+})();
+</script>
+</body>
+</html>
 """#
 }

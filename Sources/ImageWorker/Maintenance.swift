@@ -41,7 +41,9 @@ struct Maintenance: Service {
                 await store.removeExpired()
                 nextCleanup = .now + .seconds(600)
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: registryInterval) }
+            // Until the next interval, or at once when a job starts or ends, so the registry
+            // (imagequeue workers, the dashboard) shows the jobs in flight without delay.
+            try? await cancelWhenGracefulShutdown { await currentJobs.waitForChange(timeout: registryInterval) }
         }
         await deregister()
     }

@@ -173,7 +173,7 @@ final class BackgroundProgram: @unchecked Sendable {
         // threads Swift's cooperative pool shares.
         Thread.detachNewThread { [lock, readers] in
             while true {
-                let data = handle.availableData
+                let data = handle.readChunk()
                 if data.isEmpty { break }
                 lock.withLock { append(data) }
             }

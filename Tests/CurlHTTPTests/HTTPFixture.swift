@@ -55,7 +55,7 @@ final class HTTPFixture: @unchecked Sendable {
         try process.run()
         var printed = Data()
         while !printed.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
+            let chunk = output.fileHandleForReading.readChunk()
             if chunk.isEmpty {
                 process.waitUntilExit()
                 throw TestSetupError("http_fixture.py exited (status \(process.terminationStatus)) on port \(port)")

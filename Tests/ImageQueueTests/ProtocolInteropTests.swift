@@ -25,7 +25,7 @@ import TestSupport
         var buffer = try await offPool {
             var buffer = Data()
             while !buffer.contains(UInt8(ascii: "\n")) {
-                let chunk = reader.availableData
+                let chunk = reader.readChunk()
                 if chunk.isEmpty { break }
                 buffer.append(chunk)
             }
@@ -46,7 +46,7 @@ import TestSupport
         try await worker.complete(claim, result: sampleResult)
 
         buffer.append(try await offPool {
-            let rest = reader.readDataToEndOfFile()
+            let rest = reader.readAllBytes()
             process.waitUntilExit()
             return rest
         })

@@ -129,7 +129,8 @@ import TestSupport
         let popped = try await withThrowingTaskGroup(of: RESPValue.self) { group in
             for waiter in waiters {
                 group.addTask {
-                    let reply = try await waiter.send(RedisCommand("BLPOP", key, 3), timeout: .seconds(6))
+                    // A long block: the RPUSH below ends each wait, however loaded the machine.
+                    let reply = try await waiter.send(RedisCommand("BLPOP", key, 30), timeout: .seconds(35))
                     order.record("blpop")
                     return reply
                 }

@@ -10,7 +10,9 @@ import Glibc
 struct EventStreamTests {
     /// Checks the framing and payload of every event of one job: `event: status`, `id:` equal
     /// to the data's `rev`, v1 JSON for `job`, revisions strictly increasing.
-    private func checkFraming(_ events: [SSEStream.Event], job: String, model: String,
+    /// `perJobIDs`: a job's own stream carries `id: <rev>`; the all-jobs stream carries no
+    /// `id:` (revisions are per job, so they are no position in it).
+    private func checkFraming(_ events: [SSEStream.Event], job: String, model: String, perJobIDs: Bool = true,
                               sourceLocation: SourceLocation = #_sourceLocation) {
         var lastRevision: Int64 = 0
         for event in events {
@@ -24,7 +26,11 @@ struct EventStreamTests {
             #expect(json["model"] == .string(model), "\(event)", sourceLocation: sourceLocation)
             #expect(json["time"]?.integer != nil && json["attempt"]?.integer != nil, "\(event)", sourceLocation: sourceLocation)
             let revision = json["rev"]?.integer ?? 0
-            #expect(event.id == String(revision), "SSE id must be the rev: \(event)", sourceLocation: sourceLocation)
+            if perJobIDs {
+                #expect(event.id == String(revision), "SSE id must be the rev: \(event)", sourceLocation: sourceLocation)
+            } else {
+                #expect(event.id == nil, "the all-jobs stream carries no SSE id: \(event)", sourceLocation: sourceLocation)
+            }
             #expect(revision > lastRevision, "revisions out of order: \(events)", sourceLocation: sourceLocation)
             lastRevision = revision
         }
@@ -141,8 +147,8 @@ struct EventStreamTests {
         // Only this server's prefix: other tests share the Redis.
         let foreign = pairs.filter { $0.0 != sdxl && $0.0 != flux }
         #expect(foreign.isEmpty, "events of other prefixes' jobs: \(foreign)")
-        checkFraming(events.filter { $0.json?["id"]?.string == flux }, job: flux, model: "flux")
-        checkFraming(events.filter { $0.json?["id"]?.string == sdxl }, job: sdxl, model: "sdxl")
+        checkFraming(events.filter { $0.json?["id"]?.string == flux }, job: flux, model: "flux", perJobIDs: false)
+        checkFraming(events.filter { $0.json?["id"]?.string == sdxl }, job: sdxl, model: "sdxl", perJobIDs: false)
         // Each job's events in order within the shared stream.
         let fluxStatuses = pairs.filter { $0.0 == flux }.map(\.1)
         #expect(fluxStatuses.first == "queued" && fluxStatuses.last == "completed", "\(fluxStatuses)")

@@ -7,39 +7,32 @@ import Foundation
 public final class FakeBackends: @unchecked Sendable {
     // Safe to share: every field is set once in init.
     public let port: Int
-    private let process: Process
+    private let process: SpawnedProcess
     private let http = HTTPClient()
 
-    /// Starts the fake (off the cooperative pool) and waits for its READY line.
+    /// Starts the fake and waits for its READY line.
     public static func start() async throws -> FakeBackends {
-        try await offPool { try FakeBackends() }
-    }
-
-    private init() throws {
         let script = TestEnvironment.packageRoot.appendingPathComponent("Tests/Fakes/fake_backends.py")
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path, "--port", "0", "--exit-on-stdin-eof"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = Pipe()  // held open by us; the fake exits if we die
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw TestSetupError("fake_backends.py exited before READY") }
-            line.append(chunk)
+        // Started by SpawnedProcess: no inherited descriptors, killed when the tests exit.
+        let process = try SpawnedProcess("/usr/bin/env", ["python3", script.path, "--port", "0"],
+                                         environment: ProcessInfo.processInfo.environment)
+        guard await process.waitForOutput(containing: "\n") else {
+            throw TestSetupError("fake_backends.py exited before READY: \(process.output)")
         }
-        let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = process.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.hasPrefix("READY "), let port = Int(text.dropFirst(6)) else {
             throw TestSetupError("fake_backends.py said \(text)")
         }
+        return FakeBackends(process: process, port: port)
+    }
+
+    private init(process: SpawnedProcess, port: Int) {
+        self.process = process
         self.port = port
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.send(SIGKILL)
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -47,42 +47,19 @@ public struct CommandResult: Sendable {
     public let stderr: String
 }
 
-/// Runs a program to completion with the given environment additions, and stdin closed,
-/// waiting off the cooperative pool.
+/// Runs a program to completion with the given environment additions and stdin from
+/// /dev/null, never blocking the cooperative pool. It is started by `SpawnedProcess`:
+/// close-on-exec output channels and no inherited descriptors, so no other child can hold
+/// this program's output open (or it another's).
 public func runProgram(_ executable: URL, _ arguments: [String], environment: [String: String] = [:],
                        timeout: TimeInterval = 60) async throws -> CommandResult {
-    try await offPool { try runProgramBlocking(executable, arguments, environment: environment, timeout: timeout) }
-}
-
-private func runProgramBlocking(_ executable: URL, _ arguments: [String], environment: [String: String],
-                                timeout: TimeInterval) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    for (key, value) in environment { env[key] = value }
-    process.environment = env
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    // Read both pipes while the program runs, so a full pipe never blocks it. The reads
-    // block, so they run on threads of their own: never on Dispatch's global queues, whose
-    // threads Swift's cooperative pool shares.
-    nonisolated(unsafe) var outData = Data()
-    nonisolated(unsafe) var errData = Data()
-    let group = DispatchGroup()
-    group.enter()
-    Thread.detachNewThread { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter()
-    Thread.detachNewThread { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    if group.wait(timeout: .now() + timeout) == .timedOut {
-        kill(process.processIdentifier, SIGKILL)
-        throw TestSetupError("\(executable.lastPathComponent) \(arguments.joined(separator: " ")) did not finish in \(timeout) s")
+    var merged = ProcessInfo.processInfo.environment
+    for (key, value) in environment { merged[key] = value }
+    let process = try SpawnedProcess(executable.path, arguments, environment: merged)
+    let status: Int32
+    switch try await process.waitForExit(timeout: timeout) {
+    case .exited(let code): status = code
+    case .signalled(let signal): status = 128 + signal
     }
-    process.waitUntilExit()
-    return CommandResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+    return CommandResult(status: status, stdout: process.stdout, stderr: process.stderr)
 }

@@ -14,7 +14,7 @@ struct WorkerShutdownTests {
         let cli = try QueueCLI()
         defer { cli.removeOutputDirectory() }
         let fake = try await FakeBackends.start()
-        try await fake.setDelay("flux", milliseconds: 1500)
+        try await fake.setDelay("flux", milliseconds: 5000)  // still in flight when SIGTERM lands, even on a loaded machine
         let first = try await cli.enqueue("a lighthouse at dusk")
         let second = try await cli.enqueue("a second lighthouse")
 
