@@ -24,21 +24,9 @@ struct ServeFixture: Sendable {
         token = "tok-" + (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 36) }.joined()
     }
 
-    /// Settings the server or the worker read from the environment, blanked unless a test sets them.
-    private static let workerVariables = [
-        "FLUX_WORKER_URL", "SDXL_WORKER_URL", "SDXL_API_KEY", "LLM_PROVIDER", "OPENROUTER_API_KEY",
-        "OPENROUTER_BASE_URL", "OPENROUTER_MODEL", "GEMINI_API_KEY", "GEMINI_BASE_URL", "GEMINI_MODEL",
-    ]
-
-    /// The inherited environment with every `IMAGEQUEUE_*` and backend variable blanked (both
-    /// programs treat an empty variable as unset), rate limiting off, then `extra`.
+    /// The environment for `imagequeue` children (see TestEnvironment.imagequeueEnvironment).
     static func environment(_ extra: [String: String] = [:]) -> [String: String] {
-        var environment = ProcessInfo.processInfo.environment
-        for name in environment.keys where name.hasPrefix("IMAGEQUEUE_") || workerVariables.contains(name) {
-            environment[name] = ""
-        }
-        environment["IMAGEQUEUE_RATE_LIMIT"] = "off"
-        return environment.merging(extra) { $1 }
+        TestEnvironment.imagequeueEnvironment(extra)
     }
 
     /// Starts `imagequeue serve --host 127.0.0.1 --port <free> --redis URL --prefix P` with

@@ -17,6 +17,24 @@ public enum TestEnvironment {
         return server.url
     }
 
+    /// Settings `imagequeue` reads from the environment besides `IMAGEQUEUE_*`.
+    private static let backendVariables = [
+        "FLUX_WORKER_URL", "SDXL_WORKER_URL", "SDXL_API_KEY", "LLM_PROVIDER", "OPENROUTER_API_KEY",
+        "OPENROUTER_BASE_URL", "OPENROUTER_MODEL", "GEMINI_API_KEY", "GEMINI_BASE_URL", "GEMINI_MODEL",
+    ]
+
+    /// The environment for an `imagequeue` child: the inherited one with every `IMAGEQUEUE_*`
+    /// and backend variable blanked (an empty variable counts as unset), so nothing the test
+    /// runner has set leaks into a test; rate limiting off; then `extra`.
+    public static func imagequeueEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        for name in environment.keys where name.hasPrefix("IMAGEQUEUE_") || backendVariables.contains(name) {
+            environment[name] = ""
+        }
+        environment["IMAGEQUEUE_RATE_LIMIT"] = "off"
+        return environment.merging(extra) { $1 }
+    }
+
     /// A key prefix no other test uses.
     public static func uniquePrefix(_ label: String = "t") -> String {
         "\(label)\(UInt32.random(in: 0...UInt32.max))"

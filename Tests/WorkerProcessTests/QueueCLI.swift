@@ -16,23 +16,9 @@ struct QueueCLI: Sendable {
         prefix = TestEnvironment.uniquePrefix(label)
     }
 
-    /// Settings the CLI or the worker read from the environment. The ones the test runner
-    /// itself has set are blanked (both treat an empty variable as unset), so they cannot
-    /// leak into a test.
-    private static let workerVariables = [
-        "FLUX_WORKER_URL", "SDXL_WORKER_URL", "SDXL_API_KEY", "LLM_PROVIDER", "OPENROUTER_API_KEY",
-        "OPENROUTER_BASE_URL", "OPENROUTER_MODEL", "GEMINI_API_KEY", "GEMINI_BASE_URL", "GEMINI_MODEL",
-    ]
-
-    /// The environment every run gets: the inherited one with the settings above and every
-    /// `IMAGEQUEUE_*` variable blanked, rate limiting off, then `extra`.
+    /// The environment for `imagequeue` children (see TestEnvironment.imagequeueEnvironment).
     static func environment(_ extra: [String: String] = [:]) -> [String: String] {
-        var environment = ProcessInfo.processInfo.environment
-        for name in environment.keys where name.hasPrefix("IMAGEQUEUE_") || workerVariables.contains(name) {
-            environment[name] = ""
-        }
-        environment["IMAGEQUEUE_RATE_LIMIT"] = "off"
-        return environment.merging(extra) { $1 }
+        TestEnvironment.imagequeueEnvironment(extra)
     }
 
     /// Runs `imagequeue ARGUMENTS --redis URL --prefix P` to completion.
