@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs ImageQueue's whole test suite on a fresh Debian machine:
-# installs what is missing (redis-server, libhiredis-dev, libcurl4-openssl-dev, redis-py),
+# installs what is missing (ops/install-deps.sh: redis-server, libhiredis-dev,
+# libcurl4-openssl-dev, redis-py),
 # starts a private redis-server on a free loopback port, builds, runs `swift test`, and
 # stops that server by its pid. Usage: bash Tests/run.sh [extra swift test arguments]
 set -euo pipefail
@@ -9,24 +10,7 @@ cd "$(dirname "$0")/.."
 log() { printf '==> %s\n' "$*"; }
 
 # --- System packages -------------------------------------------------------------------
-missing=()
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-[ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
-[ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
-command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-if ! python3 -c 'import redis' >/dev/null 2>&1; then
-  log "installing redis-py"
-  python3 -m pip install --quiet redis 2>/dev/null || python3 -m pip install --quiet --break-system-packages redis
-fi
+bash ops/install-deps.sh --tests
 
 # --- A private Redis for the suite -----------------------------------------------------
 workdir=$(mktemp -d /tmp/imagequeue-tests.XXXXXX)

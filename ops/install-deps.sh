@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what ImageQueue needs on Debian when it is missing: redis-server, the C
+# libraries it builds against (libhiredis-dev, libcurl4-openssl-dev), pkg-config; with
+# --tests also python3 and redis-py (the protocol tests use them). Safe to run again.
+set -euo pipefail
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
+[ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/aarch64-linux-gnu/curl/curl.h ] \
+  || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+if [ "${1:-}" = "--tests" ]; then
+  command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ "${1:-}" = "--tests" ] && ! python3 -c 'import redis' >/dev/null 2>&1; then
+  echo "==> installing redis-py"
+  python3 -m pip install --quiet redis 2>/dev/null || python3 -m pip install --quiet --break-system-packages redis
+fi
