@@ -19,7 +19,8 @@ struct QueueFixture {
         configuration.maxAttempts = maxAttempts
         configure(&configuration)
         self.configuration = configuration
-        redisConfiguration = try RedisConfiguration(url: url ?? TestEnvironment.redisURL())
+        // Named after the prefix, so a test can find its own connections in CLIENT LIST.
+        redisConfiguration = try RedisConfiguration(url: url ?? TestEnvironment.redisURL(), clientName: configuration.keyPrefix)
         client = try ImageQueueClient(redis: redisConfiguration, configuration: configuration)
         redis = RedisConnection(configuration: redisConfiguration)
     }

@@ -8,28 +8,33 @@ import TestSupport
     @Test func oneEnqueueWakesExactlyOneOfTenIdleWorkers() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }
-        let workers = (0..<10).map { queue.worker("idle-\($0)", blockTimeout: .seconds(2)) }
+        // Long blocks: however loaded the machine, no wait ends by its own timeout here.
+        let workers = (0..<10).map { queue.worker("idle-\($0)", blockTimeout: .seconds(60)) }
         defer { workers.forEach { $0.close() } }
-        let ready = Counter(), woken = Counter(), claims = Counter()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in workers {
-                group.addTask {
-                    ready.add()
-                    if try await worker.waitForWork(model: "flux") {
+        let woken = Counter(), claims = Counter()
+        let waiting = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for worker in workers {
+                    group.addTask {
+                        guard (try? await worker.waitForWork(model: "flux")) == true else { return }
                         woken.add()
-                        if case .claimed = try await worker.claim(model: "flux", lease: .seconds(30)) {
-                            claims.add()
-                        }
+                        if case .claimed = try? await worker.claim(model: "flux", lease: .seconds(30)) { claims.add() }
                     }
                 }
             }
-            while ready.value < 10 { try await Task.sleep(for: .milliseconds(5)) }
-            try await Task.sleep(for: .milliseconds(200))  // let every BLPOP reach Redis
-            try await queue.enqueue("one job")
-            try await group.waitForAll()
         }
+        // Every BLPOP is blocked inside Redis before the enqueue.
+        let blocked = try await eventually {
+            try await blockedClients(named: queue.configuration.keyPrefix, on: queue.redis) == 10
+        }
+        try #require(blocked, "the ten waits did not reach Redis")
+        try await queue.enqueue("one job")
+        _ = try await eventually { woken.value >= 1 }
+        try await Task.sleep(for: .milliseconds(300))  // room for a second, wrong wake-up
         #expect(woken.value == 1)
         #expect(claims.value == 1)
+        waiting.cancel()  // the other nine are still blocked: cancelling ends them
+        await waiting.value
     }
 
     @Test func anIdleWorkerWakesOnEnqueueWithoutWaitingForItsTimeout() async throws {
@@ -93,4 +98,23 @@ final class Counter: Sendable {
     private let count = Atomic<Int>(0)
     func add() { count.add(1, ordering: .relaxed) }
     var value: Int { count.load(ordering: .relaxed) }
+}
+
+/// How many clients with this name are blocked (flag `b`) in Redis now.
+func blockedClients(named name: String, on redis: RedisConnection) async throws -> Int {
+    let text = try await redis.send("CLIENT", "LIST").string ?? ""
+    return text.split(whereSeparator: \.isNewline).filter { line in
+        let fields = line.split(separator: " ")
+        return fields.contains(Substring("name=\(name)")) && fields.contains { $0.hasPrefix("flags=") && $0.contains("b") }
+    }.count
+}
+
+/// Polls `condition` every 20 ms for up to 20 s.
+func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + .seconds(20)
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return false
 }

@@ -109,13 +109,19 @@ public final class RedisServer: @unchecked Sendable {
     /// A TCP port on 127.0.0.1 that nothing uses now, below Linux's ephemeral range
     /// (32768-60999): a server restarted on its port must not find it taken by some
     /// client connection's local port meanwhile.
+    /// Never the same port twice in one test process: two servers starting at the same
+    /// moment could otherwise both find a port free, and the loser's probe would reach the
+    /// winner.
     public static func freePort() throws -> Int {
         for _ in 0..<200 {
             let port = Int.random(in: 20000..<32000)
-            if canBind(port: port) { return port }
+            guard canBind(port: port), handedOut.withLock({ $0.insert(port).inserted }) else { continue }
+            return port
         }
         throw TestSetupError("no free port found")
     }
+
+    private static let handedOut = Mutex<Set<Int>>([])
 
     static func canBind(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
