@@ -78,7 +78,6 @@ final class ConnectionEngine: @unchecked Sendable {
         var queue: [Request] = []
         var closed = false
         var cancelled: Set<UInt64> = []
-        var inFlightAlone: UInt64?
         var nextID: UInt64 = 0
     }
 
@@ -160,7 +159,6 @@ final class ConnectionEngine: @unchecked Sendable {
                 let batch = Array(state.queue.prefix(count))
                 state.queue.removeFirst(count)
                 state.cancelled.subtract(batch.map(\.id))  // cancelled after dequeue: handled in flight
-                state.inFlightAlone = batch.count == 1 ? batch[0].id : nil
                 return batch
             }
             guard let batch else { return nil }

@@ -131,6 +131,7 @@ final class SubscriberEngine: @unchecked Sendable {
         var lastTraffic = ContinuousClock.now
         var pingOutstanding = false
         var attempt = 0
+        var unreachableSince: ContinuousClock.Instant?
         while !state.withLock({ $0.closed }) {
             if socket == nil {
                 let hasWork = state.withLock { !$0.listeners.isEmpty || !$0.waiting.isEmpty }
@@ -143,6 +144,7 @@ final class SubscriberEngine: @unchecked Sendable {
                     socket = try RedisSocket(endpoint: configuration.endpoint, connectTimeout: configuration.connectTimeout,
                                              clientName: configuration.clientName)
                     attempt = 0
+                    unreachableSince = nil
                     lastTraffic = .now
                     pingOutstanding = false
                     let renewed = state.withLock { state in
@@ -156,7 +158,9 @@ final class SubscriberEngine: @unchecked Sendable {
                     try synchronize()
                 } catch {
                     socket = nil
-                    failWaitersIfOverdue(error: error, attempt: attempt)
+                    let since = unreachableSince ?? .now
+                    unreachableSince = since
+                    failWaitersIfOverdue(error: error, unreachableSince: since)
                     let delay = configuration.backoff(attempt: attempt)
                     attempt += 1
                     pipe.wait(timeout: delay)
@@ -289,11 +293,10 @@ final class SubscriberEngine: @unchecked Sendable {
         for done in ready { done(.success(())) }
     }
 
-    /// While Redis is down, subscribe calls wait up to the reconnect deadline, then fail.
-    private func failWaitersIfOverdue(error: RedisError, attempt: Int) {
-        var elapsed: Duration = .zero
-        for index in 0..<attempt { elapsed += configuration.backoff(attempt: index) }
-        guard elapsed >= configuration.reconnectDeadline else { return }
+    /// While Redis is down, subscribe calls wait up to the reconnect deadline (measured from
+    /// the first failed attempt), then fail.
+    private func failWaitersIfOverdue(error: RedisError, unreachableSince: ContinuousClock.Instant) {
+        guard ContinuousClock.now - unreachableSince >= configuration.reconnectDeadline else { return }
         let waiting = state.withLock { state in
             defer { state.waiting = [] }
             return state.waiting
