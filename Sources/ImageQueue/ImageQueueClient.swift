@@ -153,7 +153,7 @@ public final class ImageQueueClient: Sendable {
     /// Sets how many jobs of a model may run at once across every worker.
     /// - Throws: `ImageQueueError` `.unknownModel`, `.invalidRequest` (below 1), `.redis`.
     public func setConcurrency(_ limit: Int, model: String) async throws(ImageQueueError) {
-        try requireModel(model)
+        try configuration.requireModel(model)
         guard limit >= 1 else { throw ImageQueueError(.invalidRequest, "concurrency must be at least 1") }
         _ = try await runner.run(QueueScripts.setConcurrency, model: model, arguments: [limit])
     }
@@ -175,20 +175,13 @@ public final class ImageQueueClient: Sendable {
 
     /// Runs a dead-list script in batches of 500 until the list is done (or the one id is).
     private func drainDead(_ script: RedisScript, model: String, id: String?) async throws(ImageQueueError) -> Int {
-        try requireModel(model)
+        try configuration.requireModel(model)
         var total = 0
         while true {
             let reply = try await runner.run(script, model: model, arguments: [id ?? "", 500], jobID: id)
             let count = Int(reply.int ?? 0)
             total += count
             if id != nil || count < 500 { return total }
-        }
-    }
-
-    func requireModel(_ model: String) throws(ImageQueueError) {
-        guard configuration.models.contains(model) else {
-            throw ImageQueueError(.unknownModel, "unknown model '\(model.prefix(40))'; choose one of: "
-                                  + configuration.models.joined(separator: ", "))
         }
     }
 

@@ -4,6 +4,14 @@ import Glibc
 import Darwin
 #endif
 
+/// Wall-clock time in milliseconds since the Unix epoch (this host's clock; the queue's own
+/// timestamps come from the Redis server's clock).
+public func unixTimeMilliseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+}
+
 /// A job's id: `<model>-<suffix>`. The model is the text before the first `-`, so a job
 /// can be found from its id alone.
 public struct JobID: Sendable, Hashable, CustomStringConvertible {
@@ -36,9 +44,7 @@ public struct JobID: Sendable, Hashable, CustomStringConvertible {
     /// A new id: the model, then a 26-character time-ordered random suffix (ULID layout,
     /// lowercase Crockford base32).
     public static func make(model: String) -> JobID {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let milliseconds = UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
+        let milliseconds = UInt64(unixTimeMilliseconds())
         var random = SystemRandomNumberGenerator()
         let high = random.next() as UInt64
         let low = random.next() as UInt64

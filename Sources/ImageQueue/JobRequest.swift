@@ -27,10 +27,7 @@ public struct JobRequest: Sendable, Equatable {
     /// Checks the request against the configuration before anything is written.
     /// - Throws: `ImageQueueError` with a validation code and a message naming the problem.
     public func validate(against configuration: QueueConfiguration) throws(ImageQueueError) {
-        guard configuration.models.contains(model) else {
-            throw ImageQueueError(.unknownModel, "unknown model '\(model.prefix(40))'; choose one of: "
-                                  + configuration.models.joined(separator: ", "))
-        }
+        try configuration.requireModel(model)
         if prompt.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) {
             throw ImageQueueError(.emptyPrompt, "the prompt is empty")
         }

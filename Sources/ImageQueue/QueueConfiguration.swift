@@ -44,6 +44,14 @@ public struct QueueConfiguration: Sendable {
         }
     }
 
+    /// Checks that `model` is one of the configured models.
+    /// - Throws: `ImageQueueError` `.unknownModel`, naming the models there are.
+    public func requireModel(_ model: String) throws(ImageQueueError) {
+        guard models.contains(model) else {
+            throw ImageQueueError(.unknownModel, "unknown model '\(model.prefix(40))'; choose one of: " + models.joined(separator: ", "))
+        }
+    }
+
     /// Checks the settings themselves.
     /// - Throws: `ImageQueueError` `.invalidRequest` naming the bad setting.
     public func validate() throws(ImageQueueError) {

@@ -3,9 +3,6 @@ import Hummingbird
 import ImageQueue
 import Prometheus
 import RedisClient
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `GET /v1/dashboard`: one snapshot for the dashboard page.
 struct DashboardSnapshot: Encodable {
@@ -92,7 +89,7 @@ extension APIServer {
         let recent = try await inspector.jobs(recent.latest).filter { $0.status == .completed }
         return DashboardSnapshot(queues: try await inspector.stats(), workers: try await inspector.workers(),
                                  running: running.sorted { ($0.startedAt ?? 0) < ($1.startedAt ?? 0) },
-                                 recent: recent, failed: Array(failed.prefix(24)), generatedAt: Self.nowMilliseconds())
+                                 recent: recent, failed: Array(failed.prefix(24)), generatedAt: unixTimeMilliseconds())
     }
 
     /// The whole system's state as Prometheus text, read from Redis (so it covers every worker).
@@ -112,15 +109,10 @@ extension APIServer {
             registry.makeCounter(name: "imagequeue_jobs_completed_total", labels: labels, help: "Jobs completed").increment(by: Int64(s.completedTotal))
             registry.makeCounter(name: "imagequeue_jobs_failed_total", labels: labels, help: "Jobs dead-lettered").increment(by: Int64(s.failedTotal))
         }
-        let now = Self.nowMilliseconds()
+        let now = unixTimeMilliseconds()
         let live = workers.filter { now - $0.heartbeatAt < 60_000 }.count
         registry.makeGauge(name: "imagequeue_workers_live", labels: [], help: "Workers registered in the last minute").set(Int64(live))
         return registry.emitToString()
     }
 
-    static func nowMilliseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-    }
 }

@@ -20,7 +20,7 @@ struct Maintenance: Service {
     let currentJobs: CurrentJobs
     let configuration: WorkerConfiguration
     let logger: Logger
-    let startedAt = WorkerMetrics.nowMilliseconds()
+    let startedAt = unixTimeMilliseconds()
 
     /// How often the registry entry is refreshed; it lives three times as long.
     var registryInterval: Duration { .milliseconds(max(1000, min(configuration.lease.milliseconds / 3, 10_000))) }
@@ -73,7 +73,7 @@ struct Maintenance: Service {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
         let entry = WorkerInfo(id: workerID, host: String(cString: host), pid: Int(getpid()), models: models,
-                                startedAt: startedAt, heartbeatAt: WorkerMetrics.nowMilliseconds(),
+                                startedAt: startedAt, heartbeatAt: unixTimeMilliseconds(),
                                 currentJobs: currentJobs.all)
         guard let json = try? JSONEncoder().encode(entry) else { return }
         let ttl = registryInterval.milliseconds * 3

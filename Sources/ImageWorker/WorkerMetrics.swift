@@ -17,7 +17,7 @@ public final class WorkerMetrics: Sendable {
 
     func claimed(_ job: ClaimedJob) {
         Counter(label: "imagequeue_worker_jobs_claimed_total", dimensions: [("model", job.model)]).increment()
-        let waited = max(0, Self.nowMilliseconds() - job.enqueuedAt)
+        let waited = max(0, unixTimeMilliseconds() - job.enqueuedAt)
         Timer(label: "imagequeue_worker_queue_wait_seconds", dimensions: [("model", job.model)])
             .recordMilliseconds(waited)
     }
@@ -69,11 +69,6 @@ public final class WorkerMetrics: Sendable {
         }
     }
 
-    static func nowMilliseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-    }
 }
 
 extension Timer {

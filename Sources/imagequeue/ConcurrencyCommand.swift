@@ -21,7 +21,7 @@ struct ConcurrencyCommand: AsyncParsableCommand {
     func run() async throws {
         let client = try global.client()
         defer { client.close() }
-        try client.requireKnown(model)
+        try client.configuration.requireModel(model)
         if let limit { try await client.setConcurrency(limit, model: model) }
         let current = try await client.inspector.concurrency(model: model)
         if json {

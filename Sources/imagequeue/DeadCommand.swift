@@ -18,7 +18,7 @@ struct DeadCommand: AsyncParsableCommand {
         func run() async throws {
             let client = try global.client()
             defer { client.close() }
-            try client.requireKnown(model)
+            try client.configuration.requireModel(model)
             let jobs = try await client.inspector.deadJobs(model: model, limit: limit)
             if json {
                 Output.json(jobs)
@@ -64,14 +64,5 @@ extension DeadCommand {
         defer { client.close() }
         let count = try await body(client)
         if json { Output.json([verb: count]) } else { Output.line("\(verb) \(count) job(s)") }
-    }
-}
-
-extension ImageQueueClient {
-    func requireKnown(_ model: String) throws {
-        guard configuration.models.contains(model) else {
-            throw ImageQueueError(.unknownModel, "unknown model '\(model)'; choose one of: "
-                                  + configuration.models.joined(separator: ", "))
-        }
     }
 }
