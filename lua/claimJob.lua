@@ -24,7 +24,8 @@ local worker, leaseMs = ARGV[3], wholeNumber(ARGV[4], 1)
 if not worker or worker == '' or not leaseMs then
   return redis.error_reply('BAD_REQUEST claim needs a worker id and a positive lease')
 end
-if redis.call('ZCARD', activeKey) >= concurrencyLimit() then
+local limit = concurrencyLimit()
+if redis.call('ZCARD', activeKey) >= limit then
   return { 'full' }
 end
 
@@ -48,9 +49,9 @@ for _ = 1, 100 do
     redis.call('HSET', jobKey, 'status', status, 'token', token, 'worker', worker, 'started_at', now)
     redis.call('ZADD', activeKey, now + leaseMs, id)
     emitEvent(jobKey, id, status, now, nil)
-    ringDoorbell()
+    ringDoorbell(limit)
     return { 'ok', id, token, attempt, tonumber(h[4]) or 1, h[2], tonumber(h[5]) or 0 }
   end
 end
-ringDoorbell()  -- 100 malformed entries in a row: make sure a worker comes back for the rest
+ringDoorbell(limit)  -- 100 malformed entries in a row: make sure a worker comes back for the rest
 return { 'empty' }

@@ -30,10 +30,11 @@ end
 
 -- Leaves one token in the doorbell when a job is waiting and a slot is free, so exactly one
 -- idle worker wakes; the worker that claims rings again for the next (a chain, not a storm).
-local function ringDoorbell()
+-- `limit` is the concurrency limit when the caller has already read it.
+local function ringDoorbell(limit)
   if redis.call('LLEN', wakeKey) == 0
     and redis.call('ZCARD', pendingKey) > 0
-    and redis.call('ZCARD', activeKey) < concurrencyLimit() then
+    and redis.call('ZCARD', activeKey) < (limit or concurrencyLimit()) then
     redis.call('RPUSH', wakeKey, '1')
   end
 end
