@@ -138,6 +138,9 @@ public final class RedisServer: @unchecked Sendable {
         }
     }
 
+    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+    public static func canConnectForTests(port: Int) -> Bool { canConnect(port: port) }
+
     static func canConnect(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
