@@ -47,7 +47,25 @@ public final class ImageQueueClient: Sendable {
     ///   `retryAfter`, or `.redis`.
     public func enqueue(_ request: JobRequest) async throws(ImageQueueError) -> EnqueuedJob {
         try request.validate(against: configuration)
+        return try await enqueue(request, id: JobID.make(model: request.model))
+    }
+
+    /// Enqueues and follows the job from its very first event: the job's channel is
+    /// subscribed before the job exists, so no stage is missed however fast a worker is
+    /// (`watch` after `enqueue` starts from the job's current state). For a repeated
+    /// idempotency key the stream follows the existing job from its current state.
+    /// - Throws: as `enqueue`; the stream as `watch`.
+    public func enqueueAndWatch(_ request: JobRequest) async throws(ImageQueueError)
+        -> (job: EnqueuedJob, events: AsyncThrowingStream<StatusEvent, any Error>) {
+        try request.validate(against: configuration)
         let id = JobID.make(model: request.model)
+        let messages = try await subscribe(id)
+        let job = try await enqueue(request, id: id)
+        guard job.id == id.rawValue else { return (job, watch(job.id)) }
+        return (job, follow(id, messages: messages, fromStart: true))
+    }
+
+    private func enqueue(_ request: JobRequest, id: JobID) async throws(ImageQueueError) -> EnqueuedJob {
         let repeated = try await isRepeat(request)
         if !repeated, let limit = configuration.rateLimit {
             let reply = try await runRaw(rateLimitCommand(request, id: id, limit: limit), operation: "rate limit")
@@ -192,10 +210,38 @@ public final class ImageQueueClient: Sendable {
     /// reconnect the stored state is read again, so the terminal event is never lost.
     /// - Throws (from the stream): `ImageQueueError` `.notFound`, `.invalidJobID`, `.redis`.
     public func watch(_ id: String) -> AsyncThrowingStream<StatusEvent, any Error> {
+        do {
+            let jobID = try JobID(id)
+            return AsyncThrowingStream { continuation in
+                let task = Task {
+                    do {
+                        let messages = try await self.subscribe(jobID)
+                        try await self.run(jobID, messages: messages, fromStart: false, into: continuation)
+                        continuation.finish()
+                    } catch {
+                        continuation.finish(throwing: error)
+                    }
+                }
+                continuation.onTermination = { _ in task.cancel() }
+            }
+        } catch {
+            return AsyncThrowingStream { $0.finish(throwing: error) }
+        }
+    }
+
+    private func subscribe(_ id: JobID) async throws(ImageQueueError) -> AsyncStream<SubscriptionEvent> {
+        do {
+            return try await subscriber.subscribe([runner.keys.events(id)])
+        } catch {
+            throw ImageQueueError.redis(error, operation: "subscribe", jobID: id.rawValue)
+        }
+    }
+
+    private func follow(_ id: JobID, messages: AsyncStream<SubscriptionEvent>, fromStart: Bool) -> AsyncThrowingStream<StatusEvent, any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    try await self.runWatch(id, into: continuation)
+                    try await self.run(id, messages: messages, fromStart: fromStart, into: continuation)
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
@@ -205,14 +251,12 @@ public final class ImageQueueClient: Sendable {
         }
     }
 
-    private func runWatch(_ id: String, into continuation: AsyncThrowingStream<StatusEvent, any Error>.Continuation) async throws {
-        let jobID = try JobID(id)
-        let messages: AsyncStream<SubscriptionEvent>
-        do {
-            messages = try await subscriber.subscribe([runner.keys.events(jobID)])
-        } catch {
-            throw ImageQueueError.redis(error, operation: "subscribe", jobID: id)
-        }
+    /// Yields the job's events until a terminal one. `fromStart`: the subscription was made
+    /// before the job existed, so its messages hold every event; otherwise the stored state
+    /// comes first. Either way the stored state is read again after a Redis reconnect, and
+    /// events already seen (by revision) are dropped.
+    private func run(_ id: JobID, messages: AsyncStream<SubscriptionEvent>, fromStart: Bool,
+                     into continuation: AsyncThrowingStream<StatusEvent, any Error>.Continuation) async throws {
         var seen: Int64 = -1
         func emit(_ event: StatusEvent) -> Bool {
             guard event.revision > seen else { return false }
@@ -220,7 +264,7 @@ public final class ImageQueueClient: Sendable {
             continuation.yield(event)
             return event.status.isTerminal
         }
-        if try await emit(storedEvent(jobID)) { return }
+        if !fromStart, try await emit(storedEvent(id)) { return }
         for await message in messages {
             try Task.checkCancellation()
             switch message {
@@ -231,7 +275,7 @@ public final class ImageQueueClient: Sendable {
                 }
                 if emit(event) { return }
             case .resubscribed:
-                if try await emit(storedEvent(jobID)) { return }
+                if try await emit(storedEvent(id)) { return }
             }
         }
         throw CancellationError()

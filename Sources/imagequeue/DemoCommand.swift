@@ -119,15 +119,13 @@ struct DemoCommand: AsyncParsableCommand {
         Output.line("image     \(result.path ?? result.key ?? "?")\(result.placeholder == true ? "  (placeholder)" : "")")
     }
 
-    /// Enqueues and prints every event until the job ends; returns the last event.
+    /// Enqueues and prints every event, from the first, until the job ends; returns the last.
     private func follow(_ request: JobRequest, client: ImageQueueClient) async throws -> StatusEvent {
-        let job = try await client.enqueue(request)
+        let (job, events) = try await client.enqueueAndWatch(request)
         Output.line("job       \(job.id)")
-        Output.line("queued    position \(job.position ?? 0)")
         var final: StatusEvent?
-        for try await event in client.watch(job.id) {
+        for try await event in events {
             final = event
-            if event.status == .queued, event.revision == 1 { continue }  // already shown
             Output.line(Self.describe(event))
             Output.flush()
         }

@@ -56,6 +56,32 @@ import TestSupport
         _ = ahead
     }
 
+    @Test func enqueueAndWatchMissesNoStageHoweverFastTheWorker() async throws {
+        let queue = try QueueFixture()
+        defer { queue.close() }
+        let (job, events) = try await queue.client.enqueueAndWatch(JobRequest(model: "flux", prompt: "fast", user: "alice"))
+        // The job runs to its end before anyone reads the stream.
+        let worker = queue.worker()
+        defer { worker.close() }
+        let claim = try await queue.claim(worker)
+        #expect(claim.id == job.id)
+        try await worker.progress(claim, stage: .generating)
+        try await worker.complete(claim, result: sampleResult)
+        var statuses: [JobStatus] = []
+        for try await event in events { statuses.append(event.status) }
+        #expect(statuses == [.queued, .enhancing, .generating, .completed])
+
+        // A repeated idempotency key follows the existing job from its current state.
+        let first = try await queue.enqueue("again", key: "k1")
+        let (repeated, stream) = try await queue.client.enqueueAndWatch(
+            JobRequest(model: "flux", prompt: "again", user: "alice", idempotencyKey: "k1"))
+        #expect(repeated.id == first.id && !repeated.created)
+        try await queue.client.cancel(first.id)
+        var last: JobStatus?
+        for try await event in stream { last = event.status }
+        #expect(last == .cancelled)
+    }
+
     @Test func watchEndsAtCancellationAndFailsForAnUnknownJob() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }
