@@ -46,11 +46,3 @@ struct ScriptRunner: Sendable {
     }
 }
 
-extension Duration {
-    /// Whole milliseconds (at least 1 for a positive duration).
-    var wholeMilliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        return ms == 0 && self > .zero ? 1 : ms
-    }
-}

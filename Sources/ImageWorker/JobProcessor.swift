@@ -134,9 +134,9 @@ struct JobProcessor: Sendable {
                 let delay = retryDelay(after: attempt, error: error)
                 metrics.retried(job)
                 logger.notice("generation failed; retrying", metadata: ["error": "\(error)", "generation.attempt": "\(attempt)",
-                                                                       "retry.delay_ms": "\(delay.milliseconds)"])
+                                                                       "retry.delay_ms": "\(delay.wholeMilliseconds)"])
                 let retry: JSONValue = .object(["attempt": .int(Int64(attempt)), "of": .int(Int64(attempts)),
-                                                "delay_ms": .int(delay.milliseconds)])
+                                                "delay_ms": .int(delay.wholeMilliseconds)])
                 try await report(job, .retrying, ["error": .object(["code": .string(error.kind.rawValue),
                                                                     "message": .string(error.userMessage)]),
                                                   "retry": retry])
@@ -151,7 +151,7 @@ struct JobProcessor: Sendable {
     /// capped at four times the maximum delay so a bogus value cannot park the job for hours.
     func retryDelay(after attempt: Int, error: GenerationError) -> Duration {
         let ceiling = min(configuration.retryMaxDelay, configuration.retryBaseDelay * (1 << min(attempt - 1, 16)))
-        let jittered = Duration.milliseconds(Int64.random(in: 0...max(1, ceiling.milliseconds)))
+        let jittered = Duration.milliseconds(Int64.random(in: 0...max(1, ceiling.wholeMilliseconds)))
         if let asked = error.retryAfter { return max(min(asked, configuration.retryMaxDelay * 4), jittered) }
         return jittered
     }

@@ -23,7 +23,7 @@ struct Maintenance: Service {
     let startedAt = unixTimeMilliseconds()
 
     /// How often the registry entry is refreshed; it lives three times as long.
-    var registryInterval: Duration { .milliseconds(max(1000, min(configuration.lease.milliseconds / 3, 10_000))) }
+    var registryInterval: Duration { .milliseconds(max(1000, min(configuration.lease.wholeMilliseconds / 3, 10_000))) }
 
     func run() async throws {
         var nextSweep = ContinuousClock.now
@@ -34,7 +34,7 @@ struct Maintenance: Service {
                 await sweep()
                 // Half a lease apart, ±25 %, so a crashed worker's job waits at most about
                 // a lease and a half, and workers drift apart.
-                let half = configuration.lease.milliseconds / 2
+                let half = configuration.lease.wholeMilliseconds / 2
                 nextSweep = .now + .milliseconds(Int64.random(in: (half * 3 / 4)...(half * 5 / 4)))
             }
             if ContinuousClock.now >= nextCleanup {
@@ -76,7 +76,7 @@ struct Maintenance: Service {
                                 startedAt: startedAt, heartbeatAt: unixTimeMilliseconds(),
                                 currentJobs: currentJobs.all)
         guard let json = try? JSONEncoder().encode(entry) else { return }
-        let ttl = registryInterval.milliseconds * 3
+        let ttl = registryInterval.wholeMilliseconds * 3
         _ = try? await redis.pipeline([
             RedisCommand("SET", keys.worker(workerID), Array(json), "PX", ttl),
             RedisCommand("ZADD", keys.workers, entry.heartbeatAt, workerID),

@@ -186,9 +186,4 @@ extension Duration {
         return fraction == 0 ? "\(whole)" : "\(Double(whole) + Double(fraction) / 1e18)"
     }
 
-    /// Whole milliseconds.
-    var milliseconds: Int64 {
-        let (whole, fraction) = components
-        return whole * 1000 + fraction / 1_000_000_000_000_000
-    }
 }

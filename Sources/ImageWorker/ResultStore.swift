@@ -58,7 +58,7 @@ public struct DirectoryResultStore: ResultStore {
     }
 
     public func removeExpired() async {
-        let cutoff = Date(timeIntervalSinceNow: -Double(ttl.milliseconds) / 1000)
+        let cutoff = Date(timeIntervalSinceNow: -Double(ttl.wholeMilliseconds) / 1000)
         guard let models = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         for model in models {
             let folder = directory + "/" + model
@@ -91,7 +91,7 @@ public struct RedisResultStore: ResultStore {
         guard let id = try? JobID(job.id) else { throw GenerationError(.storageFailed, "bad job id") }
         let key = keys.result(id)
         do {
-            try await redis.send(RedisCommand("SET", key, image.bytes, "PX", ttl.milliseconds))
+            try await redis.send(RedisCommand("SET", key, image.bytes, "PX", ttl.wholeMilliseconds))
         } catch {
             throw GenerationError(.storageFailed, "cannot store the image in Redis: \(error)")
         }

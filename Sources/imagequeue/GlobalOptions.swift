@@ -34,7 +34,7 @@ struct GlobalOptions: ParsableArguments {
         var configuration = QueueConfiguration()
         if let prefix = keyPrefix ?? Self.environment("IMAGEQUEUE_PREFIX") { configuration.keyPrefix = prefix }
         if let models = Self.environment("IMAGEQUEUE_MODELS") {
-            configuration.models = models.split(separator: ",").map(\.trimmed)
+            configuration.models = models.split(separator: ",").map { $0.trimmingWhitespace() }
         }
         if let text = Self.environment("IMAGEQUEUE_MAX_PROMPT_LENGTH") {
             guard let value = Int(text), value > 0 else { throw usage("IMAGEQUEUE_MAX_PROMPT_LENGTH must be a positive number") }
@@ -69,14 +69,4 @@ struct GlobalOptions: ParsableArguments {
     }
 
     private func usage(_ message: String) -> CommandFailure { CommandFailure(status: 2, message: message) }
-}
-
-extension StringProtocol {
-    /// The text without white space at either end.
-    var trimmed: String {
-        let scalars = unicodeScalars
-        guard let start = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
-              let end = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
-        return String(String.UnicodeScalarView(scalars[start...end]))
-    }
 }

@@ -97,7 +97,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func makeWorker(_ configuration: WorkerConfiguration, logger: Logger) throws -> ImageWorker {
-        let requested = models.split(separator: ",").map(\.trimmed)
+        let requested = models.split(separator: ",").map { $0.trimmingWhitespace() }
         let workerID = id ?? "\(hostName()):\(getpid())"
         let worker: ImageWorker
         do {
