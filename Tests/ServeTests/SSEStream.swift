@@ -118,7 +118,11 @@ final class SSEStream: Sendable {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         while ContinuousClock.now < deadline {
             if let status { return status }
-            if !process.isRunning { return status }
+            if !process.isRunning {
+                // Reaped is not read: let the output be read to its end first.
+                _ = try? await process.waitForExit(timeout: 5)
+                return status
+            }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return status
@@ -131,7 +135,11 @@ final class SSEStream: Sendable {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         while ContinuousClock.now < deadline {
             let events = self.events
-            if condition(events) || !process.isRunning { return self.events }
+            if condition(events) { return events }
+            if !process.isRunning {
+                _ = try? await process.waitForExit(timeout: 5)  // all of the output, not part
+                return self.events
+            }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return events
@@ -142,7 +150,10 @@ final class SSEStream: Sendable {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         while ContinuousClock.now < deadline {
             if comments.contains(text) { return true }
-            if !process.isRunning { break }
+            if !process.isRunning {
+                _ = try? await process.waitForExit(timeout: 5)  // all of the output, not part
+                break
+            }
             try? await Task.sleep(for: .milliseconds(100))
         }
         return comments.contains(text)
