@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
     ],
     targets: [
         // C libraries from Debian: libhiredis-dev, libcurl4-openssl-dev.
@@ -86,11 +87,25 @@ let package = Package(
             ]
         ),
 
+        // The Telegram Bot API front: /image= commands in, live status edits and photos out.
+        .target(
+            name: "TelegramFront",
+            dependencies: [
+                "ImageQueue",
+                "RedisClient",
+                "CurlHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+            ]
+        ),
+
         .executableTarget(
             name: "imagequeue",
             dependencies: [
                 "ImageQueue",
                 "ImageQueueServer",
+                "TelegramFront",
                 "ImageWorker",
                 "RedisClient",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -141,6 +156,14 @@ let package = Package(
         ),
         .testTarget(
             name: "ServeTests",
+            dependencies: ["TestSupport", "CurlHTTP"]
+        ),
+        .testTarget(
+            name: "TelegramFrontTests",
+            dependencies: ["TelegramFront", "ImageQueue", "RedisClient", "TestSupport"]
+        ),
+        .testTarget(
+            name: "TelegramTests",
             dependencies: ["TestSupport", "CurlHTTP"]
         ),
         .testTarget(

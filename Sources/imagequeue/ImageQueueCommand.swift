@@ -12,7 +12,7 @@ struct ImageQueueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imagequeue",
         abstract: "A durable Redis job queue for AI image generation.",
-        subcommands: [DemoCommand.self, WorkerCommand.self, ServeCommand.self, EnqueueCommand.self, StatusCommand.self, WatchCommand.self, CancelCommand.self,
+        subcommands: [DemoCommand.self, WorkerCommand.self, ServeCommand.self, TelegramCommand.self, EnqueueCommand.self, StatusCommand.self, WatchCommand.self, CancelCommand.self,
                       QueuesCommand.self, WorkersCommand.self, DeadCommand.self, ConcurrencyCommand.self, ScriptsCommand.self]
     )
 
@@ -85,7 +85,7 @@ extension ImageQueueCommand {
         return rest
     }
 
-    private static let subcommandNames: Set<String> = ["demo", "worker", "serve", "enqueue", "status", "watch", "cancel", "queues", "workers", "dead", "list",
+    private static let subcommandNames: Set<String> = ["demo", "worker", "serve", "telegram", "enqueue", "status", "watch", "cancel", "queues", "workers", "dead", "list",
                                                        "retry", "purge", "concurrency", "scripts"]
 
     /// Logs go to stderr at `IMAGEQUEUE_LOG_LEVEL` (default `error`), so a command's
@@ -93,7 +93,7 @@ extension ImageQueueCommand {
     static func bootstrapLogging() {
         // A worker logs its work (info); the other commands only their failures.
         let firstWord = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") }
-        let fallback: Logger.Level = firstWord == "worker" || firstWord == "serve" ? .info : .error
+        let fallback: Logger.Level = ["worker", "serve", "telegram"].contains(firstWord) ? .info : .error
         let level = GlobalOptions.environment("IMAGEQUEUE_LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? fallback
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

@@ -1,0 +1,103 @@
+import ImageQueue
+
+/// Every text the bot sends: usage, refusals, the live status lines and captions.
+public enum Replies {
+    /// The usage text, naming the models, after the problem when there is one.
+    public static func usage(models: [String], problem: String? = nil) -> String {
+        var lines: [String] = []
+        if let problem { lines.append("That command is not quite right: \(problem).") }
+        lines.append("Usage: /image=<model>/<prompt>")
+        lines.append("Models: " + models.joined(separator: ", "))
+        lines.append("Example: /image=\(models.first ?? "flux")/a lighthouse at dawn")
+        return lines.joined(separator: "\n")
+    }
+
+    /// The answer to a request the queue refused (validation or rate limit).
+    public static func refusal(_ error: ImageQueueError, models: [String]) -> String {
+        switch error.code {
+        case .unknownModel:
+            return "Unknown model. Choose one of: \(models.joined(separator: ", ")).\nExample: /image=\(models.first ?? "flux")/a lighthouse at dawn"
+        case .emptyPrompt:
+            return "The prompt is empty. Describe the image after the model, e.g. /image=\(models.first ?? "flux")/a lighthouse at dawn"
+        case .promptTooLong:
+            return "The prompt is too long: \(error.message). Please shorten it."
+        case .controlCharacters:
+            return "The prompt contains characters that cannot be used. Please type it again as plain text."
+        case .rateLimited:
+            let seconds = max(1, ((error.retryAfter ?? .seconds(1)).wholeMilliseconds + 999) / 1000)
+            return "You have made too many requests. Please try again in \(seconds) s."
+        default:
+            return "This request cannot be accepted: \(error.message)."
+        }
+    }
+
+    /// The answer to a sender who is not on the allow-list.
+    public static let notAllowed = "Sorry, this bot only serves the people it was set up for."
+
+    /// The status line of a queued job.
+    public static func status(forQueued model: String, position: Int?) -> String {
+        guard let position else { return "⏳ Queued for \(model)." }
+        return position <= 1 ? "⏳ Queued for \(model): you are next." : "⏳ Queued for \(model): position \(position)."
+    }
+
+    /// The status line for an event; `position` overrides the event's (a fresher reading).
+    public static func status(_ event: StatusEvent, position: Int? = nil) -> String {
+        switch event.status {
+        case .queued:
+            return status(forQueued: event.model, position: position ?? event.position)
+        case .enhancing:
+            return "✨ Improving your prompt…"
+        case .generating:
+            if event.fields["enhancement"]?.objectValue?["fallback"] == .bool(true) {
+                return "🎨 Generating with \(event.model) (using your prompt as written)…"
+            }
+            return "🎨 Generating with \(event.model)…"
+        case .retrying:
+            if let retry = event.fields["retry"]?.objectValue, let attempt = retry["attempt"]?.intValue, let of = retry["of"]?.intValue {
+                return "🔁 The image service had a hiccup; trying again (try \(attempt + 1) of \(of))…"
+            }
+            return "🔁 The image service had a hiccup; trying again…"
+        case .completed:
+            return "✅ Done."
+        case .failed:
+            return "❌ " + (event.error?.message ?? "The image could not be generated.")
+        case .cancelled:
+            return "🚫 The request was cancelled."
+        }
+    }
+
+    /// The final status line for a completed job.
+    public static func done(seconds: Int64?) -> String {
+        guard let seconds else { return "✅ Done." }
+        return "✅ Done in \(seconds) s."
+    }
+
+    /// The answer when a finished image cannot be sent.
+    public static func undeliverable(_ reason: String) -> String { "❌ The image was made but could not be sent: \(reason)" }
+
+    /// The final line when the job was removed before it finished (an operator purged it).
+    public static let jobGone = "❌ This request no longer exists: it was removed from the queue."
+
+    /// Telegram's limit on a photo caption, in UTF-16 code units.
+    public static let captionLimit = 1024
+
+    /// The caption: the prompt the image was made from, cut at a word boundary with an
+    /// ellipsis when it exceeds Telegram's limit (measured in UTF-16 code units, as Telegram
+    /// counts).
+    public static func caption(_ prompt: String, limit: Int = captionLimit) -> String {
+        let text = prompt.trimmingWhitespace()
+        guard text.utf16.count > limit else { return text }
+        var cut = ""
+        var units = 0
+        for character in text {
+            let size = character.utf16.count
+            if units + size > limit - 1 { break }
+            cut.append(character)
+            units += size
+        }
+        if let space = cut.lastIndex(where: \.isWhitespace), cut.distance(from: cut.startIndex, to: space) > cut.count / 2 {
+            cut = String(cut[..<space])
+        }
+        return cut.trimmingWhitespace() + "…"
+    }
+}

@@ -1,0 +1,221 @@
+import ImageQueue
+import Logging
+import ServiceLifecycle
+
+extension TelegramFront {
+    /// What every delivery of one poller shares.
+    struct DeliveryContext: Sendable {
+        /// The lease's owner token, for the fenced record updates.
+        let owner: String
+        let lease: LeaseClock
+        let movement: QueueMovement
+    }
+
+    private enum Input: Sendable {
+        case event(StatusEvent)
+        case queueMoved
+        case failed(any Error)
+        case stopping
+    }
+
+    /// A delivery stopped waiting (shutdown, or its event stream ended without an outcome);
+    /// its record stays for the next poller.
+    private struct DeliveryStopped: Error {}
+
+    /// Delivers one job: edits its status message as it progresses, then sends the image
+    /// (or the failure) and forgets the record. Failures (Redis or the Bot API unreachable)
+    /// are retried after a backoff, from the job's stored state; on shutdown or a lost
+    /// lease the record is left for the next poller.
+    func deliver(_ record: DeliveryRecord, events: AsyncThrowingStream<StatusEvent, any Error>?, shown: String?,
+                 context: DeliveryContext) async {
+        var record = record
+        var events = events
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                try await deliverOnce(&record, events: events, shown: failures == 0 ? shown : nil, context: context)
+                return
+            } catch is LeadershipLost {
+                return
+            } catch is CancellationError {
+                return
+            } catch is DeliveryStopped {
+                return
+            } catch {
+                if Task.isShuttingDownGracefully { return }
+                failures += 1
+                events = nil
+                logger.warning("a delivery failed; trying again", metadata: ["job.id": "\(record.job)", "error": "\(error)"])
+                await pause(failures)
+            }
+        }
+    }
+
+    private func deliverOnce(_ record: inout DeliveryRecord, events: AsyncThrowingStream<StatusEvent, any Error>?, shown: String?,
+                             context: DeliveryContext) async throws {
+        let (texts, feed) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let snapshot = record
+        async let edited = showStatus(texts, record: snapshot, shown: shown, context: context)
+        let outcome: Result<Void, any Error>
+        do {
+            do {
+                let final = try await follow(snapshot, events: events, texts: feed, context: context)
+                try await conclude(snapshot, final: final, texts: feed, context: context)
+            } catch is JobGone {
+                feed.yield(Replies.jobGone)
+            }
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
+        feed.finish()
+        record = await edited
+        try outcome.get()
+        try await state.finish(job: record.job)
+    }
+
+    /// Shows the job's progress until it ends; returns its terminal event. While the job
+    /// waits, its position is read again whenever its model's queue moves (at most once per
+    /// edit interval).
+    private func follow(_ record: DeliveryRecord, events: AsyncThrowingStream<StatusEvent, any Error>?,
+                        texts: AsyncStream<String>.Continuation, context: DeliveryContext) async throws -> StatusEvent {
+        let model = try JobID(record.job).model
+        let stream = events ?? client.watch(record.job)
+        let (inputs, feed) = AsyncStream<Input>.makeStream()
+        let interval = configuration.editInterval
+        return try await withThrowingTaskGroup(of: Void.self) { pumps in
+            defer { pumps.cancelAll() }
+            pumps.addTask {
+                do {
+                    for try await event in stream { feed.yield(.event(event)) }
+                    feed.yield(.stopping)
+                } catch {
+                    feed.yield(.failed(error))
+                }
+            }
+            pumps.addTask {
+                for await _ in context.movement.changes(of: model) {
+                    feed.yield(.queueMoved)
+                    try? await Task.sleep(for: interval)
+                }
+            }
+            pumps.addTask {
+                try? await gracefulShutdown()
+                feed.yield(.stopping)
+            }
+            var waiting: StatusEvent?
+            for await input in inputs {
+                switch input {
+                case .event(let event):
+                    if event.status.isTerminal { return event }
+                    waiting = event.status == .queued ? event : nil
+                    texts.yield(Replies.status(event))
+                case .queueMoved:
+                    if let waiting, let position = try? await client.inspector.position(record.job) {
+                        texts.yield(Replies.status(waiting, position: position))
+                    }
+                case .failed(let error):
+                    if let error = error as? ImageQueueError, error.code == .notFound || error.code == .invalidJobID {
+                        // The job is gone (purged or expired): there is nothing to deliver.
+                        logger.warning("a pending delivery's job no longer exists", metadata: ["job.id": "\(record.job)"])
+                        throw JobGone()
+                    }
+                    throw error
+                case .stopping:
+                    throw DeliveryStopped()
+                }
+            }
+            throw CancellationError()
+        }
+    }
+
+    /// The job is over: send the image (or say why not) and the final status line.
+    private func conclude(_ record: DeliveryRecord, final: StatusEvent, texts: AsyncStream<String>.Continuation,
+                          context: DeliveryContext) async throws {
+        guard final.status == .completed else {
+            texts.yield(Replies.status(final))
+            return
+        }
+        let info = try await client.inspector.status(record.job)
+        let image: (bytes: [UInt8], contentType: String)
+        switch await readImage(record.job) {
+        case .success(let found):
+            image = found
+        case .failure(let error):
+            guard error.code == .notFound else { throw error }
+            logger.warning("a finished image cannot be read here", metadata: ["job.id": "\(record.job)", "error": "\(error.message)"])
+            texts.yield(Replies.undeliverable("the image is no longer available."))
+            return
+        }
+        // Sending is the step that must happen once: only while the lease is surely ours.
+        guard context.lease.isValid else { throw LeadershipLost() }
+        let prompt = info.enhancedPrompt ?? final.enhancedPrompt ?? info.prompt ?? ""
+        let sent = await sendPhoto(record, image: image, caption: Replies.caption(prompt))
+        if case .failure(let error) = sent {
+            switch error.kind {
+            case .badRequest:
+                logger.warning("Telegram refused the image", metadata: ["job.id": "\(record.job)", "error": "\(error)"])
+                texts.yield(Replies.undeliverable(error.detail))
+                return
+            case .forbidden:
+                logger.warning("the chat no longer accepts the bot's messages; dropping the delivery",
+                               metadata: ["job.id": "\(record.job)", "error": "\(error)"])
+                return
+            default:
+                throw error
+            }
+        }
+        logger.info("delivered an image", metadata: ["job.id": "\(record.job)", "telegram.chat": "\(record.chat)"])
+        let seconds = info.finishedAt.flatMap { finished in info.enqueuedAt.map { (finished - $0 + 500) / 1000 } }
+        texts.yield(Replies.done(seconds: seconds))
+    }
+
+    private func readImage(_ job: String) async -> Result<(bytes: [UInt8], contentType: String), ImageQueueError> {
+        do {
+            return .success(try await client.inspector.result(job))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func sendPhoto(_ record: DeliveryRecord, image: (bytes: [UInt8], contentType: String), caption: String) async -> Result<Void, BotAPIError> {
+        do {
+            _ = try await bot.sendPhoto(chat: record.chat, image: image.bytes, contentType: image.contentType,
+                                        fileName: record.job + (image.contentType == "image/jpeg" ? ".jpg" : ".png"),
+                                        caption: caption, replyTo: record.replyTo)
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Shows the latest text on the job's status message, at most once per edit interval,
+    /// sending the message first when there is none yet. Returns the record, with the
+    /// status message's id once there is one.
+    private func showStatus(_ texts: AsyncStream<String>, record: DeliveryRecord, shown: String?,
+                            context: DeliveryContext) async -> DeliveryRecord {
+        var record = record
+        var shown = shown
+        var gone = false
+        for await text in texts where text != shown && !gone {
+            do {
+                if let message = record.statusMessage {
+                    try await bot.editMessageText(chat: record.chat, message: message, text: text)
+                } else {
+                    record.statusMessage = try await bot.sendMessage(chat: record.chat, text: text, replyTo: record.replyTo, retry: .edit).messageID
+                    try? await state.update(owner: context.owner, record: record)
+                }
+                shown = text
+            } catch where error.isMessageGone {
+                gone = true  // the user deleted the status message: stop editing it
+            } catch {
+                logger.info("could not update a status message", metadata: ["job.id": "\(record.job)", "error": "\(error)"])
+            }
+            try? await Task.sleep(for: configuration.editInterval)
+        }
+        return record
+    }
+}
+
+/// The job of a pending delivery no longer exists (purged, or expired).
+private struct JobGone: Error {}
