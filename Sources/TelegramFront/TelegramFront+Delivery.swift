@@ -197,6 +197,8 @@ extension TelegramFront {
         var record = record
         var shown = shown
         var gone = false
+        // A status message sent a moment ago counts as the last edit.
+        if shown != nil { try? await Task.sleep(for: configuration.editInterval) }
         for await text in texts where text != shown && !gone {
             do {
                 if let message = record.statusMessage {

@@ -57,7 +57,7 @@ public final class TelegramFront: Service, Sendable {
             subscriber.close()
             state.blocking.close()
         }
-        let me = try await identify()
+        guard let me = try await identify() else { return }  // shut down while waiting for the Bot API
         logger.info("telegram front ready", metadata: ["telegram.bot": "@\(me.username ?? botID)", "front.id": "\(configuration.frontID)"])
         var failures = 0
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
@@ -82,28 +82,33 @@ public final class TelegramFront: Service, Sendable {
         }
     }
 
-    /// Checks the token with `getMe`, retrying while the Bot API cannot be reached.
-    private func identify() async throws -> BotUser {
+    /// Checks the token with `getMe`, retrying while the Bot API cannot be reached; nil
+    /// when a shutdown comes first.
+    private func identify() async throws -> BotUser? {
         var failures = 0
-        while true {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            let error: BotAPIError
             do {
-                return try await bot.getMe()
+                return try await cancelWhenGracefulShutdown { try await self.bot.getMe() }
+            } catch let failure as BotAPIError {
+                error = failure
             } catch {
-                switch error.kind {
-                case .unauthorized:
-                    throw TelegramSettingError("the Bot API refused TELEGRAM_BOT_TOKEN (401 Unauthorized)")
-                case .notFound:
-                    throw TelegramSettingError("the Bot API at TELEGRAM_API_URL does not know getMe (404): check the URL")
-                case .cancelled:
-                    throw CancellationError()
-                default:
-                    if Task.isShuttingDownGracefully { throw CancellationError() }
-                    failures += 1
-                    logger.warning("cannot reach the Bot API; trying again", metadata: ["error": "\(error)"])
-                    await pause(failures)
-                }
+                return nil  // cancelled by the shutdown
+            }
+            switch error.kind {
+            case .unauthorized:
+                throw TelegramSettingError("the Bot API refused TELEGRAM_BOT_TOKEN (401 Unauthorized)")
+            case .notFound:
+                throw TelegramSettingError("the Bot API at TELEGRAM_API_URL does not know getMe (404): check the URL")
+            case .cancelled:
+                return nil
+            default:
+                failures += 1
+                logger.warning("cannot reach the Bot API; trying again", metadata: ["error": "\(error)"])
+                await pause(failures)
             }
         }
+        return nil
     }
 
     /// Holds the lease: renews it, polls, delivers. Returns on graceful shutdown (after the

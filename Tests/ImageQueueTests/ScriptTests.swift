@@ -34,7 +34,8 @@ import TestSupport
 
     @Test func everyScriptIsEmbeddedWithItsHeaderAndIncludesResolved() {
         let names = ["enqueueJob", "claimJob", "extendLease", "reportProgress", "completeJob", "failJob", "releaseJob",
-                     "recoverExpired", "cancelJob", "retryDead", "purgeDead", "setConcurrency", "checkRateLimit"]
+                     "recoverExpired", "cancelJob", "retryDead", "purgeDead", "setConcurrency", "checkRateLimit",
+                     "renewLease", "releaseLease", "commitUpdate", "updateDelivery"]
         #expect(Set(ImageQueueScripts.sources.keys) == Set(names))
         for (name, source) in ImageQueueScripts.sources {
             #expect(source.hasPrefix("--[[\n  \(name):"), "\(name) opens with its header")

@@ -1,33 +1,32 @@
 import Foundation
-import TestSupport
 
 /// The built `imagequeue` binary against one Redis under a key prefix of its own: the
 /// producer commands run to completion, `worker` runs in the background as a
 /// `SpawnedProcess`. Rate limiting is off.
-struct QueueCLI: Sendable {
-    let binary: URL
-    let redisURL: String
-    let prefix: String
+public struct QueueCLI: Sendable {
+    public let binary: URL
+    public let redisURL: String
+    public let prefix: String
 
     /// - Parameter redisURL: the server; the shared test server when nil.
-    init(redisURL: String? = nil, label: String = "wp") throws {
+    public init(redisURL: String? = nil, label: String = "wp") throws {
         binary = try TestEnvironment.imagequeueBinary()
         self.redisURL = try redisURL ?? TestEnvironment.redisURL()
         prefix = TestEnvironment.uniquePrefix(label)
     }
 
     /// The environment for `imagequeue` children (see TestEnvironment.imagequeueEnvironment).
-    static func environment(_ extra: [String: String] = [:]) -> [String: String] {
+    public static func environment(_ extra: [String: String] = [:]) -> [String: String] {
         TestEnvironment.imagequeueEnvironment(extra)
     }
 
     /// Runs `imagequeue ARGUMENTS --redis URL --prefix P` to completion.
-    func run(_ arguments: [String], environment extra: [String: String] = [:], timeout: Double = 60) async throws -> CommandResult {
+    public func run(_ arguments: [String], environment extra: [String: String] = [:], timeout: Double = 60) async throws -> CommandResult {
         try await runExactly(arguments + ["--redis", redisURL, "--prefix", prefix], environment: extra, timeout: timeout)
     }
 
     /// Runs `imagequeue ARGUMENTS` with no options added.
-    func runExactly(_ arguments: [String], environment extra: [String: String] = [:], timeout: Double = 60) async throws -> CommandResult {
+    public func runExactly(_ arguments: [String], environment extra: [String: String] = [:], timeout: Double = 60) async throws -> CommandResult {
         // runProgram inherits the test process's environment and adds ours, so blanked
         // variables must be passed as such.
         try await runProgram(binary, arguments, environment: Self.environment(extra), timeout: timeout)
@@ -35,7 +34,7 @@ struct QueueCLI: Sendable {
 
     /// Runs a command that must succeed and print one JSON document.
     /// - Throws: `TestSetupError` when it fails or prints something else.
-    func json(_ arguments: [String]) async throws -> ParsedJSON {
+    public func json(_ arguments: [String]) async throws -> ParsedJSON {
         let result = try await run(arguments)
         guard result.status == 0 else {
             throw TestSetupError("imagequeue \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
@@ -45,21 +44,21 @@ struct QueueCLI: Sendable {
 
     /// Enqueues a prompt and returns the job id.
     /// - Throws: `TestSetupError` when the command does not succeed.
-    func enqueue(_ prompt: String, model: String = "flux", user: String = "alice", enhance: Bool = true) async throws -> String {
+    public func enqueue(_ prompt: String, model: String = "flux", user: String = "alice", enhance: Bool = true) async throws -> String {
         let reply = try await json(["enqueue", "--json", "--model", model, "--user", user] + (enhance ? [] : ["--no-enhance"]) + [prompt])
         guard let id = reply["id"]?.string else { throw TestSetupError("enqueue printed no id: \(reply)") }
         return id
     }
 
     /// `status --json` of a job.
-    func status(_ id: String) async throws -> ParsedJSON {
+    public func status(_ id: String) async throws -> ParsedJSON {
         try await json(["status", "--json", id])
     }
 
     /// Polls `status --json` until `condition` holds; returns the last status either way
     /// (the deadline only keeps a broken worker from hanging the suite).
     @discardableResult
-    func waitForStatus(_ id: String, timeout: Double = 30,
+    public func waitForStatus(_ id: String, timeout: Double = 30,
                        until condition: (ParsedJSON) -> Bool) async throws -> ParsedJSON {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         var status = try await status(id)
@@ -72,41 +71,41 @@ struct QueueCLI: Sendable {
 
     /// Polls until the job's status is `wanted` (or the deadline passes); returns the last status.
     @discardableResult
-    func waitForStatus(_ id: String, _ wanted: String, timeout: Double = 30) async throws -> ParsedJSON {
+    public func waitForStatus(_ id: String, _ wanted: String, timeout: Double = 30) async throws -> ParsedJSON {
         try await waitForStatus(id, timeout: timeout) { $0["status"]?.string == wanted }
     }
 
     /// Starts `imagequeue worker ARGUMENTS --redis URL --prefix P` in the background.
-    func startWorker(_ arguments: [String], environment extra: [String: String] = [:]) throws -> SpawnedProcess {
+    public func startWorker(_ arguments: [String], environment extra: [String: String] = [:]) throws -> SpawnedProcess {
         try start(["worker"] + arguments + ["--redis", redisURL, "--prefix", prefix], environment: extra)
     }
 
     /// Starts `imagequeue ARGUMENTS` (no options added) in the background.
-    func start(_ arguments: [String], environment extra: [String: String] = [:]) throws -> SpawnedProcess {
+    public func start(_ arguments: [String], environment extra: [String: String] = [:]) throws -> SpawnedProcess {
         try SpawnedProcess(binary.path, arguments, environment: Self.environment(extra))
     }
 
     /// A fresh directory for a worker's images, under the system's temporary directory.
-    func outputDirectory() throws -> String {
+    public func outputDirectory() throws -> String {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("imagequeue-\(prefix)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url.path
     }
 
     /// Removes the directory `outputDirectory()` made.
-    func removeOutputDirectory() {
+    public func removeOutputDirectory() {
         try? FileManager.default.removeItem(at: FileManager.default.temporaryDirectory.appendingPathComponent("imagequeue-\(prefix)"))
     }
 }
 
 /// The prompts a fake service received, in arrival order.
-func receivedPrompts(_ fake: FakeBackends, _ service: String) async throws -> [String] {
+public func receivedPrompts(_ fake: FakeBackends, _ service: String) async throws -> [String] {
     try await fake.requests(service).map { ($0["prompt"] as? String) ?? "" }
 }
 
 /// Polls until the fake has received a request for `service` carrying `prompt`.
 /// - Returns: false when the deadline passes first.
-func waitForRequest(_ fake: FakeBackends, _ service: String, prompt: String, timeout: Double = 30) async throws -> Bool {
+public func waitForRequest(_ fake: FakeBackends, _ service: String, prompt: String, timeout: Double = 30) async throws -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
     while ContinuousClock.now < deadline {
         if try await receivedPrompts(fake, service).contains(prompt) { return true }

@@ -1,0 +1,47 @@
+import ImageQueue
+import Testing
+import TelegramFront
+
+/// The texts the bot sends.
+@Suite struct RepliesTests {
+    @Test func captionKeepsShortPromptsWhole() {
+        #expect(Replies.caption("  a fox in snow ") == "a fox in snow")
+        let exact = String(repeating: "a", count: 1024)
+        #expect(Replies.caption(exact) == exact)
+    }
+
+    @Test func captionCutsLongPromptsAtAWordWithinTelegramsLimit() {
+        let words = Array(repeating: "lighthouse", count: 200).joined(separator: " ")
+        let caption = Replies.caption(words)
+        #expect(caption.utf16.count <= 1024)
+        #expect(caption.hasSuffix("lighthouse…"))
+        #expect(caption.utf16.count > 1000)
+    }
+
+    @Test func captionCountsUTF16UnitsAsTelegramDoes() {
+        // Each emoji is 2 UTF-16 code units: 600 of them are 1200 units, over the limit.
+        let emoji = String(repeating: "🌅", count: 600)
+        let caption = Replies.caption(emoji)
+        #expect(caption.utf16.count <= 1024)
+        #expect(caption.hasSuffix("…"))
+        #expect(caption.dropLast().allSatisfy { $0 == "🌅" })
+    }
+
+    @Test func usageNamesTheModelsAndTheProblem() {
+        let text = Replies.usage(models: ["flux", "sdxl"], problem: "the model is missing")
+        #expect(text.contains("the model is missing"))
+        #expect(text.contains("/image=<model>/<prompt>"))
+        #expect(text.contains("flux, sdxl"))
+    }
+
+    @Test func refusalsNameTheProblem() {
+        let models = ["flux", "sdxl"]
+        #expect(Replies.refusal(ImageQueueError(.unknownModel, "unknown"), models: models).contains("Choose one of: flux, sdxl"))
+        #expect(Replies.refusal(ImageQueueError(.emptyPrompt, "empty"), models: models).contains("empty"))
+        #expect(Replies.refusal(ImageQueueError(.promptTooLong, "the prompt has 2500 characters; the limit is 2000"), models: models)
+            .contains("2500 characters"))
+        var limited = ImageQueueError(.rateLimited, "too many")
+        limited.retryAfter = .milliseconds(41_200)
+        #expect(Replies.refusal(limited, models: models).contains("try again in 42 s"))
+    }
+}
