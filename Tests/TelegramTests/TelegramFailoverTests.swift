@@ -12,15 +12,20 @@ struct TelegramFailoverTests {
     func killedMidJob() async throws {
         let h = try await TelegramHarness.start()
         defer { h.cli.removeOutputDirectory() }
-        let worker = try h.startWorker(delay: 3)
         let doomed = try h.startFront("\(h.cli.prefix)-doomed")
         let command = try await h.telegram.sendUpdate(text: "/image=flux/a comet over the sea")
         try await h.waitForMessages("the status message") { $0.contains { $0.replyTo == command.messageID } }
         // Killed once the update is committed (a kill between Telegram accepting the status
-        // message and that commit would repeat the status message: docs/TELEGRAM.md).
+        // message and that commit would repeat the status message: docs/TELEGRAM.md) and
+        // the job runs.
         try await h.telegram.waitFor("the delivery recorded") { [h] in try await h.pendingDeliveries() == 1 }
+        let jobID = try await h.cli.runRedis(["HKEYS", "\(h.cli.prefix):telegram:{123456}:deliveries"])
+        let worker = try h.startWorker(delay: 4)
+        let running = try await h.cli.waitForStatus(jobID, "generating")
+        try #require(running["status"]?.string == "generating", "\(running)")
         doomed.send(SIGKILL)
         #expect(try await doomed.waitForExit() == .signalled(SIGKILL))
+        try #require(try await h.pendingDeliveries() == 1, "the doomed front had not delivered yet")
 
         let successor = try h.startFront("\(h.cli.prefix)-successor")
         try await h.waitForPhotos(1)
