@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// What the bot answers to commands it does not queue, and how it refuses bad settings.
-@Suite("telegram front: commands and settings")
+@Suite("telegram front: commands and settings", .serialized)
 struct TelegramCommandTests {
     @Test("malformed commands get the usage, an unknown model or a bad prompt a friendly error; nothing is queued")
     func malformedAndUnknownCommands() async throws {

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Exactly one delivery per job, whatever happens to the fronts.
-@Suite("telegram front: restarts and several fronts")
+@Suite("telegram front: restarts and several fronts", .serialized)
 struct TelegramFailoverTests {
     @Test("a front SIGKILLed mid-job: its successor finishes the same status message and sends the photo once")
     func killedMidJob() async throws {

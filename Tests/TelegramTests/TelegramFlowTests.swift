@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// The whole flow through the real binary: a command in, live status edits, the image out.
-@Suite("telegram front: the flow")
+@Suite("telegram front: the flow", .serialized)
 struct TelegramFlowTests {
     @Test("flux and sdxl: a status message edited to the end, then the image as a photo with the enhanced prompt")
     func fluxAndSDXLEndToEnd() async throws {

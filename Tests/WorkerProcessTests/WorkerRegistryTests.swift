@@ -34,11 +34,11 @@ struct WorkerRegistryTests {
         // Lease 3 s: the entry is refreshed every second.
         let worker = try cli.startWorker(["--models", "flux", "--backend", "placeholder", "--lease-seconds", "3",
                                           "--output-dir", cli.outputDirectory(), "--id", workerID],
-                                         environment: ["IMAGEQUEUE_PLACEHOLDER_DELAY": "8"])  // in flight long enough to be seen on a loaded machine
+                                         environment: ["IMAGEQUEUE_PLACEHOLDER_DELAY": "20"])  // in flight long enough to be seen on a loaded machine
         let id = try await cli.enqueue("a registered job")
 
         var seen = ParsedJSON.null
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(40)
         while ContinuousClock.now < deadline {
             seen = try await registry(cli, worker: workerID)
             if seen["entry"]?["current_jobs"]?.array?.contains(.string(id)) == true { break }
