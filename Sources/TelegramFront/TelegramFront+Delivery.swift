@@ -56,22 +56,22 @@ extension TelegramFront {
         let (texts, feed) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let snapshot = record
         async let edited = showStatus(texts, record: snapshot, shown: shown, context: context)
-        let outcome: Result<Void, any Error>
+        let outcome: Result<Bool, any Error>
         do {
             do {
                 let final = try await follow(snapshot, events: events, texts: feed, context: context)
-                try await conclude(snapshot, final: final, texts: feed, context: context)
+                outcome = .success(try await conclude(snapshot, final: final, texts: feed, context: context))
             } catch is JobGone {
                 feed.yield(Replies.jobGone)
+                outcome = .success(false)
             }
-            outcome = .success(())
         } catch {
             outcome = .failure(error)
         }
         feed.finish()
         record = await edited
-        try outcome.get()
-        try await state.finish(job: record.job)
+        // A text outcome is forgotten once shown (showing it again would only repeat an edit).
+        if try outcome.get() == false { try await state.finish(job: record.job) }
     }
 
     /// Shows the job's progress until it ends; returns its terminal event. While the job
@@ -129,12 +129,14 @@ extension TelegramFront {
         }
     }
 
-    /// The job is over: send the image (or say why not) and the final status line.
+    /// The job is over: send the image (or say why not) and the final status line. Returns
+    /// true when the record is already forgotten: right after the photo, so that nothing but
+    /// that one Redis write stands between sending it and never sending it again.
     private func conclude(_ record: DeliveryRecord, final: StatusEvent, texts: AsyncStream<String>.Continuation,
-                          context: DeliveryContext) async throws {
+                          context: DeliveryContext) async throws -> Bool {
         guard final.status == .completed else {
             texts.yield(Replies.status(final))
-            return
+            return false
         }
         let info = try await client.inspector.status(record.job)
         let image: (bytes: [UInt8], contentType: String)
@@ -145,7 +147,7 @@ extension TelegramFront {
             guard error.code == .notFound else { throw error }
             logger.warning("a finished image cannot be read here", metadata: ["job.id": "\(record.job)", "error": "\(error.message)"])
             texts.yield(Replies.undeliverable("the image is no longer available."))
-            return
+            return false
         }
         // Sending is the step that must happen once: only while the lease is surely ours.
         guard context.lease.isValid else { throw LeadershipLost() }
@@ -156,18 +158,39 @@ extension TelegramFront {
             case .badRequest:
                 logger.warning("Telegram refused the image", metadata: ["job.id": "\(record.job)", "error": "\(error)"])
                 texts.yield(Replies.undeliverable(error.detail))
-                return
+                return false
             case .forbidden:
                 logger.warning("the chat no longer accepts the bot's messages; dropping the delivery",
                                metadata: ["job.id": "\(record.job)", "error": "\(error)"])
-                return
+                return false
             default:
                 throw error
             }
         }
         logger.info("delivered an image", metadata: ["job.id": "\(record.job)", "telegram.chat": "\(record.chat)"])
+        await forget(record.job)
         let seconds = info.finishedAt.flatMap { finished in info.enqueuedAt.map { (finished - $0 + 500) / 1000 } }
         texts.yield(Replies.done(seconds: seconds))
+        return true
+    }
+
+    /// Deletes a delivered job's record, trying until Redis answers: a record left behind
+    /// would send the photo again. Gives up only when the task is cancelled, or after a few
+    /// tries once a shutdown has begun (and says so).
+    private func forget(_ job: String) async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                try await state.finish(job: job)
+                return
+            } catch {
+                failures += 1
+                if Task.isShuttingDownGracefully && failures >= 5 { break }
+                logger.warning("cannot forget a delivered job yet", metadata: ["job.id": "\(job)", "error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(min(5000, 200 << min(failures, 5))))
+            }
+        }
+        logger.error("a delivered job is still recorded; its photo may be sent again", metadata: ["job.id": "\(job)"])
     }
 
     private func readImage(_ job: String) async -> Result<(bytes: [UInt8], contentType: String), ImageQueueError> {

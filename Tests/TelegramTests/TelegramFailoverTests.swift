@@ -105,4 +105,25 @@ struct TelegramFailoverTests {
         let conflicts = try await h.telegram.calls("getUpdates").filter { ($0["status"] as? NSNumber)?.intValue == 409 }
         #expect(conflicts.isEmpty, "never two long polls at once: \(conflicts.count) conflicts")
     }
+
+    @Test("a Redis restart: the front keeps running, takes the lease again and serves the next command")
+    func survivesRedisRestart() async throws {
+        let server = try await RedisServer.launch()
+        let h = try await TelegramHarness.start(redisURL: server.url)
+        defer { h.cli.removeOutputDirectory() }
+        let worker = try h.startWorker()
+        let front = try h.startFront("\(h.cli.prefix)-front")
+        try await h.telegram.sendUpdate(text: "/image=flux/before the restart")
+        try await h.waitForPhotos(1)
+
+        try await server.restart()  // no persistence: the lease, offset and queue are gone
+        try await h.telegram.sendUpdate(text: "/image=flux/after the restart")
+        let messages = try await h.waitForPhotos(2, timeout: .seconds(60))
+        #expect(front.isRunning, "\(front.output)")
+        await h.stop(front, worker)
+        #expect(front.termination == .exited(0), "\(front.output)")
+        #expect(messages.filter(\.isPhoto).map(\.caption).allSatisfy { $0?.contains("the restart") == true })
+        #expect(messages.filter(\.isPhoto).count == 2, "\(messages)")
+        withExtendedLifetime(server) {}
+    }
 }

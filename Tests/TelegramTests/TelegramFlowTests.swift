@@ -73,6 +73,34 @@ struct TelegramFlowTests {
         #expect(try await h.pendingDeliveries() == 0)
     }
 
+    @Test("a retried generation shows 'trying again'; an image kept in Redis (no shared disk) is uploaded from there")
+    func retryAndRedisResultStore() async throws {
+        let h = try await TelegramHarness.start()
+        defer { h.cli.removeOutputDirectory() }
+        let backends = try await FakeBackends.start()
+        // Retry-After makes the worker's wait at least 1 s, longer than the front's edit
+        // interval, so the retrying stage is shown.
+        try await backends.script("flux", [["status": 429, "headers": ["Retry-After": "1"]]])
+        let worker = try h.cli.startWorker(["--models", "flux", "--backend", "http", "--lease-seconds", "3",
+                                            "--output-dir", h.cli.outputDirectory(), "--id", "\(h.cli.prefix)-worker"],
+                                           environment: backends.environment().merging([
+                                               "IMAGEQUEUE_RESULT_STORE": "redis"]) { $1 })
+        let front = try h.startFront("\(h.cli.prefix)-front", arguments: ["--no-enhance"])
+        let command = try await h.telegram.sendUpdate(text: "/image=flux/a second try")
+        let messages = try await h.waitForPhotos(1)
+        try await h.waitForMessages("the status message finished") { $0.contains { $0.text?.hasPrefix("✅ Done") == true } }
+        await h.stop(front, worker)
+
+        let status = try #require(try await h.messages().first { !$0.isPhoto && $0.replyTo == command.messageID })
+        #expect(status.history.contains { $0.hasPrefix("🔁 The image service had a hiccup; trying again") }, "\(status.history)")
+        let photo = try #require(messages.first { $0.isPhoto })
+        let job = try await h.cli.status(try #require(photo.jobID))
+        #expect(job["result"]?["store"]?.string == "redis", "\(job)")
+        #expect(job["enhance"] == .bool(false), "--no-enhance reaches the job")
+        #expect(photo.caption == "a second try", "without enhancement the caption is the prompt")
+        #expect(photo.photoKind == "png" && photo.photoBytes == 164, "the fake's 164-byte PNG, read from Redis")
+    }
+
     @Test("429 from Telegram: the front waits the retry_after it was given, and sends the photo once")
     func floodControlIsHonoured() async throws {
         let h = try await TelegramHarness.start()
