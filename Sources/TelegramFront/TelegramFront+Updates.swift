@@ -57,7 +57,11 @@ extension TelegramFront {
                 }
                 failures += 1
                 logger.warning("getUpdates failed; polling again after a pause", metadata: ["error": "\(error)"])
-                await pause(failures)
+                if let wait = (error as? BotAPIError)?.retryAfter {
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                } else {
+                    await pause(failures)
+                }
                 continue
             }
             do {

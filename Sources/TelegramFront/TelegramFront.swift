@@ -67,12 +67,19 @@ public final class TelegramFront: Service, Sendable {
                 if try await state.acquire(owner: owner, ttl: configuration.leaseDuration) {
                     failures = 0
                     logger.info("took the poller lease", metadata: ["front.id": "\(configuration.frontID)"])
-                    await lead(owner: owner, me: me, lease: LeaseClock(start: start, duration: configuration.leaseDuration))
+                    do {
+                        try await lead(owner: owner, me: me, lease: LeaseClock(start: start, duration: configuration.leaseDuration))
+                    } catch {
+                        try? await state.release(owner: owner, ttl: configuration.leaseDuration)
+                        throw error
+                    }
                     try? await state.release(owner: owner, ttl: configuration.leaseDuration)
                 } else {
                     failures = 0
                     try await cancelWhenGracefulShutdown { try await self.state.waitForHandover(ttl: self.configuration.leaseDuration) }
                 }
+            } catch let error as TelegramSettingError {
+                throw error
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
                 failures += 1
@@ -113,7 +120,8 @@ public final class TelegramFront: Service, Sendable {
 
     /// Holds the lease: renews it, polls, delivers. Returns on graceful shutdown (after the
     /// sends in progress) or when the lease is lost.
-    private func lead(owner: String, me: BotUser, lease: LeaseClock) async {
+    /// - Throws: `TelegramSettingError` when the Bot API stops accepting the token.
+    private func lead(owner: String, me: BotUser, lease: LeaseClock) async throws {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await self.keepLease(owner: owner, lease: lease) }
@@ -123,6 +131,8 @@ public final class TelegramFront: Service, Sendable {
             }
         } catch is LeadershipLost {
             logger.warning("lost the poller lease; another front carries on", metadata: ["front.id": "\(configuration.frontID)"])
+        } catch let error as TelegramSettingError {
+            throw error
         } catch {
             if !(error is CancellationError) { logger.error("the poller stopped", metadata: ["error": "\(error)"]) }
         }

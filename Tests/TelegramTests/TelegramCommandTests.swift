@@ -118,4 +118,24 @@ struct TelegramCommandTests {
         #expect(!front.output.contains(h.tokenSecret), "\(front.output)")
         #expect(front.output.contains("bot<redacted>"), "the failing URL is shown without its token: \(front.output)")
     }
+
+    @Test("getUpdates: a 429 waits its retry_after; a token revoked while running stops the front with exit 2")
+    func pollingFailures() async throws {
+        let h = try await TelegramHarness.start()
+        let front = try h.startFront("\(h.cli.prefix)-front")
+        try await h.telegram.waitUntilPolling()
+        try await h.telegram.script("getUpdates", [["status": 429, "retry_after": 2], ["status": 401]])
+        try await h.telegram.sendUpdate(text: "/start")  // ends the waiting poll; the next ones meet the script
+        let ended = try await front.waitForExit(timeout: 30)
+        #expect(ended == .exited(2), "\(front.output)")
+        #expect(front.stderr.contains("the Bot API refused TELEGRAM_BOT_TOKEN (401 Unauthorized)"), "\(front.output)")
+        #expect(!front.output.contains(h.tokenSecret))
+        let polls = try await h.telegram.calls("getUpdates")
+        let limited = try #require(polls.firstIndex { ($0["status"] as? NSNumber)?.intValue == 429 }, "\(polls)")
+        try #require(limited + 1 < polls.count, "\(polls)")
+        let refusedAt = (polls[limited]["end_ms"] as? NSNumber)?.int64Value ?? 0
+        let nextAt = (polls[limited + 1]["time_ms"] as? NSNumber)?.int64Value ?? 0
+        #expect(nextAt - refusedAt >= 1950, "waited retry_after (2 s), not \(nextAt - refusedAt) ms")
+        #expect(try await h.cli.runRedis(["EXISTS", "\(h.cli.prefix):telegram:{123456}:lease"]) == "0", "the lease was given up")
+    }
 }
