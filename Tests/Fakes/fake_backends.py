@@ -23,20 +23,17 @@ Control:
   GET  /_control/health
 """
 
-import argparse
-import io
-import ipaddress
 import json
 import os
-import signal
-import socket
 import struct
 import sys
 import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
+
+from fakeserver import (BadRequest, ClientGone, FakeHandler, check_fields, json_object, now_ms, parse_arguments,
+                        script_responses, serve)
 
 SERVICES = ("flux", "sdxl", "openrouter", "gemini")
 BODY_KINDS = ("png", "jpeg", "html", "json_error", "garbage")
@@ -99,10 +96,6 @@ def garbage_bytes(length=512):
 
 # --- Shared state -----------------------------------------------------------------------------
 
-def now_ms():
-    return int(time.time() * 1000)
-
-
 class State:
     """Scripts, persistent delays and the request log; every access under one lock."""
 
@@ -156,19 +149,8 @@ class State:
 STATE = State()
 
 
-class BadRequest(Exception):
-    """The request cannot be served: answered with 400 and {"error": message}."""
-
-
 def validate_response(index, response):
-    if not isinstance(response, dict):
-        raise BadRequest(f"responses[{index}] is not an object")
-    for key, value in response.items():
-        expected = RESPONSE_FIELDS.get(key)
-        if expected is None:
-            raise BadRequest(f"responses[{index}]: unknown field '{key}' (known: {', '.join(RESPONSE_FIELDS)})")
-        if (isinstance(value, bool) and key != "drop") or not isinstance(value, expected):
-            raise BadRequest(f"responses[{index}].{key} has the wrong type")
+    check_fields(f"responses[{index}]", response, RESPONSE_FIELDS, bool_fields=("drop",))
     if "body_kind" in response and response["body_kind"] not in BODY_KINDS:
         raise BadRequest(f"responses[{index}].body_kind must be one of {', '.join(BODY_KINDS)}")
     if isinstance(response.get("drop"), str) and response["drop"] not in ("fin", "reset"):
@@ -265,58 +247,9 @@ def success_body(service, prompt, payload, content=None):
 
 # --- The handler ------------------------------------------------------------------------------
 
-class ClientGone(Exception):
-    """The client closed the connection while we were answering."""
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(FakeHandler):
     server_version = "FakeBackends/1.0"
-    verbose = False
-
-    def version_string(self):
-        return self.server_version
-
-    def setup(self):
-        super().setup()
-        try:
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-
-    def log_message(self, format, *args):  # noqa: A002 (the base class's signature)
-        if self.verbose:
-            sys.stderr.write("fake_backends: %s %s\n" % (self.address_string(), format % args))
-
-    def do_GET(self):
-        self.dispatch()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
-
-    # -- plumbing --
-
-    def read_body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
-            while True:
-                line = self.rfile.readline(65537)
-                if not line:
-                    raise BadRequest("truncated chunked body")
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline(65537)
-        length = self.headers.get("Content-Length")
-        if not length:
-            return b""
-        try:
-            length = int(length)
-        except ValueError:
-            raise BadRequest("bad Content-Length") from None
-        return self.rfile.read(length) if length > 0 else b""
+    log_name = "fake_backends"
 
     def lowercased_headers(self):
         headers = {}
@@ -325,67 +258,10 @@ class Handler(BaseHTTPRequestHandler):
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         return headers
 
-    def write(self, data):
-        try:
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout) as error:
-            raise ClientGone() from error
+    # -- the services --
 
-    def start(self, status, content_type, length, extra=None):
-        """Status line and headers. extra (the script's headers) replaces same-named defaults."""
-        headers = {"content-type": ("Content-Type", content_type),
-                   "content-length": ("Content-Length", str(length))}
-        for name, value in (extra or {}).items():
-            headers[name.lower()] = (name, str(value))
-        if "content-length" in {name.lower() for name in (extra or {})}:
-            self.close_connection = True  # the script may lie about the length: never reuse
-        if headers.get("connection", ("", ""))[1].lower() == "close":
-            self.close_connection = True
-        try:
-            self.send_response(status)
-            for name, value in headers.values():
-                self.send_header(name, value)
-            self.end_headers()
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout) as error:
-            raise ClientGone() from error
-
-    def send_json(self, status, value):
-        body = json.dumps(value).encode("utf-8")
-        self.start(status, "application/json", len(body))
-        if self.command != "HEAD":
-            self.write(body)
-        return len(body)
-
-    def drop(self, how):
-        """Close the connection without a response: FIN, or RST for "reset"."""
-        self.close_connection = True
-        try:
-            if how == "reset":
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.rfile.close()
-                self.wfile.close()
-                self.connection.close()  # the last reference: the kernel answers with RST
-                self.rfile, self.wfile = io.BytesIO(), io.BytesIO()  # for the base class's final flush
-            else:
-                self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    # -- dispatch --
-
-    def dispatch(self):
+    def api(self, path, query):
         arrival = now_ms()
-        split = urlsplit(self.path)
-        path, query = split.path, split.query
-        if path.startswith("/_control/") or path == "/_control":
-            try:
-                self.control(path, query, self.read_body())
-            except BadRequest as error:
-                self.send_json(400, {"error": str(error)})
-            except ClientGone:
-                self.close_connection = True
-            return
-
         service, allowed = route(self.command, path)
         entry = {"service": service or "unknown", "method": self.command, "path": path, "query": query,
                  "prompt": None, "headers": self.lowercased_headers(), "body": "", "time_ms": arrival,
@@ -506,42 +382,24 @@ class Handler(BaseHTTPRequestHandler):
     # -- control --
 
     def control(self, path, query, raw):
-        def body_object():
-            try:
-                value = json.loads(raw.decode("utf-8")) if raw.strip() else {}
-            except (UnicodeDecodeError, ValueError) as error:
-                raise BadRequest(f"malformed JSON body: {error}") from None
-            if not isinstance(value, dict):
-                raise BadRequest("the JSON body must be an object")
-            return value
-
         def service_of(value):
             if value not in SERVICES:
                 raise BadRequest(f"service must be one of {', '.join(SERVICES)}")
             return value
 
-        def require(method):
-            if self.command != method:
-                raise BadRequest(f"{path} accepts {method}, not {self.command}")
-
         if path == "/_control/script":
-            require("POST")
-            body = body_object()
+            self.require(path, "POST")
+            body = json_object(raw)
             service = service_of(body.get("service"))
-            responses = body.get("responses")
-            if not isinstance(responses, list):
-                raise BadRequest("responses must be a list")
-            for index, response in enumerate(responses):
-                validate_response(index, response)
-            pending = STATE.add_scripts(service, [dict(response) for response in responses])
+            pending = STATE.add_scripts(service, script_responses(body, validate_response))
             self.send_json(200, {"ok": True, "service": service, "pending": pending})
         elif path == "/_control/reset":
-            require("POST")
+            self.require(path, "POST")
             STATE.reset()
             self.send_json(200, {"ok": True})
         elif path == "/_control/default_delay":
-            require("POST")
-            body = body_object()
+            self.require(path, "POST")
+            body = json_object(raw)
             service = service_of(body.get("service"))
             delay = body.get("delay_ms")
             if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
@@ -549,71 +407,20 @@ class Handler(BaseHTTPRequestHandler):
             STATE.set_delay(service, float(delay))
             self.send_json(200, {"ok": True, "service": service, "delay_ms": delay})
         elif path == "/_control/requests":
-            require("GET")
-            services = parse_qs(query).get("service")
-            service = service_of(services[0]) if services else None
+            self.require(path, "GET")
+            service = self.query_value(query, "service")
+            service = service_of(service) if service is not None else None
             self.send_json(200, STATE.requests(service))
         elif path == "/_control/scripts":
-            require("GET")
+            self.require(path, "GET")
             self.send_json(200, STATE.pending_scripts())
-        elif path == "/_control/health":
-            self.send_json(200, {"ok": True})
         else:
-            self.send_json(404, {"error": f"no such control endpoint: {path}"})
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def handle_error(self, request, client_address):
-        error = sys.exc_info()[1]
-        if isinstance(error, (ConnectionError, socket.timeout, ClientGone)):
-            return
-        super().handle_error(request, client_address)
+            self.control_default(path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Fake Flux/SDXL/OpenRouter/Gemini backends for tests.")
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
-    parser.add_argument("--exit-on-stdin-eof", action="store_true",
-                        help="also exit when stdin reaches end of file (the parent went away)")
-    arguments = parser.parse_args(argv)
-    try:
-        loopback = ipaddress.ip_address(arguments.host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        parser.error("--host must be a loopback address such as 127.0.0.1")
-    Handler.verbose = arguments.verbose
-    if ":" in arguments.host:
-        Server.address_family = socket.AF_INET6
-    try:
-        server = Server((arguments.host, arguments.port), Handler)
-    except OSError as error:
-        print(f"fake_backends: cannot listen on {arguments.host}:{arguments.port}: {error}", file=sys.stderr)
-        return 1
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    serving.start()
-    if arguments.exit_on_stdin_eof:
-        def watch_stdin():
-            while sys.stdin.buffer.read1(4096) if hasattr(sys.stdin.buffer, "read1") else sys.stdin.read(1):
-                pass
-            stop.set()
-        threading.Thread(target=watch_stdin, daemon=True).start()
-
-    print(f"READY {server.server_address[1]}", flush=True)
-    while not stop.wait(0.2):
-        pass
-    server.shutdown()
-    server.server_close()
-    return 0
+    _, arguments = parse_arguments("Fake Flux/SDXL/OpenRouter/Gemini backends for tests.", argv)
+    return serve("fake_backends", arguments, Handler)
 
 
 if __name__ == "__main__":

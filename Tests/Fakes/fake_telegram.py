@@ -22,19 +22,18 @@ Control:
   GET  /_control/state     GET /_control/scripts     GET /_control/health
 """
 
-import argparse
 import hashlib
-import ipaddress
 import json
 import re
 import select
-import signal
 import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
+
+from fakeserver import (BadRequest, ClientGone, FakeHandler, check_fields, json_object, now_ms, parse_arguments,
+                        script_responses, serve)
 
 DEFAULT_TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
 BOT_FIRST_NAME = "ImageQueue Test"
@@ -79,10 +78,6 @@ DEFAULT_DESCRIPTIONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden
 INTEGER = re.compile(r"-?[0-9]+")
 
 
-def now_ms():
-    return int(time.time() * 1000)
-
-
 def integer(value):
     """An int from an int or a string of digits; None for anything else (bools included)."""
     if isinstance(value, bool):
@@ -118,14 +113,6 @@ class ApiError(Exception):
                 description = f"Too Many Requests: retry after {retry_after}"
         self.description = description
         self.retry_after = retry_after
-
-
-class BadRequest(Exception):
-    """A control request that cannot be served: answered with 400 and {"error": message}."""
-
-
-class ClientGone(Exception):
-    """The client closed the connection before its answer was written."""
 
 
 class Dropped(Exception):
@@ -718,74 +705,10 @@ def parse_request(query, content_type_header, body):
 
 # --- The handler ------------------------------------------------------------------------------
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(FakeHandler):
     server_version = "FakeTelegram/1.0"
-    verbose = False
-
-    def version_string(self):
-        return self.server_version
-
-    def setup(self):
-        super().setup()
-        try:
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-
-    def log_message(self, format, *args):  # noqa: A002 (the base class's signature)
-        if self.verbose:
-            sys.stderr.write("fake_telegram: %s %s\n" % (self.address_string(), format % args))
-
-    def do_GET(self):
-        self.dispatch()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
-
-    # -- plumbing --
-
-    def read_body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts, total = [], 0
-            while True:
-                line = self.rfile.readline(65537)
-                if not line:
-                    raise BadRequest("truncated chunked body")
-                try:
-                    size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                except ValueError:
-                    raise BadRequest("bad chunk size") from None
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(parts)
-                total += size
-                if total > MAX_BODY:
-                    raise BadRequest("body too large")
-                parts.append(self.rfile.read(size))
-                self.rfile.readline(65537)
-        length = self.headers.get("Content-Length")
-        if not length:
-            return b""
-        try:
-            length = int(length)
-        except ValueError:
-            raise BadRequest("bad Content-Length") from None
-        if length > MAX_BODY:
-            raise BadRequest("body too large")
-        return self.rfile.read(length) if length > 0 else b""
-
-    def send_json(self, status, value):
-        body = json.dumps(value).encode("utf-8")
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout) as error:
-            raise ClientGone() from error
+    log_name = "fake_telegram"
+    max_body = MAX_BODY
 
     def client_gone(self):
         """Whether the client has closed its end (checked while a long poll waits)."""
@@ -795,33 +718,9 @@ class Handler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             return True
 
-    def drop(self):
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    # -- the Bot API --
 
-    # -- dispatch --
-
-    def dispatch(self):
-        split = urlsplit(self.path)
-        path, query = split.path, split.query
-        if path.startswith("/_control/") or path == "/_control":
-            try:
-                self.control(path, query, self.read_body())
-            except BadRequest as error:
-                self.close_connection = True
-                try:
-                    self.send_json(400, {"error": str(error)})
-                except ClientGone:
-                    pass
-            except ClientGone:
-                self.close_connection = True
-            return
-        self.bot_api(path, query)
-
-    def bot_api(self, path, query):
+    def api(self, path, query):
         match = re.fullmatch(r"/bot([^/]*)/([^/]+)", unquote(path))
         given = match.group(2) if match else unquote(path).rstrip("/").rsplit("/", 1)[-1]
         method = METHOD_BY_LOWER.get(given.lower(), given)
@@ -902,31 +801,14 @@ class Handler(BaseHTTPRequestHandler):
     # -- control --
 
     def control(self, path, query, raw):
-        def body_object():
-            try:
-                value = json.loads(raw.decode("utf-8")) if raw.strip() else {}
-            except (UnicodeDecodeError, ValueError) as error:
-                raise BadRequest(f"malformed JSON body: {error}") from None
-            if not isinstance(value, dict):
-                raise BadRequest("the JSON body must be an object")
-            return value
-
-        def require(method):
-            if self.command != method:
-                raise BadRequest(f"{path} accepts {method}, not {self.command}")
-
         def only(body, allowed):
             unknown = sorted(set(body) - set(allowed))
             if unknown:
                 raise BadRequest(f"unknown field '{unknown[0]}' (known: {', '.join(allowed)})")
 
-        def query_value(name):
-            values = parse_qs(query).get(name)
-            return values[0] if values else None
-
         if path == "/_control/updates":
-            require("POST")
-            body = body_object()
+            self.require(path, "POST")
+            body = json_object(raw)
             only(body, ["updates"])
             items = body.get("updates")
             if not isinstance(items, list):
@@ -936,22 +818,17 @@ class Handler(BaseHTTPRequestHandler):
             update_ids, message_ids = STATE.inject([json.loads(json.dumps(item)) for item in items])
             self.send_json(200, {"ok": True, "update_ids": update_ids, "message_ids": message_ids})
         elif path == "/_control/script":
-            require("POST")
-            body = body_object()
+            self.require(path, "POST")
+            body = json_object(raw)
             only(body, ["method", "responses"])
             method = METHOD_BY_LOWER.get(str(body.get("method", "")).lower())
             if method is None:
                 raise BadRequest(f"method must be one of {', '.join(METHODS)}")
-            responses = body.get("responses")
-            if not isinstance(responses, list):
-                raise BadRequest("responses must be a list")
-            for index, response in enumerate(responses):
-                validate_script(index, response)
-            pending = STATE.add_scripts(method, [dict(response) for response in responses])
+            pending = STATE.add_scripts(method, script_responses(body, validate_script))
             self.send_json(200, {"ok": True, "method": method, "pending": pending})
         elif path == "/_control/limits":
-            require("POST")
-            body = body_object()
+            self.require(path, "POST")
+            body = json_object(raw)
             only(body, ["edit_min_interval_ms"])
             interval = body.get("edit_min_interval_ms", 0)
             if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0:
@@ -959,8 +836,8 @@ class Handler(BaseHTTPRequestHandler):
             STATE.set_limits(interval)
             self.send_json(200, {"ok": True, "edit_min_interval_ms": interval})
         elif path == "/_control/reset":
-            require("POST")
-            body = body_object()
+            self.require(path, "POST")
+            body = json_object(raw)
             only(body, ["first_update_id"])
             first = body.get("first_update_id", 1)
             if isinstance(first, bool) or not isinstance(first, int) or first < 1:
@@ -968,36 +845,27 @@ class Handler(BaseHTTPRequestHandler):
             STATE.reset(first)
             self.send_json(200, {"ok": True})
         elif path == "/_control/calls":
-            require("GET")
-            method = query_value("method")
+            self.require(path, "GET")
+            method = self.query_value(query, "method")
             self.send_json(200, STATE.calls_of(METHOD_BY_LOWER.get(method.lower(), method) if method else None))
         elif path == "/_control/messages":
-            require("GET")
-            chat = query_value("chat_id")
+            self.require(path, "GET")
+            chat = self.query_value(query, "chat_id")
             if chat is not None and integer(chat) is None:
                 raise BadRequest("chat_id must be an integer")
             self.send_json(200, STATE.messages_of(integer(chat) if chat is not None else None))
         elif path == "/_control/state":
-            require("GET")
+            self.require(path, "GET")
             self.send_json(200, STATE.summary())
         elif path == "/_control/scripts":
-            require("GET")
+            self.require(path, "GET")
             self.send_json(200, STATE.pending_scripts())
-        elif path == "/_control/health":
-            self.send_json(200, {"ok": True})
         else:
-            self.send_json(404, {"error": f"no such control endpoint: {path}"})
+            self.control_default(path)
 
 
 def validate_script(index, response):
-    if not isinstance(response, dict):
-        raise BadRequest(f"responses[{index}] is not an object")
-    for key, value in response.items():
-        expected = SCRIPT_FIELDS.get(key)
-        if expected is None:
-            raise BadRequest(f"responses[{index}]: unknown field '{key}' (known: {', '.join(SCRIPT_FIELDS)})")
-        if (isinstance(value, bool) and key != "drop") or not isinstance(value, expected):
-            raise BadRequest(f"responses[{index}].{key} has the wrong type")
+    check_fields(f"responses[{index}]", response, SCRIPT_FIELDS, bool_fields=("drop",))
     status = response.get("status")
     if status is not None and status != 200 and not 400 <= status <= 599:
         raise BadRequest(f"responses[{index}].status must be 200 or 400...599")
@@ -1010,81 +878,25 @@ def validate_script(index, response):
 
 
 def validate_update(index, item):
-    if not isinstance(item, dict):
-        raise BadRequest(f"updates[{index}] is not an object")
-    if "update" in item:
+    if isinstance(item, dict) and "update" in item:
         if len(item) != 1 or not isinstance(item["update"], dict):
             raise BadRequest(f"updates[{index}]: an \"update\" item is that one object and nothing else")
         return
-    for key, value in item.items():
-        expected = UPDATE_FIELDS.get(key)
-        if expected is None:
-            raise BadRequest(f"updates[{index}]: unknown field '{key}' (known: update, {', '.join(UPDATE_FIELDS)})")
-        if isinstance(value, bool) or not isinstance(value, expected):
-            raise BadRequest(f"updates[{index}].{key} has the wrong type")
+    check_fields(f"updates[{index}]", item, UPDATE_FIELDS, known_prefix="update, ")
     if "text" not in item:
         raise BadRequest(f"updates[{index}] needs a text")
     if item.get("chat_type", "private") not in CHAT_TYPES:
         raise BadRequest(f"updates[{index}].chat_type must be one of {', '.join(CHAT_TYPES)}")
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def handle_error(self, request, client_address):
-        error = sys.exc_info()[1]
-        if isinstance(error, (ConnectionError, socket.timeout, ClientGone)):
-            return
-        super().handle_error(request, client_address)
-
-
 def main(argv=None):
     global STATE
-    parser = argparse.ArgumentParser(description="Fake Telegram Bot API server for tests.")
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    parser.add_argument("--token", default=DEFAULT_TOKEN, help=f"the one valid bot token (default {DEFAULT_TOKEN})")
-    parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
-    parser.add_argument("--exit-on-stdin-eof", action="store_true",
-                        help="also exit when stdin reaches end of file (the parent went away)")
-    arguments = parser.parse_args(argv)
-    try:
-        loopback = ipaddress.ip_address(arguments.host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        parser.error("--host must be a loopback address such as 127.0.0.1")
+    token = (("--token",), {"default": DEFAULT_TOKEN, "help": f"the one valid bot token (default {DEFAULT_TOKEN})"})
+    parser, arguments = parse_arguments("Fake Telegram Bot API server for tests.", argv, extra=[token])
     if not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", arguments.token):
         parser.error("--token must look like <digits>:<letters, digits, _ or ->")
     STATE = State(arguments.token)
-    Handler.verbose = arguments.verbose
-    if ":" in arguments.host:
-        Server.address_family = socket.AF_INET6
-    try:
-        server = Server((arguments.host, arguments.port), Handler)
-    except OSError as error:
-        print(f"fake_telegram: cannot listen on {arguments.host}:{arguments.port}: {error}", file=sys.stderr)
-        return 1
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    serving.start()
-    if arguments.exit_on_stdin_eof:
-        def watch_stdin():
-            while sys.stdin.buffer.read1(4096) if hasattr(sys.stdin.buffer, "read1") else sys.stdin.read(1):
-                pass
-            stop.set()
-        threading.Thread(target=watch_stdin, daemon=True).start()
-
-    print(f"READY {server.server_address[1]}", flush=True)
-    while not stop.wait(0.2):
-        pass
-    server.shutdown()
-    server.server_close()
-    return 0
+    return serve("fake_telegram", arguments, Handler)
 
 
 if __name__ == "__main__":

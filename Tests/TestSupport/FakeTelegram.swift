@@ -1,55 +1,30 @@
-import CurlHTTP
 import Foundation
 
 /// `Tests/Fakes/fake_telegram.py` running on a free loopback port: a fake Telegram Bot API
 /// server that tests feed user messages to, script failures into, and read back what the bot
 /// sent from. See Tests/Fakes/README.md for its behaviour and control API.
-public final class FakeTelegram: @unchecked Sendable {
-    // Safe to share: every field is set once in init.
+public final class FakeTelegram: Sendable {
     /// The token the fake accepts unless `start(token:)` names another.
     public static let defaultToken = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
 
-    public let port: Int
     /// The one bot token the fake accepts; any other gets 401 Unauthorized.
     public let token: String
-    private let process: SpawnedProcess
-    private let http = HTTPClient()
+    private let server: FakeServerProcess
 
     /// Starts the fake and waits for its READY line.
     public static func start(token: String = FakeTelegram.defaultToken) async throws -> FakeTelegram {
-        let script = TestEnvironment.packageRoot.appendingPathComponent("Tests/Fakes/fake_telegram.py")
-        // Started by SpawnedProcess: no inherited descriptors, killed when the tests exit.
-        let process = try SpawnedProcess("/usr/bin/env", ["python3", script.path, "--port", "0", "--token", token],
-                                         environment: ProcessInfo.processInfo.environment)
-        // The READY line is the only thing the fake writes on stdout; stderr may say more.
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !process.stdout.contains("\n") {
-            guard process.isRunning, ContinuousClock.now < deadline else {
-                process.send(SIGKILL)
-                throw TestSetupError("fake_telegram.py did not say READY: \(process.output)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let text = process.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard text.hasPrefix("READY "), let port = Int(text.dropFirst(6)) else {
-            process.send(SIGKILL)
-            throw TestSetupError("fake_telegram.py said \(text)")
-        }
-        return FakeTelegram(process: process, port: port, token: token)
+        FakeTelegram(server: try await FakeServerProcess.start("fake_telegram.py", arguments: ["--token", token]),
+                     token: token)
     }
 
-    private init(process: SpawnedProcess, port: Int, token: String) {
-        self.process = process
-        self.port = port
+    private init(server: FakeServerProcess, token: String) {
+        self.server = server
         self.token = token
     }
 
-    deinit {
-        process.send(SIGKILL)
-    }
-
+    public var port: Int { server.port }
     /// `http://127.0.0.1:<port>`: the value for `TELEGRAM_API_URL`.
-    public var apiURL: String { "http://127.0.0.1:\(port)" }
+    public var apiURL: String { server.baseURL }
 
     /// `<apiURL>/bot<token>/<method>`.
     public func methodURL(_ method: String) -> String { "\(apiURL)/bot\(token)/\(method)" }
@@ -88,8 +63,7 @@ public final class FakeTelegram: @unchecked Sendable {
     /// message id is nil for a raw update without one.
     @discardableResult
     public func sendUpdates(items: [[String: Any]]) async throws -> [(updateID: Int64, messageID: Int64?)] {
-        let body = try JSONSerialization.data(withJSONObject: ["updates": items])
-        let answer = try ParsedJSON.parse(String(decoding: try await control("POST", "/_control/updates", body: body),
+        let answer = try ParsedJSON.parse(String(decoding: try await server.post("/_control/updates", ["updates": items]),
                                                  as: UTF8.self))
         guard let updateIDs = answer["update_ids"]?.array?.compactMap(\.integer),
               let messageIDs = answer["message_ids"]?.array, updateIDs.count == items.count,
@@ -103,45 +77,39 @@ public final class FakeTelegram: @unchecked Sendable {
     /// each is a JSON object of the README's RESPONSE fields: `status`, `description`,
     /// `retry_after`, `delay_ms`, `drop`.
     public func script(_ method: String, _ responses: [[String: Any]]) async throws {
-        let body = try JSONSerialization.data(withJSONObject: ["method": method, "responses": responses])
-        try await control("POST", "/_control/script", body: body)
+        try await server.post("/_control/script", ["method": method, "responses": responses])
     }
 
     /// Turns on flood control for `editMessageText` (0 turns it off): an edit of the same
     /// message sooner than this after its last successful edit gets 429 retry after 1.
     public func setLimits(editMinIntervalMilliseconds: Int) async throws {
-        let body = try JSONSerialization.data(withJSONObject: ["edit_min_interval_ms": editMinIntervalMilliseconds])
-        try await control("POST", "/_control/limits", body: body)
+        try await server.post("/_control/limits", ["edit_min_interval_ms": editMinIntervalMilliseconds])
     }
 
     /// Clears updates, messages, calls, scripts and limits; waiting polls get `[]`. Update
     /// ids start again at `firstUpdateID` (default 1), message ids at 1000.
     public func reset(firstUpdateID: Int64? = nil) async throws {
         let fields: [String: Any] = firstUpdateID.map { ["first_update_id": $0] } ?? [:]
-        try await control("POST", "/_control/reset", body: try JSONSerialization.data(withJSONObject: fields))
+        try await server.post("/_control/reset", fields)
     }
 
     /// The Bot API calls received, in arrival order (of one method, or all when nil): each
     /// `{"seq", "method", "params", "photo" (sendPhoto only), "time_ms", "end_ms", "status",
     /// "description", "outcome", ...}`.
     public func calls(_ method: String? = nil) async throws -> [[String: Any]] {
-        try await array("/_control/calls" + (method.map { "?method=\($0)" } ?? ""))
+        try await server.list("/_control/calls" + (method.map { "?method=\($0)" } ?? ""))
     }
 
     /// The messages the bot sent, in sending order, in their current state: each
     /// `{"message_id", "chat_id", "kind", "text", "caption", "photo", "reply_to", "edits",
     /// "history", "deleted", ...}`.
     public func messages(chatID: Int64? = nil) async throws -> [[String: Any]] {
-        try await array("/_control/messages" + (chatID.map { "?chat_id=\($0)" } ?? ""))
+        try await server.list("/_control/messages" + (chatID.map { "?chat_id=\($0)" } ?? ""))
     }
 
     /// `{"pending_updates", "confirmed_below", "polling", "flood_refusals", "next_update_id", ...}`.
     public func state() async throws -> [String: Any] {
-        let body = try await control("GET", "/_control/state", body: nil)
-        guard let state = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
-            throw TestSetupError("fake_telegram.py state is not an object: \(String(decoding: body, as: UTF8.self))")
-        }
-        return state
+        try await server.object("/_control/state")
     }
 
     /// Waits until `condition` holds, checking every 50 ms.
@@ -163,25 +131,5 @@ public final class FakeTelegram: @unchecked Sendable {
         try await waitFor("a getUpdates long poll waiting", timeout: timeout) { [self] in
             ((try await state()["polling"] as? NSNumber)?.intValue ?? 0) > 0
         }
-    }
-
-    private func array(_ path: String) async throws -> [[String: Any]] {
-        let body = try await control("GET", path, body: nil)
-        guard let items = try JSONSerialization.jsonObject(with: Data(body)) as? [[String: Any]] else {
-            throw TestSetupError("fake_telegram.py \(path) is not a list: \(String(decoding: body, as: UTF8.self))")
-        }
-        return items
-    }
-
-    @discardableResult
-    private func control(_ method: String, _ path: String, body: Data?) async throws -> [UInt8] {
-        var request = HTTPRequest(method: method, url: apiURL + path, headers: [("Content-Type", "application/json")],
-                                  body: body.map { Array($0) })
-        request.timeout = .seconds(10)
-        let response = try await http.send(request)
-        guard (200..<300).contains(response.status) else {
-            throw TestSetupError("fake \(method) \(path) answered \(response.status): \(String(decoding: response.body, as: UTF8.self))")
-        }
-        return response.body
     }
 }
