@@ -76,9 +76,12 @@ public struct JobPayload: Codable, Sendable, Equatable {
     /// Free-form data for front ends.
     public var metadata: [String: String]?
 
+    /// The protocol version this code writes and reads.
+    public static let version = 1
+
     /// Creates the payload of a request.
     public init(_ request: JobRequest) {
-        v = 1
+        v = Self.version
         prompt = request.prompt
         user = request.user
         enhance = request.enhance

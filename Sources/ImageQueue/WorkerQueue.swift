@@ -100,6 +100,16 @@ public final class WorkerQueue: Sendable {
                                         retryable: false)
                     continue
                 }
+                guard payload.v == JobPayload.version else {
+                    // A newer producer's job: run it only with workers that understand it. In the
+                    // dead list it waits, with the reason, to be retried after the upgrade.
+                    logger.warning("dead-lettering a job of another protocol version", metadata: ["job.id": "\(id)", "job.version": "\(payload.v)"])
+                    let job = ClaimedJob(id: id, model: model, token: token, attempt: 0, maxAttempts: 0, payload: payload, enqueuedAt: 0)
+                    _ = try? await fail(job, error: JobError(code: "unsupported_version",
+                                                             message: "the job's request is protocol v\(payload.v); this worker reads v\(JobPayload.version)"),
+                                        retryable: false)
+                    continue
+                }
                 return .claimed(ClaimedJob(id: id, model: model, token: token, attempt: Int(parts[3].int ?? 1),
                                            maxAttempts: Int(parts[4].int ?? 1), payload: payload,
                                            enqueuedAt: parts[6].int ?? 0))

@@ -315,4 +315,25 @@ import TestSupport
         let reasons = dead.compactMap(\.error?.message).joined(separator: " | ")
         #expect(reasons.contains("missing") && reasons.contains("no request") && reasons.contains("not valid JSON"))
     }
+
+    @Test func aJobOfANewerProtocolVersionIsDeadLetteredWithTheReasonNotRun() async throws {
+        let queue = try QueueFixture()
+        defer { queue.close() }
+        let pending = queue.keys.pending("flux")
+        try await queue.redis.send("HSET", queue.keys.jobPrefix("flux") + "flux-future", "status", "queued",
+                                   "request", #"{"v":2,"prompt":"from the future","user":"u","steps":50}"#,
+                                   "attempt", "0", "max_attempts", "3", "seq", "1")
+        try await queue.redis.send("ZADD", pending, "1", "flux-future")
+        try await queue.redis.send("INCRBY", queue.keys.sequence("flux"), "1")
+        let good = try await queue.enqueue("a job of today")
+
+        let worker = queue.worker()
+        defer { worker.close() }
+        let claimed = try await queue.claim(worker)
+        #expect(claimed.id == good.id, "the v2 job is not run as if it were v1")
+        let dead = try await queue.client.inspector.deadJobs(model: "flux")
+        #expect(dead.map(\.id) == ["flux-future"])
+        #expect(dead.first?.error == JobError(code: "unsupported_version", message: "the job's request is protocol v2; this worker reads v1"))
+        #expect(dead.first?.prompt == "from the future", "the request is kept for a retry after the upgrade")
+    }
 }
