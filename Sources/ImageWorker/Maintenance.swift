@@ -20,7 +20,7 @@ struct Maintenance: Service {
     let currentJobs: CurrentJobs
     let configuration: WorkerConfiguration
     let logger: Logger
-    let startedAt = unixTimeMilliseconds()
+    let started = ContinuousClock.now
 
     /// How often the registry entry is refreshed; it lives three times as long.
     var registryInterval: Duration { .milliseconds(max(1000, min(configuration.lease.wholeMilliseconds / 3, 10_000))) }
@@ -69,11 +69,14 @@ struct Maintenance: Service {
     }
 
     /// The registry entry: `<prefix>:worker:<id>` (JSON, expiring) and `<prefix>:workers` (ZSET).
+    /// Its times are the Redis server's, like every time in the queue: a worker whose clock
+    /// is off must neither look dead to the others nor trim their entries as stale.
     private func register() async {
+        guard let now = await serverTime() else { return }
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
         let entry = WorkerInfo(id: workerID, host: String(cString: host), pid: Int(getpid()), models: models,
-                                startedAt: startedAt, heartbeatAt: unixTimeMilliseconds(),
+                                startedAt: now - (ContinuousClock.now - started).wholeMilliseconds, heartbeatAt: now,
                                 currentJobs: currentJobs.all)
         guard let json = try? JSONEncoder().encode(entry) else { return }
         let ttl = registryInterval.wholeMilliseconds * 3
@@ -82,6 +85,13 @@ struct Maintenance: Service {
             RedisCommand("ZADD", keys.workers, entry.heartbeatAt, workerID),
             RedisCommand("ZREMRANGEBYSCORE", keys.workers, "-inf", entry.heartbeatAt - ttl * 10),
         ])
+    }
+
+    /// The Redis server's clock in ms, nil when Redis does not answer.
+    private func serverTime() async -> Int64? {
+        guard let parts = try? await redis.send("TIME").array, parts.count == 2,
+              let seconds = parts[0].int, let microseconds = parts[1].int else { return nil }
+        return seconds * 1000 + microseconds / 1000
     }
 
     private func deregister() async {
