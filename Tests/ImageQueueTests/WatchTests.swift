@@ -97,6 +97,25 @@ import TestSupport
         #expect(error?.code == .notFound)
     }
 
+    @Test func aMalformedOrForeignEventOnTheChannelIsSkippedNotFatal() async throws {
+        let queue = try QueueFixture()
+        defer { queue.close() }
+        let job = try await queue.enqueue("watched through noise")
+        let id = try JobID(job.id)
+        let watcher = Task {
+            var statuses: [JobStatus] = []
+            for try await event in queue.client.watch(job.id) { statuses.append(event.status) }
+            return statuses
+        }
+        try await Task.sleep(for: .milliseconds(300))  // the watcher has read the stored state
+        for garbage in ["{not json", "[1,2]", #"{"v":9,"id":"x","model":"flux","status":"completed"}"#,
+                        #"{"v":1,"id":"x","model":"flux","status":"exploded"}"#] {
+            try await queue.redis.send("PUBLISH", queue.keys.events(id), garbage)
+        }
+        try await queue.client.cancel(job.id)
+        #expect(try await watcher.value == [.queued, .cancelled], "noise neither ends nor breaks the stream")
+    }
+
     @Test func theModelChannelCarriesEveryJobsEvents() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }

@@ -73,4 +73,23 @@ struct WorkerRecoveryTests {
         #expect(ended == .exited(0), "worker output:\n\(worker.output)")
         withExtendedLifetime(server) {}
     }
+
+    @Test("a worker started while Redis is down keeps trying, and serves once Redis is up")
+    func workerStartedBeforeRedis() async throws {
+        let server = try await RedisServer.launch()
+        await server.stop()
+        let cli = try QueueCLI(redisURL: server.url)
+        defer { cli.removeOutputDirectory() }
+        let worker = try cli.startWorker(["--models", "flux", "--backend", "placeholder", "--lease-seconds", "3",
+                                          "--output-dir", cli.outputDirectory(), "--id", "\(cli.prefix)-early"])
+        try await Task.sleep(for: .seconds(4))  // past the connection's reconnect deadline
+        #expect(worker.isRunning, "worker output:\n\(worker.output)")
+        try await server.start()
+        let id = try await cli.enqueue("after Redis came up")
+        let done = try await cli.waitForStatus(id, "completed", timeout: 40)
+        #expect(done["status"]?.string == "completed", "\(done)\nworker output:\n\(worker.output)")
+        worker.send(SIGTERM)
+        #expect(try await worker.waitForExit() == .exited(0), "worker output:\n\(worker.output)")
+        withExtendedLifetime(server) {}
+    }
 }
