@@ -14,6 +14,9 @@ public struct TelegramConfiguration: Sendable {
     /// The shortest time between two edits of one status message (Telegram allows about one
     /// message per second per chat).
     public var editInterval: Duration = .milliseconds(1500)
+    /// The shortest time between two status edits in one private chat, whichever messages
+    /// they edit (three times this in a group).
+    public var chatEditInterval: Duration = .seconds(1)
     /// This process's name in the lease and in logs.
     public var frontID: String
     /// Whether the worker enhances prompts of jobs from Telegram.

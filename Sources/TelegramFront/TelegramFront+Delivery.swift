@@ -9,6 +9,7 @@ extension TelegramFront {
         let owner: String
         let lease: LeaseClock
         let movement: QueueMovement
+        let pacer: ChatPacer
     }
 
     private enum Input: Sendable {
@@ -223,6 +224,7 @@ extension TelegramFront {
         // A status message sent a moment ago counts as the last edit.
         if shown != nil { try? await Task.sleep(for: configuration.editInterval) }
         for await text in texts where text != shown && !gone {
+            await context.pacer.waitForTurn(in: record.chat)
             do {
                 if let message = record.statusMessage {
                     try await bot.editMessageText(chat: record.chat, message: message, text: text)

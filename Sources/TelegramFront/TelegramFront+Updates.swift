@@ -15,7 +15,8 @@ extension TelegramFront {
     /// until a graceful shutdown; deliveries started meanwhile run beside it.
     func work(owner: String, me: BotUser, lease: LeaseClock) async throws {
         let movement = QueueMovement()
-        let context = DeliveryContext(owner: owner, lease: lease, movement: movement)
+        let context = DeliveryContext(owner: owner, lease: lease, movement: movement,
+                                      pacer: ChatPacer(interval: configuration.chatEditInterval))
         try await withThrowingTaskGroup(of: Void.self) { followers in
             followers.addTask {
                 await movement.run(subscriber: self.subscriber, keys: self.client.configuration.keys, models: self.models, logger: self.logger)

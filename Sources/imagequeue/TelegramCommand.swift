@@ -33,6 +33,9 @@ struct TelegramCommand: AsyncParsableCommand {
     @Option(name: .customLong("edit-interval"), help: "Shortest time between two edits of a status message, in seconds.")
     var editInterval: Double = 1.5
 
+    @Option(name: .customLong("chat-interval"), help: "Shortest time between two status edits in one chat, in seconds (groups: three times).")
+    var chatInterval: Double = 1
+
     @Flag(name: .customLong("no-enhance"), help: "Do not ask workers to improve prompts with an LLM.")
     var noEnhance = false
 
@@ -40,6 +43,7 @@ struct TelegramCommand: AsyncParsableCommand {
         if !(0...50).contains(pollTimeout) { throw ValidationError("--poll-timeout must be from 0 to 50 seconds") }
         if !(1...600).contains(leaseSeconds) { throw ValidationError("--lease-seconds must be from 1 to 600") }
         if !(0...60).contains(editInterval) { throw ValidationError("--edit-interval must be from 0 to 60 seconds") }
+        if !(0...60).contains(chatInterval) { throw ValidationError("--chat-interval must be from 0 to 60 seconds") }
     }
 
     func run() async throws {
@@ -62,6 +66,7 @@ struct TelegramCommand: AsyncParsableCommand {
         configuration.pollTimeout = .milliseconds(Int64(pollTimeout * 1000))
         configuration.leaseDuration = .milliseconds(Int64(leaseSeconds * 1000))
         configuration.editInterval = .milliseconds(Int64(editInterval * 1000))
+        configuration.chatEditInterval = .milliseconds(Int64(chatInterval * 1000))
         configuration.enhance = !noEnhance
         let logger = Logger(label: "imagequeue.telegram")
         do {

@@ -101,6 +101,23 @@ struct TelegramFlowTests {
         #expect(photo.photoKind == "png" && photo.photoBytes == 164, "the fake's 164-byte PNG, read from Redis")
     }
 
+    @Test("several jobs in one chat share its pace: their status edits there are spaced by --chat-interval")
+    func editsArePacedPerChat() async throws {
+        let h = try await TelegramHarness.start()
+        defer { h.cli.removeOutputDirectory() }
+        let worker = try h.startWorker(delay: 0.3)
+        let front = try h.startFront("\(h.cli.prefix)-front", arguments: ["--chat-interval", "0.4"])
+        try await h.telegram.sendUpdates(["/image=flux/one", "/image=flux/two", "/image=sdxl/three", "/image=sdxl/four"])
+        try await h.waitForPhotos(4)
+        try await h.waitForMessages("all finished") { $0.filter { $0.text?.hasPrefix("✅ Done") == true }.count == 4 }
+        await h.stop(front, worker)
+
+        let edits = try await h.telegram.calls("editMessageText").compactMap { ($0["time_ms"] as? NSNumber)?.int64Value }.sorted()
+        #expect(edits.count >= 8, "every job's status was edited at least twice: \(edits.count)")
+        let gaps = zip(edits.dropFirst(), edits).map { $0 - $1 }
+        #expect(gaps.allSatisfy { $0 >= 380 }, "edits in one chat at least 0.4 s apart: \(gaps)")
+    }
+
     @Test("429 from Telegram: the front waits the retry_after it was given, and sends the photo once")
     func floodControlIsHonoured() async throws {
         let h = try await TelegramHarness.start()

@@ -20,7 +20,8 @@ struct TelegramHarness: Sendable {
 
     /// Starts a front; `environment` adds to (or overrides) the bot's settings.
     func startFront(_ id: String, arguments: [String] = [], environment: [String: String] = [:]) throws -> SpawnedProcess {
-        try cli.start(["telegram", "--id", id, "--poll-timeout", "1", "--lease-seconds", "3", "--edit-interval", "0.2"]
+        try cli.start(["telegram", "--id", id, "--poll-timeout", "1", "--lease-seconds", "3", "--edit-interval", "0.2",
+                       "--chat-interval", "0.1"]
                       + arguments + ["--redis", cli.redisURL, "--prefix", cli.prefix],
                       environment: telegram.environment().merging(environment) { $1 })
     }
