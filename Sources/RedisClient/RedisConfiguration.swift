@@ -10,8 +10,11 @@ public struct RedisConfiguration: Sendable {
     public var reconnectDeadline: Duration = .seconds(10)
     /// First reconnect delay; doubles per failed attempt up to `maxBackoff`, with full jitter.
     public var initialBackoff: Duration = .milliseconds(50)
-    /// Largest reconnect delay.
-    public var maxBackoff: Duration = .seconds(2)
+    /// Largest reconnect delay. Kept short so a connection is back within a quarter of a
+    /// second of Redis answering again (a restart, a failover, the end of a freeze): workers
+    /// claim again within a second of an outage, before the leases of the jobs they still
+    /// run can expire. Attempts against a server that is down cost it nothing.
+    public var maxBackoff: Duration = .milliseconds(250)
     /// Name shown by `CLIENT LIST`, or nil.
     public var clientName: String?
 
