@@ -8,6 +8,9 @@
   ARGV[2]     the model's events channel
   ARGV[3]     worker id
   ARGV[4]     lease in ms: the job returns to the queue if not heartbeaten within it
+  ARGV[5]     optional claim id, unique per claim (e.g. worker id + random): a repeat of a
+              call whose reply was lost (the connection broke or timed out) answers the job
+              that call claimed, instead of leaving it held until its lease expires
 
   Returns     { "ok", id, token, attempt, max_attempts, request JSON, enqueued_at }
               { "full" }   the model is at its concurrency limit; nothing changed
@@ -17,6 +20,8 @@
               the event is published; the doorbell rings again if more work can start.
               A pending entry whose job hash is missing or not `queued` is dead-lettered
               (`malformed_job`) and the next entry is tried (at most 100 per call).
+              With a claim id that an active job of this worker already carries: the same
+              reply again, with the lease renewed to now+lease; no new token, no event.
 ]]
 --@include common.lua
 
@@ -24,12 +29,23 @@ local worker, leaseMs = ARGV[3], wholeNumber(ARGV[4], 1)
 if not worker or worker == '' or not leaseMs then
   return redis.error_reply('BAD_REQUEST claim needs a worker id and a positive lease')
 end
+local claimId = ARGV[5] or ''
+local now = nowMs()
+if claimId ~= '' then
+  for _, id in ipairs(redis.call('ZRANGE', activeKey, 0, -1)) do
+    local h = redis.call('HMGET', jobPrefix .. id, 'claim', 'worker', 'token', 'attempt', 'max_attempts', 'request',
+                         'enqueued_at')
+    if h[1] == claimId and h[2] == worker and h[3] and h[3] ~= '' then
+      redis.call('ZADD', activeKey, 'XX', now + leaseMs, id)
+      return { 'ok', id, tonumber(h[3]), tonumber(h[4]) or 1, tonumber(h[5]) or 1, h[6], tonumber(h[7]) or 0 }
+    end
+  end
+end
 local limit = concurrencyLimit()
 if redis.call('ZCARD', activeKey) >= limit then
   return { 'full' }
 end
 
-local now = nowMs()
 for _ = 1, 100 do
   local head = redis.call('ZPOPMIN', pendingKey)
   if #head == 0 then return { 'empty' } end
@@ -47,6 +63,11 @@ for _ = 1, 100 do
     local status = 'enhancing'
     if h[3] == '0' then status = 'generating' end
     redis.call('HSET', jobKey, 'status', status, 'token', token, 'worker', worker, 'started_at', now)
+    if claimId ~= '' then
+      redis.call('HSET', jobKey, 'claim', claimId)
+    else
+      redis.call('HDEL', jobKey, 'claim')
+    end
     redis.call('ZADD', activeKey, now + leaseMs, id)
     emitEvent(jobKey, id, status, now, nil)
     ringDoorbell(limit)

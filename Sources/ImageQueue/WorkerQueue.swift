@@ -77,11 +77,13 @@ public final class WorkerQueue: Sendable {
 
     /// Claims the head job of `model` unless the model is at its concurrency limit. A job
     /// whose request cannot be read is dead-lettered (`malformed_job`) and the next tried.
+    /// A claim whose answer is lost on the way (Redis restarted, the call timed out) is asked
+    /// again under the same claim id, and so still returns the job it took.
     /// - Throws: `ImageQueueError` `.redis`.
     public func claim(model: String, lease: Duration) async throws(ImageQueueError) -> ClaimOutcome {
         while true {
-            let reply = try await runner.run(QueueScripts.claimJob, model: model,
-                                             arguments: [workerID, lease.wholeMilliseconds])
+            let reply = try await claimReply(model: model, lease: lease,
+                                             claimID: "\(workerID):\(String(UInt64.random(in: .min ... .max), radix: 36))")
             guard let parts = reply.array, let kind = parts.first?.string else {
                 throw ImageQueueError(.malformed, "unexpected reply from claimJob: \(reply)")
             }
@@ -115,6 +117,27 @@ public final class WorkerQueue: Sendable {
                                            enqueuedAt: parts[6].int ?? 0))
             default:
                 throw ImageQueueError(.malformed, "unexpected reply from claimJob: \(reply)")
+            }
+        }
+    }
+
+    /// Calls claimJob with `claimID`, and calls it again with the same id while the answer
+    /// is lost after the call was sent (the connection broke, or the reply did not come in
+    /// time): the first call may have claimed a job, and the repeat answers that job instead of
+    /// leaving it held by nobody until its lease expires. Gives up after a lease: by then the
+    /// recovery sweep has put such a job back anyway.
+    private func claimReply(model: String, lease: Duration, claimID: String) async throws(ImageQueueError) -> RESPValue {
+        let deadline = ContinuousClock.now + lease
+        while true {
+            do {
+                return try await runner.run(QueueScripts.claimJob, model: model,
+                                            arguments: [workerID, lease.wholeMilliseconds, claimID])
+            } catch {
+                guard let kind = error.redisError?.kind, kind == .connectionLost || kind == .timeout,
+                      ContinuousClock.now < deadline, !Task.isCancelled else { throw error }
+                logger.info("the answer to a claim was lost; asking again", metadata: ["job.model": "\(model)",
+                                                                                       "error": "\(error.message)"])
+                try? await Task.sleep(for: .milliseconds(20))
             }
         }
     }

@@ -43,6 +43,40 @@ import TestSupport
         #expect(try await queue.client.inspector.status(second.id).status == .generating)
     }
 
+    @Test func aClaimWhoseAnswerIsLostStillReturnsTheJobItTook() async throws {
+        let server = try await RedisServer.launch(extraArguments: ["--enable-debug-command", "yes"])
+        let queue = try QueueFixture(url: server.url)
+        defer { queue.close() }
+        let first = try await queue.enqueue("first")
+        try await queue.enqueue("second")
+        var impatient = queue.redisConfiguration
+        impatient.commandTimeout = .milliseconds(300)
+        let worker = WorkerQueue(redis: impatient, configuration: queue.configuration, workerID: "w1")
+        defer { worker.close() }
+        #expect(try await worker.claim(model: "sdxl", lease: .seconds(30)) == .empty)  // connected, script loaded
+
+        // Redis stalls longer than the worker waits for an answer: the claim is taken, but its
+        // answer is lost to a timeout. Without asking again, the job would stay held by nobody
+        // until its lease expired, and the model would answer "full".
+        try await queue.redis.send("PING")
+        let stall = Task { try await queue.redis.send(RedisCommand("DEBUG", "SLEEP", "1.5"), timeout: .seconds(10)) }
+        try await Task.sleep(for: .milliseconds(200))
+        let outcome = try await worker.claim(model: "flux", lease: .seconds(30))
+        _ = try await stall.value
+
+        guard case .claimed(let job) = outcome else {
+            Issue.record("expected the first job, got \(outcome)")
+            return
+        }
+        #expect(job.id == first.id && job.attempt == 1 && job.payload.prompt == "first")
+        // Taken once: one fencing token, held by the job, and the model is full with it.
+        #expect(try await queue.hash(first.id)["token"] == job.token)
+        #expect(try await queue.redis.send("GET", queue.keys.fence("flux")) == .bulk(Array("1".utf8)))
+        #expect(try await worker.claim(model: "flux", lease: .seconds(30)) == .full)
+        try await worker.complete(job, result: sampleResult)
+        withExtendedLifetime(server) {}
+    }
+
     @Test func theConcurrencyLimitHoldsAcrossIndependentClaimers() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }

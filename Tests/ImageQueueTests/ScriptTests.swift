@@ -73,6 +73,39 @@ import TestSupport
         #expect(await s.call("claimJob", ["w", "1000"]) == .array([.bulk(Array("full".utf8))]))
     }
 
+    @Test func claimJobRepeatedWithItsClaimIdAnswersTheJobItClaimed() async throws {
+        let s = try caller()
+        _ = await s.enqueue("flux-1")
+        _ = await s.enqueue("flux-2")
+        let job = s.keys.jobPrefix("flux") + "flux-1"
+        let first = await s.call("claimJob", ["w", "1000", "w:c1"])
+        #expect(first.array?.first?.string == "ok" && first.array?[1].string == "flux-1")
+        let rev = try await s.redis.send("HGET", job, "rev")
+        let before = try #require(try await s.redis.send("ZSCORE", s.keys.active("flux"), "flux-1").string.flatMap(Double.init))
+
+        // Its answer was lost: the same call again answers the same job, token and attempt
+        // (not "full"), renews the lease, and takes no new token and sends no event.
+        let again = await s.call("claimJob", ["w", "60000", "w:c1"])
+        #expect(again == first)
+        #expect(try await s.redis.send("HGET", job, "rev") == rev)
+        #expect(try await s.redis.send("GET", s.keys.fence("flux")) == .bulk(Array("1".utf8)))
+        let after = try #require(try await s.redis.send("ZSCORE", s.keys.active("flux"), "flux-1").string.flatMap(Double.init))
+        #expect(after >= before + 50_000)
+
+        // Another claim id, or the same id from another worker, is a new claim: the model is full.
+        let full = RESPValue.array([.bulk(Array("full".utf8))])
+        #expect(await s.call("claimJob", ["w", "1000", "w:c2"]) == full)
+        #expect(await s.call("claimJob", ["v", "1000", "w:c1"]) == full)
+        #expect(await s.call("claimJob", ["w", "1000"]) == full)
+
+        // Once the job has left `active`, the id names nothing any more: a new claim.
+        let token = try #require(first.array?[2].string)
+        let result = #"{"content_type":"image/png","bytes":1,"store":"directory"}"#
+        #expect(await s.call("completeJob", ["flux-1", token, result, "0"]) == .integer(1))
+        let next = await s.call("claimJob", ["w", "1000", "w:c1"])
+        #expect(next.array?[1].string == "flux-2" && next.array?[2] == .integer(2))
+    }
+
     @Test func ownerScriptsAnswerNotFoundStaleTokenAndBadRequest() async throws {
         let s = try caller()
         _ = await s.enqueue("flux-1")
