@@ -164,7 +164,10 @@ final class RedisSocket {
         }
     }
 
-    private static func value(of reply: UnsafeMutablePointer<redisReply>) -> RESPValue {
+    /// Copies a hiredis reply (and its elements) into a `RESPValue`; the reply stays the
+    /// caller's to free. Internal rather than private so the fuzz harness can reach it
+    /// (ops/fuzz/harness/RESPFuzz.swift).
+    static func value(of reply: UnsafeMutablePointer<redisReply>) -> RESPValue {
         let r = reply.pointee
         switch r.type {
         case REDIS_REPLY_STATUS: return .status(text(r))
