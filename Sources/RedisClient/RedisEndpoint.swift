@@ -39,7 +39,8 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         var query: [String: String] = [:]
         if let q = rest.firstIndex(of: "?") {
             for pair in rest[rest.index(after: q)...].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1)
+                // Keeps empty sides, so `?=` or `?=x` is an empty name, not a crash.
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 query[String(kv[0])] = kv.count > 1 ? Self.percentDecode(kv[1]) : ""
             }
             rest = String(rest[..<q])
@@ -134,9 +135,10 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         bytes.reserveCapacity(input.count)
         var index = 0
         while index < input.count {
+            // Two hex digits exactly: `UInt8(_:radix:)` would also take a sign ("%-0", "%+f").
             if input[index] == UInt8(ascii: "%"), index + 2 < input.count,
-               let value = UInt8(String(decoding: input[(index + 1)...(index + 2)], as: UTF8.self), radix: 16) {
-                bytes.append(value)
+               let high = hexDigit(input[index + 1]), let low = hexDigit(input[index + 2]) {
+                bytes.append(high << 4 | low)
                 index += 3
             } else {
                 bytes.append(input[index])
@@ -144,5 +146,14 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexDigit(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }

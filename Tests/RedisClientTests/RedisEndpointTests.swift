@@ -69,6 +69,13 @@ import Testing
         }
     }
 
+    // Found in the fuzzing work (docs/FUZZING.md): "%-0" became a NUL byte, "%+f" a control character.
+    @Test(arguments: ["p%-0", "p%+f", "p%-f"])
+    func signedPercentEscapeIsKeptAsWritten(password: String) throws {
+        let endpoint = try RedisEndpoint(url: "redis://:\(password)@h")
+        #expect(endpoint.password == password)
+    }
+
     @Test func passwordAndDatabaseFromQuery() throws {
         let endpoint = try RedisEndpoint(url: "redis://h:1?db=5&password=qp")
         #expect(endpoint.database == 5)
@@ -103,6 +110,15 @@ import Testing
         #expect(endpoint.user == "worker")
         #expect(endpoint.password == "w&p")
         #expect(endpoint.database == 0)
+    }
+
+    // Found by fuzzing (ops/fuzz.sh config, docs/FUZZING.md): a query pair without a name crashed the parser.
+    @Test(arguments: ["redis://h?=", "redis://h?=x&db=2", "redis://h?db=2&=", "unix:///tmp/r.sock?=&db=2"])
+    func queryPairWithoutANameIsIgnored(url: String) throws {
+        let endpoint = try RedisEndpoint(url: url)
+        #expect(endpoint.user == nil)
+        #expect(endpoint.password == nil)
+        #expect(endpoint.database == (url.contains("db=2") ? 2 : 0))
     }
 
     @Test(arguments: [
