@@ -53,7 +53,10 @@ public enum Replies {
             }
             return "🎨 Generating with \(event.model)…"
         case .retrying:
-            if let retry = event.fields["retry"]?.objectValue, let attempt = retry["attempt"]?.intValue, let of = retry["of"]?.intValue {
+            // The failed try and the tries allowed; anything else (the event is data from
+            // Redis) gets the plain line rather than a wrong count or an overflow.
+            if let retry = event.fields["retry"]?.objectValue, let attempt = retry["attempt"]?.intValue,
+               let of = retry["of"]?.intValue, attempt >= 0, attempt < of {
                 return "🔁 The image service had a hiccup; trying again (try \(attempt + 1) of \(of))…"
             }
             return "🔁 The image service had a hiccup; trying again…"

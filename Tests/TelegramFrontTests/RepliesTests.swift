@@ -45,3 +45,21 @@ import TelegramFront
         #expect(Replies.refusal(limited, models: models).contains("try again in 42 s"))
     }
 }
+
+/// Status lines made from events as they come out of Redis, including impossible ones.
+@Suite struct RetryStatusLineTests {
+    private func retrying(_ retry: String) throws -> StatusEvent {
+        try StatusEvent(json: Array(#"{"v":1,"id":"flux-01j","model":"flux","status":"retrying","retry":\#(retry)}"#.utf8))
+    }
+
+    @Test func aRetryNamesTheNextTry() throws {
+        #expect(Replies.status(try retrying(#"{"attempt":1,"of":3}"#)).contains("try 2 of 3"))
+    }
+
+    // Found in the fuzzing work (docs/FUZZING.md): `attempt + 1` trapped on the largest integer.
+    @Test(arguments: [#"{"attempt":9223372036854775807,"of":3}"#, #"{"attempt":9223372036854775807,"of":9223372036854775807}"#,
+                      #"{"attempt":3,"of":3}"#, #"{"attempt":-1,"of":3}"#])
+    func anImpossibleCountGivesThePlainLine(retry: String) throws {
+        #expect(Replies.status(try retrying(retry)) == "🔁 The image service had a hiccup; trying again…")
+    }
+}
