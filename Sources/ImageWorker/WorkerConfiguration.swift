@@ -124,7 +124,9 @@ public struct WorkerConfiguration: Sendable {
             guard let number = Double(value), number > 0, number < 1e7 else {
                 throw ConfigurationError(setting: key, "must be a positive number of seconds")
             }
-            return .milliseconds(Int64(number * 1000))
+            // Rounded up: a positive setting below a millisecond must not become zero (a zero
+            // timeout is no timeout at all, a zero lease expires at once).
+            return .milliseconds(Int64((number * 1000).rounded(.up)))
         }
         func integer(_ key: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
             guard let value = values[key] else { return nil }

@@ -154,3 +154,17 @@ struct WorkerConfigurationTests {
         #expect(unknown?.setting == "--models")
     }
 }
+
+/// Durations below a millisecond.
+struct WorkerConfigurationRoundingTests {
+    // Found in the fuzzing work (docs/FUZZING.md): "0.0001" passed as positive, then became zero,
+    // and a zero generation timeout is no timeout at all.
+    @Test func aPositiveSettingBelowAMillisecondIsNotZero() throws {
+        let configuration = try WorkerConfiguration.load(environment: [
+            "IMAGEQUEUE_GENERATION_TIMEOUT": "0.0001", "IMAGEQUEUE_LEASE_SECONDS": "1e-9", "IMAGEQUEUE_RESULT_TTL": "0.0015",
+        ])
+        #expect(configuration.generationTimeout == .milliseconds(1))
+        #expect(configuration.lease == .milliseconds(1))
+        #expect(configuration.resultTTL == .milliseconds(2))
+    }
+}
