@@ -8,7 +8,19 @@ public enum JSONValue: Sendable, Equatable, Codable {
     case array([JSONValue])
     case object([String: JSONValue])
 
+    /// The deepest nesting decoded, counted from the document's root. Each level costs this
+    /// recursive decoder a few KiB of stack: unbounded (Foundation allows 512 levels), an
+    /// event or an API answer nested a few hundred levels deep overflows a 512 KiB thread
+    /// stack (Swift concurrency's threads on macOS) and kills the process. Events and the
+    /// LLM answers the worker reads nest a few levels.
+    static let maximumDepth = 64
+
+    /// Decodes any JSON value nested at most `maximumDepth` levels deep.
+    /// - Throws: `DecodingError.dataCorrupted` for deeper nesting.
     public init(from decoder: any Decoder) throws {
+        if decoder.codingPath.count > Self.maximumDepth {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "JSON nested deeper than \(Self.maximumDepth) levels"))
+        }
         let container = try decoder.singleValueContainer()
         if container.decodeNil() { self = .null }
         else if let value = try? container.decode(Bool.self) { self = .bool(value) }
