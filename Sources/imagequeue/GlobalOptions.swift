@@ -45,10 +45,13 @@ struct GlobalOptions: ParsableArguments {
                 configuration.rateLimit = nil
             } else {
                 let parts = text.split(separator: "/")
-                guard parts.count == 2, let requests = Int(parts[0]), let seconds = Double(parts[1]), requests > 0, seconds > 0 else {
-                    throw usage("IMAGEQUEUE_RATE_LIMIT must be REQUESTS/SECONDS (e.g. 10/60) or off")
+                // The window has the bounds of the worker's durations: "10/inf" or "10/1e300"
+                // would trap converting to milliseconds.
+                guard parts.count == 2, let requests = Int(parts[0]), let seconds = Double(parts[1]), requests > 0,
+                      seconds > 0, seconds < 1e7 else {
+                    throw usage("IMAGEQUEUE_RATE_LIMIT must be REQUESTS/SECONDS (e.g. 10/60; seconds less than 10000000) or off")
                 }
-                configuration.rateLimit = .init(requests: requests, window: .milliseconds(Int64(seconds * 1000)))
+                configuration.rateLimit = .init(requests: requests, window: .milliseconds(Int64((seconds * 1000).rounded(.up))))
             }
         }
         if let text = Self.environment("IMAGEQUEUE_MAX_ATTEMPTS") {

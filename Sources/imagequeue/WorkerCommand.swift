@@ -57,8 +57,10 @@ struct WorkerCommand: AsyncParsableCommand {
     var config: String?
 
     func validate() throws {
-        if let leaseSeconds, leaseSeconds < 1 { throw ValidationError("--lease-seconds must be at least 1") }
-        if let graceSeconds, graceSeconds < 0 { throw ValidationError("--grace-seconds must not be negative") }
+        // Ranges, not one-sided checks: nan, inf and 1e300 passed those and then trapped when
+        // converted to milliseconds.
+        if let leaseSeconds, !(1..<1e7).contains(leaseSeconds) { throw ValidationError("--lease-seconds must be at least 1 and less than 10000000") }
+        if let graceSeconds, !(0..<1e7).contains(graceSeconds) { throw ValidationError("--grace-seconds must be at least 0 and less than 10000000") }
         if let metricsPort, !(1...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be a port number") }
         if !(1...64).contains(concurrency) { throw ValidationError("--concurrency must be from 1 to 64") }
         if let backend, WorkerConfiguration.Backend(rawValue: backend) == nil {

@@ -27,6 +27,12 @@ struct UsageCase: Sendable, CustomTestStringConvertible {
                   redisURL: "http://x"),
         UsageCase(name: "bad IMAGEQUEUE_RATE_LIMIT", arguments: ["enqueue", "--model", "flux", "--user", "alice", "a fox"],
                   environment: ["IMAGEQUEUE_RATE_LIMIT": "lots"]),
+        // Found in the fuzzing work (docs/FUZZING.md): these windows trapped converting to ms.
+        UsageCase(name: "infinite IMAGEQUEUE_RATE_LIMIT window", arguments: ["enqueue", "--model", "flux", "--user", "alice", "a fox"],
+                  environment: ["IMAGEQUEUE_RATE_LIMIT": "10/inf"]),
+        UsageCase(name: "IMAGEQUEUE_RATE_LIMIT window past Int64 milliseconds",
+                  arguments: ["enqueue", "--model", "flux", "--user", "alice", "a fox"],
+                  environment: ["IMAGEQUEUE_RATE_LIMIT": "10/1e300"]),
         UsageCase(name: "bad IMAGEQUEUE_MAX_PROMPT_LENGTH", arguments: ["enqueue", "--model", "flux", "--user", "alice", "a fox"],
                   environment: ["IMAGEQUEUE_MAX_PROMPT_LENGTH": "long"]),
         UsageCase(name: "unknown subcommand", arguments: ["enqueu", "--model", "flux", "--user", "alice", "a fox"]),

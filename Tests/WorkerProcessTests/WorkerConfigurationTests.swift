@@ -25,6 +25,10 @@ struct WorkerConfigurationTests {
         BadSetting(setting: "IMAGEQUEUE_GENERATION_TIMEOUT", arguments: ["--backend", "http"],
                    environment: ["FLUX_WORKER_URL": "http://127.0.0.1:9/flux", "IMAGEQUEUE_GENERATION_TIMEOUT": "-1"]),
         BadSetting(setting: "--backend", arguments: ["--backend", "wat"], environment: [:]),
+        // Found in the fuzzing work (docs/FUZZING.md): these passed a one-sided check, then trapped.
+        BadSetting(setting: "--lease-seconds", arguments: ["--backend", "placeholder", "--lease-seconds", "nan"], environment: [:]),
+        BadSetting(setting: "--lease-seconds", arguments: ["--backend", "placeholder", "--lease-seconds", "1e300"], environment: [:]),
+        BadSetting(setting: "--grace-seconds", arguments: ["--backend", "placeholder", "--grace-seconds", "inf"], environment: [:]),
     ]
 
     @Test("a bad setting exits 2 with one line naming it", arguments: badSettings)
