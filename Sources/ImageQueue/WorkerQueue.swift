@@ -121,23 +121,30 @@ public final class WorkerQueue: Sendable {
         }
     }
 
-    /// Calls claimJob with `claimID`, and calls it again with the same id while the answer
-    /// is lost after the call was sent (the connection broke, or the reply did not come in
-    /// time): the first call may have claimed a job, and the repeat answers that job instead of
-    /// leaving it held by nobody until its lease expires. Gives up after a lease: by then the
-    /// recovery sweep has put such a job back anyway.
+    /// Calls claimJob with `claimID`. Once an answer is lost after the call was sent (the
+    /// connection broke, or the reply did not come in time), that call may have claimed a job:
+    /// it is asked again with the same id through every transient failure (Redis down, still
+    /// loading its data after a restart) until an answer comes, which is that job if it was
+    /// claimed, instead of leaving it held by nobody until its lease expires. Gives up after a
+    /// lease: by then the recovery sweep has put such a job back anyway.
     private func claimReply(model: String, lease: Duration, claimID: String) async throws(ImageQueueError) -> RESPValue {
         let deadline = ContinuousClock.now + lease
+        var answerLost = false
         while true {
             do {
                 return try await runner.run(QueueScripts.claimJob, model: model,
                                             arguments: [workerID, lease.wholeMilliseconds, claimID])
             } catch {
-                guard let kind = error.redisError?.kind, kind == .connectionLost || kind == .timeout,
-                      ContinuousClock.now < deadline, !Task.isCancelled else { throw error }
-                logger.info("the answer to a claim was lost; asking again", metadata: ["job.model": "\(model)",
-                                                                                       "error": "\(error.message)"])
-                try? await Task.sleep(for: .milliseconds(20))
+                guard let failure = error.redisError else { throw error }
+                if failure.kind == .connectionLost || failure.kind == .timeout {
+                    if !answerLost {
+                        logger.info("the answer to a claim was lost; asking again",
+                                    metadata: ["job.model": "\(model)", "error": "\(error.message)"])
+                    }
+                    answerLost = true
+                }
+                guard answerLost, failure.isTransient, ContinuousClock.now < deadline, !Task.isCancelled else { throw error }
+                try? await Task.sleep(for: .milliseconds(50))
             }
         }
     }

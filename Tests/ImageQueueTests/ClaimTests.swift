@@ -77,6 +77,39 @@ import TestSupport
         withExtendedLifetime(server) {}
     }
 
+    @Test func aClaimWhoseAnswerIsLostIsAskedAgainWhileRedisIsLoading() async throws {
+        let server = try await RedisServer.launch(extraArguments: ["--enable-debug-command", "yes"])
+        let queue = try QueueFixture(url: server.url)
+        defer { queue.close() }
+        let first = try await queue.enqueue("first")
+        // Enough data that reloading it takes a while, with LOADING answers meanwhile.
+        try await queue.redis.send(RedisCommand("DEBUG", "POPULATE", "300000", "filler"), timeout: .seconds(60))
+        var impatient = queue.redisConfiguration
+        impatient.commandTimeout = .milliseconds(300)
+        let worker = WorkerQueue(redis: impatient, configuration: queue.configuration, workerID: "w1")
+        defer { worker.close() }
+        #expect(try await worker.claim(model: "sdxl", lease: .seconds(30)) == .empty)  // connected, script loaded
+
+        // Redis stalls past the worker's patience (the claim's answer is lost), then reloads
+        // its data, as after a restart: the repeat of the claim is answered LOADING at first.
+        let stall = Task {
+            try await queue.redis.pipeline([RedisCommand("DEBUG", "SLEEP", "0.6"), RedisCommand("DEBUG", "RELOAD")],
+                                           timeout: .seconds(60))
+        }
+        try await Task.sleep(for: .milliseconds(150))
+        let outcome = try await worker.claim(model: "flux", lease: .seconds(30))
+        #expect(try await stall.value.last == .status("OK"))
+
+        guard case .claimed(let job) = outcome else {
+            Issue.record("expected the first job, got \(outcome)")
+            return
+        }
+        #expect(job.id == first.id && job.attempt == 1)
+        #expect(try await queue.hash(first.id)["token"] == job.token)
+        #expect(try await worker.claim(model: "flux", lease: .seconds(30)) == .full)
+        withExtendedLifetime(server) {}
+    }
+
     @Test func theConcurrencyLimitHoldsAcrossIndependentClaimers() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }
