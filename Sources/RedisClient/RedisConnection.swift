@@ -182,10 +182,13 @@ final class ConnectionEngine: @unchecked Sendable {
                                             connectTimeout: configuration.connectTimeout,
                                             clientName: configuration.clientName)
                 socket = fresh
+                // A connection that breaks (or times out) while the scripts are loaded again is
+                // a failed attempt like any other: the batch waits for the next one.
+                try reloadScripts()
                 if attempt > 0 { logger.info("reconnected to Redis", metadata: ["redis.endpoint": "\(configuration.endpoint)"]) }
-                reloadScripts()
                 return true
             } catch {
+                socket = nil
                 lastError = error
                 if error.kind == .authentication { break }  // retrying cannot help
             }
@@ -213,18 +216,15 @@ final class ConnectionEngine: @unchecked Sendable {
     }
 
     /// After a reconnect the server may be new (restarted): load every script used so far.
-    private func reloadScripts() {
+    /// - Throws: `RedisError` when the connection breaks or the replies do not come in time.
+    private func reloadScripts() throws(RedisError) {
         guard let socket, !usedScripts.isEmpty else { return }
-        do {
-            let scripts = Array(usedScripts.values)
-            for script in scripts { try socket.append(["SCRIPT", "LOAD", script.source].map(\.redisBytes)) }
-            let deadline = ContinuousClock.now + configuration.commandTimeout
-            try socket.flush(deadline: deadline)
-            for script in scripts {
-                if let sha = try socket.readReply(deadline: deadline, interruptFD: nil).string { script.remember(sha: sha) }
-            }
-        } catch {
-            self.socket = nil
+        let scripts = Array(usedScripts.values)
+        for script in scripts { try socket.append(["SCRIPT", "LOAD", script.source].map(\.redisBytes)) }
+        let deadline = ContinuousClock.now + configuration.commandTimeout
+        try socket.flush(deadline: deadline)
+        for script in scripts {
+            if let sha = try socket.readReply(deadline: deadline, interruptFD: nil).string { script.remember(sha: sha) }
         }
     }
 
@@ -243,7 +243,10 @@ final class ConnectionEngine: @unchecked Sendable {
     }
 
     private func process(_ incoming: [Request]) {
-        guard let socket else { return }
+        guard let socket else {
+            for request in incoming { request.complete(.failure(RedisError(.connectionLost, "not connected to Redis"))) }
+            return
+        }
         var answered = 0
         var batch: [Request] = []
         batch.reserveCapacity(incoming.count)

@@ -97,6 +97,33 @@ import TestSupport
         }
     }
 
+    @Test func aReconnectThatCannotReloadItsScriptsStillAnswersTheCommand() async throws {
+        let server = try await privateRedisServer(["--enable-debug-command", "yes"])
+        // No client name, so nothing is asked on connect before the scripts are loaded again.
+        let redis = try connection(to: server.url) {
+            $0.commandTimeout = .milliseconds(300)
+            $0.reconnectDeadline = .seconds(10)
+        }
+        let other = try connection(to: server.url)
+        let script = RedisScript(name: "one", source: "return 1")
+        #expect(try await redis.send(.script(script, keys: [], arguments: [])) == .integer(1))
+
+        // The connection is dropped, then Redis stalls: the next command reconnects (the
+        // kernel accepts for a stalled server), but loading the used scripts again times out.
+        try await other.send("CLIENT", "KILL", "SKIPME", "yes")
+        let stall = Task { try await other.send(RedisCommand("DEBUG", "SLEEP", "1"), timeout: .seconds(10)) }
+        try await Task.sleep(for: .milliseconds(150))
+        let replies = EventRecorder<RESPValue>()
+        let ping = Task { replies.record(try await redis.send("PING")) }
+        // It must end, never wait forever: here, answered once Redis is awake again.
+        let answered = await eventually(within: .seconds(15)) { !replies.all.isEmpty }
+        _ = try await stall.value
+        #expect(answered, "a command sent while the scripts could not be reloaded never ended")
+        #expect(replies.all == [.status("PONG")])
+        ping.cancel()
+        #expect(try await redis.send(.script(script, keys: [], arguments: [])) == .integer(1))
+    }
+
     // MARK: Timeout
 
     @Test func slowReplyTimesOutAndTheConnectionRecovers() async throws {
