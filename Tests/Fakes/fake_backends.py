@@ -16,8 +16,10 @@ Services (what the real ones look like):
   gemini      POST /gemini/v1beta/models/<model>:generateContent  -> 200 generateContent JSON
 Control:
   POST /_control/script         {"service", "responses": [RESPONSE, ...]}  (appends)
-  POST /_control/reset          clears scripts, default delays and the request log
+  POST /_control/reset          clears scripts, default delays, chaos and the request log
   POST /_control/default_delay  {"service", "delay_ms"}
+  POST /_control/chaos          {"service", "latency_ms": [lo, hi], "error_rate", "seed"}; {} turns it off
+  GET  /_control/chaos          the chaos settings and counters, per service
   GET  /_control/requests[?service=S]
   GET  /_control/scripts        scripted responses not used yet, per service
   GET  /_control/health
@@ -25,6 +27,7 @@ Control:
 
 import json
 import os
+import random
 import struct
 import sys
 import threading
@@ -41,6 +44,8 @@ RESPONSE_FIELDS = {
     "status": int, "headers": dict, "body": str, "body_kind": str, "content": str, "error": str,
     "delay_ms": (int, float), "slow_body_ms": (int, float), "size_bytes": int, "drop": (bool, str),
 }
+CHAOS_FIELDS = {"service": str, "latency_ms": (list, int, float), "error_rate": (int, float), "seed": int}
+CHAOS_STATUSES = (500, 502, 503)
 STREAM_CHUNK = 64 * 1024
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NATIVE_TYPE = {"flux": "image/png", "sdxl": "image/jpeg", "openrouter": "application/json",
@@ -103,12 +108,14 @@ class State:
         self.lock = threading.Lock()
         self.scripts = {name: [] for name in SERVICES}
         self.delays = {name: 0.0 for name in SERVICES}
+        self.chaos = {}
         self.log = []
 
     def reset(self):
         with self.lock:
             self.scripts = {name: [] for name in SERVICES}
             self.delays = {name: 0.0 for name in SERVICES}
+            self.chaos = {}
             self.log = []
 
     def record(self, entry):
@@ -145,6 +152,37 @@ class State:
         with self.lock:
             self.delays[service] = delay_ms
 
+    def set_chaos(self, service, settings):
+        """Chaos for one service (settings None: off), or off for all (service None)."""
+        with self.lock:
+            if service is None:
+                self.chaos = {}
+            elif settings is None:
+                self.chaos.pop(service, None)
+            else:
+                self.chaos[service] = dict(settings, rng=random.Random(settings["seed"]), answered=0, errors=0)
+
+    def chaos_script(self, service):
+        """A one-off response drawn from the service's chaos settings ({} when chaos is off)."""
+        with self.lock:
+            chaos = self.chaos.get(service)
+            if chaos is None:
+                return {}
+            rng = chaos["rng"]
+            low, high = chaos["latency_ms"]
+            response = {"delay_ms": rng.uniform(low, high)}
+            chaos["answered"] += 1
+            if rng.random() < chaos["error_rate"]:
+                status = rng.choice(CHAOS_STATUSES)
+                response.update(status=status, error=f"chaos: injected {status}")
+                chaos["errors"] += 1
+            return response
+
+    def chaos_report(self):
+        with self.lock:
+            return {name: {key: value for key, value in chaos.items() if key != "rng"}
+                    for name, chaos in self.chaos.items()}
+
 
 STATE = State()
 
@@ -165,6 +203,24 @@ def validate_response(index, response):
     for name, value in response.get("headers", {}).items():
         if not isinstance(value, (str, int)):
             raise BadRequest(f"responses[{index}].headers['{name}'] must be a string")
+
+
+def chaos_settings(body):
+    """The checked settings of a /_control/chaos body that turns chaos on."""
+    latency = body.get("latency_ms", 0)
+    if isinstance(latency, list):
+        if len(latency) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in latency):
+            raise BadRequest("latency_ms must be a number or a list [low, high] of two numbers")
+        low, high = latency
+    else:
+        low = high = latency
+    if low < 0 or high < low:
+        raise BadRequest("latency_ms must be >= 0, with low <= high")
+    rate = body.get("error_rate", 0)
+    if not 0 <= rate <= 1:
+        raise BadRequest("error_rate must be from 0 to 1")
+    seed = body.get("seed", random.randrange(1 << 31))
+    return {"latency_ms": [low, high], "error_rate": rate, "seed": seed}
 
 
 # --- Request parsing --------------------------------------------------------------------------
@@ -295,7 +351,10 @@ class Handler(FakeHandler):
                     return
             prompt = prompt_of(service, query, payload)
             STATE.finish(entry, prompt=prompt)
-            status, outcome, sent = self.answer(service, prompt, payload, STATE.next_script(service) or {})
+            script = STATE.next_script(service)
+            if script is None:
+                script = STATE.chaos_script(service)
+            status, outcome, sent = self.answer(service, prompt, payload, script)
         except ClientGone:
             self.close_connection = True
             outcome = "client_closed"
@@ -406,6 +465,25 @@ class Handler(FakeHandler):
                 raise BadRequest("delay_ms must be a number >= 0")
             STATE.set_delay(service, float(delay))
             self.send_json(200, {"ok": True, "service": service, "delay_ms": delay})
+        elif path == "/_control/chaos":
+            if self.command == "GET":
+                self.send_json(200, STATE.chaos_report())
+                return
+            self.require(path, "POST")
+            body = json_object(raw)
+            check_fields("the body", body, CHAOS_FIELDS)
+            if not body:
+                STATE.set_chaos(None, None)
+                self.send_json(200, {"ok": True, "chaos": {}})
+                return
+            service = service_of(body.get("service"))
+            if set(body) == {"service"}:
+                STATE.set_chaos(service, None)
+                self.send_json(200, {"ok": True, "service": service, "chaos": None})
+                return
+            settings = chaos_settings(body)
+            STATE.set_chaos(service, settings)
+            self.send_json(200, {"ok": True, "service": service, "chaos": settings})
         elif path == "/_control/requests":
             self.require(path, "GET")
             service = self.query_value(query, "service")
