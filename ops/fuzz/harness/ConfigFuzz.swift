@@ -15,8 +15,12 @@ import TelegramFront
 import Glibc
 #endif
 
-/// In memory when there is a tmpfs: the file is rewritten for every input.
-private let configPath = (access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + "/imagequeue-fuzz-config-\(getpid())"
+/// In memory when there is a tmpfs: the file is rewritten for every input. Removed at exit.
+private let configPath: String = {
+    let path = (access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + "/imagequeue-fuzz-config-\(getpid())"
+    atexit { _ = unlink(configPath) }
+    return path
+}()
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func configFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
