@@ -46,11 +46,10 @@ struct ClaimLoops: Service {
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
                 failures += 1
-                let ceiling = Int64(min(5_000, 100 << min(failures, 6)))
                 if failures == 1 {
                     logger.warning("cannot reach Redis; retrying with backoff", metadata: ["error": "\(error)"])
                 }
-                try? await Task.sleep(for: .milliseconds(Int64.random(in: ceiling / 2...ceiling)))
+                try? await Task.sleep(for: RedisRetry.pause(afterFailures: failures))
             }
         }
         logger.debug("claim loop stopped", metadata: ["slot": "\(slot)"])
@@ -78,6 +77,20 @@ struct ClaimLoops: Service {
         } onCancel: {
             work.cancel()
         }
+    }
+}
+
+/// How long the worker waits before asking Redis again after a call failed.
+enum RedisRetry {
+    /// The pause after `failures` failures in a row (1 or more): 100 to 200 ms, then 125 to
+    /// 250 ms. Short, so that the worker is at work again within a second of Redis being ready:
+    /// a Redis that restarts answers LOADING for as long as it reads its data, and a pause that
+    /// kept doubling would outlast the loading by seconds, leaving models idle and the jobs in
+    /// flight unrecorded. An unreachable Redis is waited for in the connection itself (up to
+    /// its reconnect deadline), not here.
+    static func pause(afterFailures failures: Int) -> Duration {
+        let ceiling = Int64(min(250, 100 << min(max(failures, 1), 6)))
+        return .milliseconds(Int64.random(in: ceiling / 2...ceiling))
     }
 }
 

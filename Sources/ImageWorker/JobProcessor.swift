@@ -182,7 +182,7 @@ struct JobProcessor: Sendable {
         let deadline = ContinuousClock.now + configuration.lease
         // An unstructured task: a shutdown cancelling the caller must not cancel this step.
         return await Task {
-            var delay: Duration = .milliseconds(100)
+            var failures = 0
             while true {
                 do {
                     return try await step()
@@ -190,14 +190,15 @@ struct JobProcessor: Sendable {
                     logger.warning("another worker owns the job now; abandoning it")
                     return .abandoned
                 } catch {
+                    failures += 1
+                    let delay = RedisRetry.pause(afterFailures: failures)
                     if ContinuousClock.now + delay > deadline {
                         logger.error("could not record the job's end before its lease expired; it will be recovered",
                                      metadata: ["error": "\(error)"])
                         return .abandoned
                     }
-                    logger.warning("Redis unavailable; retrying", metadata: ["error": "\(error)"])
+                    if failures == 1 { logger.warning("Redis unavailable; retrying", metadata: ["error": "\(error)"]) }
                     try? await Task.sleep(for: delay)
-                    delay = min(delay * 2, .seconds(2))
                 }
             }
         }.value
