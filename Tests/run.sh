@@ -2,8 +2,9 @@
 # Runs ImageQueue's whole test suite on a fresh Debian machine:
 # installs what is missing (ops/install-deps.sh: redis-server, libhiredis-dev,
 # libcurl4-openssl-dev, redis-py),
-# starts a private redis-server on a free loopback port, builds, runs `swift test`, and
-# stops that server by its pid. Usage: bash Tests/run.sh [extra swift test arguments]
+# starts a private redis-server on a free loopback port, builds, runs the short chaos run
+# (ops/chaos.py, with its own Redis) and `swift test`, and stops that server by its pid.
+# Usage: bash Tests/run.sh [extra swift test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,5 +39,9 @@ log "redis-server $(redis-server --version | awk '{print $3}') on 127.0.0.1:$por
 log "building"
 swift build --build-tests
 export IMAGEQUEUE_BINARY="$PWD/.build/debug/imagequeue"
+# About a minute of workers killed every second, Redis restarted and frozen (docs/CHAOS.md).
+# Before swift test, so that the suite's summary stays the last line.
+log "chaos (short)"
+python3 ops/chaos.py --short --binary "$IMAGEQUEUE_BINARY"
 log "testing"
 swift test --skip-build "$@"
