@@ -8,9 +8,12 @@
   ARGV[2]     the model's events channel
   ARGV[3]     worker id
   ARGV[4]     lease in ms: the job returns to the queue if not heartbeaten within it
-  ARGV[5]     optional claim id, unique per claim (e.g. worker id + random): a repeat of a
-              call whose reply was lost (the connection broke or timed out) answers the job
-              that call claimed, instead of leaving it held until its lease expires
+  ARGV[5]     optional claim id, unique per claim (e.g. worker id + random), recorded on
+              the job it claims
+  ARGV[6]     optional: '1' when this call repeats one with the same claim id whose reply
+              was lost (the connection broke or timed out): it answers the job that call
+              claimed, instead of leaving it held until its lease expires. Only a repeat
+              looks the claim id up, so an ordinary claim stays O(log n).
 
   Returns     { "ok", id, token, attempt, max_attempts, request JSON, enqueued_at }
               { "full" }   the model is at its concurrency limit; nothing changed
@@ -20,8 +23,9 @@
               the event is published; the doorbell rings again if more work can start.
               A pending entry whose job hash is missing or not `queued` is dead-lettered
               (`malformed_job`) and the next entry is tried (at most 100 per call).
-              With a claim id that an active job of this worker already carries: the same
-              reply again, with the lease renewed to now+lease; no new token, no event.
+              A repeat (ARGV[6] = '1') whose claim id an active job of this worker carries:
+              the same reply again, with the lease renewed to now+lease; no new token, no
+              event. A repeat that finds no such job claims as usual.
 ]]
 --@include common.lua
 
@@ -31,7 +35,7 @@ if not worker or worker == '' or not leaseMs then
 end
 local claimId = ARGV[5] or ''
 local now = nowMs()
-if claimId ~= '' then
+if claimId ~= '' and ARGV[6] == '1' then
   for _, id in ipairs(redis.call('ZRANGE', activeKey, 0, -1)) do
     local h = redis.call('HMGET', jobPrefix .. id, 'claim', 'worker', 'token', 'attempt', 'max_attempts', 'request',
                          'enqueued_at')

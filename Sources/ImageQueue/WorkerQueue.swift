@@ -133,7 +133,7 @@ public final class WorkerQueue: Sendable {
         while true {
             do {
                 return try await runner.run(QueueScripts.claimJob, model: model,
-                                            arguments: [workerID, lease.wholeMilliseconds, claimID])
+                                            arguments: [workerID, lease.wholeMilliseconds, claimID, answerLost ? "1" : "0"])
             } catch {
                 guard let failure = error.redisError else { throw error }
                 if failure.kind == .connectionLost || failure.kind == .timeout {
