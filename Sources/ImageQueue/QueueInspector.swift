@@ -98,7 +98,8 @@ public struct QueueInspector: Sendable {
 
     // MARK: - Plumbing
 
-    static func hash(_ reply: RESPValue) -> [String: String] {
+    /// A HGETALL reply as a dictionary (pairs that are not both strings are skipped).
+    package static func hash(_ reply: RESPValue) -> [String: String] {
         guard let items = reply.array else { return [:] }
         var hash: [String: String] = [:]
         var index = 0

@@ -78,19 +78,14 @@ struct FrontState: Sendable {
     /// Every pending delivery. A record that cannot be read is reported and left in place
     /// for an operator (`HGET <deliveries> <job>`), never silently dropped.
     func pending() async throws -> [DeliveryRecord] {
-        let reply = try await redis.send("HGETALL", keys.deliveries)
-        let items = reply.array ?? []
         var records: [DeliveryRecord] = []
-        var index = 0
-        while index + 1 < items.count {
-            let field = items[index].string ?? "?"
-            if let bytes = items[index + 1].bytes, let record = try? JSONDecoder().decode(DeliveryRecord.self, from: Data(bytes)) {
+        for (job, json) in QueueInspector.hash(try await redis.send("HGETALL", keys.deliveries)) {
+            if let record = try? JSONDecoder().decode(DeliveryRecord.self, from: Data(json.utf8)) {
                 records.append(record)
             } else {
                 logger.error("a pending delivery record is unreadable; left in Redis", metadata: [
-                    "job.id": "\(field.prefix(128))", "redis.key": "\(keys.deliveries)"])
+                    "job.id": "\(job.prefix(128))", "redis.key": "\(keys.deliveries)"])
             }
-            index += 2
         }
         return records
     }
