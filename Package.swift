@@ -142,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ImageQueueTests",
-            dependencies: ["ImageQueue", "RedisClient", "TestSupport"]
+            dependencies: ["ImageQueue", "RedisClient", "DedicatedThreads", "TestSupport"]
         ),
         .testTarget(
             name: "ImageWorkerTests",
