@@ -66,10 +66,10 @@ for _ = 1, 100 do
     local attempt = redis.call('HINCRBY', jobKey, 'attempt', 1)
     local status = 'enhancing'
     if h[3] == '0' then status = 'generating' end
-    redis.call('HSET', jobKey, 'status', status, 'token', token, 'worker', worker, 'started_at', now)
     if claimId ~= '' then
-      redis.call('HSET', jobKey, 'claim', claimId)
+      redis.call('HSET', jobKey, 'status', status, 'token', token, 'worker', worker, 'started_at', now, 'claim', claimId)
     else
+      redis.call('HSET', jobKey, 'status', status, 'token', token, 'worker', worker, 'started_at', now)
       redis.call('HDEL', jobKey, 'claim')
     end
     redis.call('ZADD', activeKey, now + leaseMs, id)
