@@ -6,7 +6,10 @@ Routes (any method):
   /echo             JSON: method, path, raw query, headers (lowercased names), body (base64)
   /echo-body        the request body back, byte for byte
   /status?code=N&retry_after=S   status N with Retry-After and a repeated X-Dup header
-  /stream?bytes=N   N bytes (i % 251) with no Content-Length, ended by closing
+  /stream?bytes=N&id=X  N bytes (i % 251) with no Content-Length, ended by closing;
+                    with an id, the bytes written before the end or the client's hang-up
+                    are kept for /sent
+  /sent?id=X        those bytes for stream X, once it ended ("running" until then)
   /fixed?bytes=N    N bytes (i % 251) with a Content-Length
   /announce?length=N  announces Content-Length N, sends 10 bytes, then stalls 30 s
   /hold?id=X&seconds=S  waits until /release?id=X (200 "released") or S seconds (504)
@@ -26,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 events = {}
 arrived = set()
+sent = {}
 lock = threading.Lock()
 
 
@@ -87,8 +91,19 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
             self.end_headers()
-            for chunk in pattern(int(query["bytes"])):
-                self.wfile.write(chunk)
+            written = 0
+            try:
+                for chunk in pattern(int(query["bytes"])):
+                    self.wfile.write(chunk)
+                    written += len(chunk)
+            finally:
+                if "id" in query:
+                    with lock:
+                        sent[query["id"]] = written
+        elif path == "/sent":
+            with lock:
+                count = sent.get(query["id"])
+            self.reply(200, b"running" if count is None else str(count).encode())
         elif path == "/fixed":
             count = int(query["bytes"])
             self.send_response(200)
