@@ -1,5 +1,6 @@
 --[[
-  completeJob: the owner records the result; the job is done and its slot is free.
+  completeJob: the owner records the result; the job is done and its slot is free. Several
+  jobs of the model may be completed in one call.
 
   KEYS[1..8]  the model keys (see includes/common.lua)
   ARGV[1]     model name
@@ -8,29 +9,55 @@
   ARGV[4]     fencing token
   ARGV[5]     result JSON object (content_type, bytes, store, path or key, ...)
   ARGV[6]     how long to keep the finished job, ms (0 = keep)
+  ARGV[7...]  optional: more jobs, three arguments each (job id, token, result JSON)
 
-  Returns     1
+  Returns     1 for one job; for several, an array with, per job in order, 1 or that job's
+              error (each job succeeds or fails alone)
   Effects     status `completed`, finished_at, result stored, token cleared (a second
               completion with the same token is STALE_TOKEN), meta.completed_total + 1,
               the doorbell rings for the next job.
-  Errors      NOT_FOUND, STALE_TOKEN (nothing changed), BAD_REQUEST (result not an object)
+  Errors      NOT_FOUND, STALE_TOKEN (nothing changed), BAD_REQUEST (result not an object,
+              or a bad retention: then nothing is done for any job)
 ]]
 --@include common.lua
 
-local id, token, retention = ARGV[3], ARGV[4], wholeNumber(ARGV[6], 0)
-local jobKey = jobPrefix .. id
-local err = ownerError(jobKey, id, token)
-if err then return err end
-local result = decodeObject(ARGV[5])
-if not result then return redis.error_reply('BAD_REQUEST result must be a JSON object') end
+local retention = wholeNumber(ARGV[6], 0)
 if not retention then return redis.error_reply('BAD_REQUEST retention must be a whole number of ms >= 0') end
+local jobs = { { ARGV[3], ARGV[4], ARGV[5] } }
+for i = 7, #ARGV - 2, 3 do jobs[#jobs + 1] = { ARGV[i], ARGV[i + 1], ARGV[i + 2] } end
 
+local ids = {}
+for n, job in ipairs(jobs) do ids[n] = job[1] end
+local leases = redis.call('ZMSCORE', activeKey, unpack(ids))
 local now = nowMs()
-redis.call('ZREM', activeKey, id)
-redis.call('HSET', jobKey, 'status', 'completed', 'finished_at', now, 'result', ARGV[5], 'token', '')
-redis.call('HDEL', jobKey, 'error')
-redis.call('HINCRBY', metaKey, 'completed_total', 1)
-emitEvent(jobKey, id, 'completed', now, { result = result })
-ringDoorbell()
-if retention > 0 then redis.call('PEXPIRE', jobKey, retention) end
-return 1
+local replies, done = {}, {}
+for n, job in ipairs(jobs) do
+  local id, token, resultJSON = job[1], job[2], job[3]
+  local jobKey = jobPrefix .. id
+  local h = redis.call('HMGET', jobKey, 'status', 'token', 'attempt', 'rev', 'enhanced_prompt', 'worker', 'error')
+  local reply = ownerCheck(id, token, h[1], h[2], leases[n])
+  local result = nil
+  if not reply then
+    result = decodeObject(resultJSON)
+    if not result then reply = redis.error_reply('BAD_REQUEST result must be a JSON object') end
+  end
+  if not reply then
+    local rev = (tonumber(h[4]) or 0) + 1
+    local event = buildEvent(id, 'completed', now, h[3], rev, h[5], h[6], { result = result })
+    redis.call('HSET', jobKey, 'status', 'completed', 'finished_at', now, 'result', resultJSON, 'token', '',
+               'rev', rev, 'event', event)
+    if h[7] then redis.call('HDEL', jobKey, 'error') end
+    if retention > 0 then redis.call('PEXPIRE', jobKey, retention) end
+    publishEvent(id, event)
+    done[#done + 1] = id
+    reply = 1
+  end
+  replies[n] = reply
+end
+if #done > 0 then
+  redis.call('ZREM', activeKey, unpack(done))
+  redis.call('HINCRBY', metaKey, 'completed_total', #done)
+  ringDoorbell()
+end
+if #jobs == 1 then return replies[1] end
+return replies

@@ -31,6 +31,16 @@ public enum ClaimOutcome: Sendable, Equatable {
     case empty
 }
 
+/// What a claim of several jobs found.
+public enum ClaimBatch: Sendable, Equatable {
+    /// One job or more, in queue order, now leased to this worker.
+    case claimed([ClaimedJob])
+    /// The model already runs as many jobs as its concurrency limit.
+    case full
+    /// No job is waiting.
+    case empty
+}
+
 /// What `fail` did with the job.
 public enum FailOutcome: String, Sendable {
     /// Back at the head of its queue for another attempt.
@@ -81,59 +91,83 @@ public final class WorkerQueue: Sendable {
     /// again under the same claim id, and so still returns the job it took.
     /// - Throws: `ImageQueueError` `.redis`.
     public func claim(model: String, lease: Duration) async throws(ImageQueueError) -> ClaimOutcome {
+        switch try await claim(model: model, lease: lease, upTo: 1) {
+        case .claimed(let jobs): .claimed(jobs[0])
+        case .full: .full
+        case .empty: .empty
+        }
+    }
+
+    /// Claims up to `count` jobs from the head of `model`'s queue in one call, as many as the
+    /// model's concurrency limit leaves room for, in queue order. Unreadable jobs are
+    /// dead-lettered as in `claim(model:lease:)`.
+    /// - Throws: `ImageQueueError` `.redis`.
+    public func claim(model: String, lease: Duration, upTo count: Int) async throws(ImageQueueError) -> ClaimBatch {
         while true {
-            let reply = try await claimReply(model: model, lease: lease,
-                                             claimID: "\(workerID):\(String(UInt64.random(in: .min ... .max), radix: 36))")
+            let claimID = "\(workerID):\(String(UInt64.random(in: .min ... .max), radix: 36))"
+            let reply = try await claimReply(model: model, lease: lease, claimID: claimID, count: max(1, min(count, 1000)))
             guard let parts = reply.array, let kind = parts.first?.string else {
                 throw ImageQueueError(.malformed, "unexpected reply from claimJob: \(reply)")
             }
             switch kind {
             case "full": return .full
             case "empty": return .empty
-            case "ok" where parts.count == 7:
-                let id = parts[1].string ?? ""
-                let token = parts[2].string ?? ""
-                guard let bytes = parts[5].bytes,
-                      let payload = try? JSONDecoder().decode(JobPayload.self, from: Data(bytes)) else {
-                    logger.warning("dead-lettering a job whose request is not readable", metadata: ["job.id": "\(id)"])
-                    let job = ClaimedJob(id: id, model: model, token: token, attempt: 0, maxAttempts: 0,
-                                         payload: JobPayload(JobRequest(model: model, prompt: "", user: "")), enqueuedAt: 0)
-                    _ = try? await fail(job, error: JobError(code: "malformed_job", message: "the job's request is not valid JSON of protocol v1"),
-                                        retryable: false)
-                    continue
+            case "ok" where parts.count > 1 && (parts.count - 1) % 6 == 0:
+                var jobs: [ClaimedJob] = []
+                jobs.reserveCapacity((parts.count - 1) / 6)
+                for start in stride(from: 1, to: parts.count, by: 6) {
+                    if let job = await readable(model: model, parts[start..<start + 6]) { jobs.append(job) }
                 }
-                guard payload.v == JobPayload.version else {
-                    // A newer producer's job: run it only with workers that understand it. In the
-                    // dead list it waits, with the reason, to be retried after the upgrade.
-                    logger.warning("dead-lettering a job of another protocol version", metadata: ["job.id": "\(id)", "job.version": "\(payload.v)"])
-                    let job = ClaimedJob(id: id, model: model, token: token, attempt: 0, maxAttempts: 0, payload: payload, enqueuedAt: 0)
-                    _ = try? await fail(job, error: JobError(code: "unsupported_version",
-                                                             message: "the job's request is protocol v\(payload.v); this worker reads v\(JobPayload.version)"),
-                                        retryable: false)
-                    continue
-                }
-                return .claimed(ClaimedJob(id: id, model: model, token: token, attempt: Int(parts[3].int ?? 1),
-                                           maxAttempts: Int(parts[4].int ?? 1), payload: payload,
-                                           enqueuedAt: parts[6].int ?? 0))
+                if !jobs.isEmpty { return .claimed(jobs) }
             default:
                 throw ImageQueueError(.malformed, "unexpected reply from claimJob: \(reply)")
             }
         }
     }
 
-    /// Calls claimJob with `claimID`. Once an answer is lost after the call was sent (the
-    /// connection broke, or the reply did not come in time), that call may have claimed a job:
-    /// it is asked again with the same id through every transient failure (Redis down, still
-    /// loading its data after a restart) until an answer comes, which is that job if it was
-    /// claimed, instead of leaving it held by nobody until its lease expires. Gives up after a
-    /// lease: by then the recovery sweep has put such a job back anyway.
-    private func claimReply(model: String, lease: Duration, claimID: String) async throws(ImageQueueError) -> RESPValue {
+    /// The claimed job of six reply fields, or nil after dead-lettering a job whose request
+    /// cannot be run by this worker.
+    private func readable(model: String, _ fields: ArraySlice<RESPValue>) async -> ClaimedJob? {
+        let parts = Array(fields)
+        let id = parts[0].string ?? ""
+        let token = parts[1].string ?? ""
+        guard let bytes = parts[4].bytes,
+              let payload = try? JSONDecoder().decode(JobPayload.self, from: Data(bytes)) else {
+            logger.warning("dead-lettering a job whose request is not readable", metadata: ["job.id": "\(id)"])
+            let job = ClaimedJob(id: id, model: model, token: token, attempt: 0, maxAttempts: 0,
+                                 payload: JobPayload(JobRequest(model: model, prompt: "", user: "")), enqueuedAt: 0)
+            _ = try? await fail(job, error: JobError(code: "malformed_job", message: "the job's request is not valid JSON of protocol v1"),
+                                retryable: false)
+            return nil
+        }
+        guard payload.v == JobPayload.version else {
+            // A newer producer's job: run it only with workers that understand it. In the
+            // dead list it waits, with the reason, to be retried after the upgrade.
+            logger.warning("dead-lettering a job of another protocol version", metadata: ["job.id": "\(id)", "job.version": "\(payload.v)"])
+            let job = ClaimedJob(id: id, model: model, token: token, attempt: 0, maxAttempts: 0, payload: payload, enqueuedAt: 0)
+            _ = try? await fail(job, error: JobError(code: "unsupported_version",
+                                                     message: "the job's request is protocol v\(payload.v); this worker reads v\(JobPayload.version)"),
+                                retryable: false)
+            return nil
+        }
+        return ClaimedJob(id: id, model: model, token: token, attempt: Int(parts[2].int ?? 1),
+                          maxAttempts: Int(parts[3].int ?? 1), payload: payload, enqueuedAt: parts[5].int ?? 0)
+    }
+
+    /// Calls claimJob with `claimID` for up to `count` jobs. Once an answer is lost after the
+    /// call was sent (the connection broke, or the reply did not come in time), that call may
+    /// have claimed jobs: it is asked again with the same id through every transient failure
+    /// (Redis down, still loading its data after a restart) until an answer comes, which is
+    /// those jobs if they were claimed, instead of leaving them held by nobody until their
+    /// lease expires. Gives up after a lease: by then the recovery sweep has put such jobs
+    /// back anyway.
+    private func claimReply(model: String, lease: Duration, claimID: String, count: Int) async throws(ImageQueueError) -> RESPValue {
         let deadline = ContinuousClock.now + lease
         var answerLost = false
         while true {
             do {
                 return try await runner.run(QueueScripts.claimJob, model: model,
-                                            arguments: [workerID, lease.wholeMilliseconds, claimID, answerLost ? "1" : "0"])
+                                            arguments: [workerID, lease.wholeMilliseconds, claimID, answerLost ? "1" : "0", count])
             } catch {
                 guard let failure = error.redisError else { throw error }
                 if failure.kind == .connectionLost || failure.kind == .timeout {
@@ -156,6 +190,40 @@ public final class WorkerQueue: Sendable {
                                  arguments: [job.id, job.token, lease.wholeMilliseconds], jobID: job.id)
     }
 
+    /// Extends the leases of several jobs of one model in one call; each job's own outcome
+    /// comes back in order (`.staleToken`, `.notFound` for a job this worker no longer owns).
+    /// - Throws: `ImageQueueError` `.redis` when the call itself fails.
+    public func heartbeat(_ jobs: [ClaimedJob], lease: Duration) async throws(ImageQueueError) -> [Result<Void, ImageQueueError>] {
+        guard let first = jobs.first else { return [] }
+        var arguments: [any RedisArgument] = [first.id, first.token, lease.wholeMilliseconds]
+        for job in jobs.dropFirst() { arguments += [job.id, job.token] as [any RedisArgument] }
+        return try await batchCall(QueueScripts.extendLease, jobs: jobs, arguments: arguments)
+    }
+
+    /// Calls a script that takes several jobs of one model and answers each job's outcome in
+    /// order (for one job: the bare reply, an error reply being that job's outcome).
+    /// - Throws: `ImageQueueError` `.redis` when the call itself fails.
+    private func batchCall(_ script: RedisScript, jobs: [ClaimedJob], arguments: [any RedisArgument]) async throws(ImageQueueError) -> [Result<Void, ImageQueueError>] {
+        let reply: RESPValue
+        do {
+            reply = try await runner.redis.send(runner.command(script, model: jobs[0].model, arguments: arguments))
+        } catch {
+            if jobs.count == 1, let redisError = error as? RedisError, redisError.kind == .server {
+                return [.failure(ScriptRunner.mapError(error, operation: script.name, jobID: jobs[0].id))]
+            }
+            throw ScriptRunner.mapError(error, operation: script.name, jobID: jobs.count == 1 ? jobs[0].id : nil)
+        }
+        let values = jobs.count == 1 ? [reply] : (reply.array ?? [])
+        let operation = script.name
+        return jobs.indices.map { index in
+            guard index < values.count else {
+                return .failure(ImageQueueError(.malformed, "\(operation) answered \(values.count) of \(jobs.count) jobs", jobID: jobs[index].id))
+            }
+            if let error = ScriptRunner.mapReply(values[index], operation: operation, jobID: jobs[index].id) { return .failure(error) }
+            return .success(())
+        }
+    }
+
     /// Moves the job to another running stage and publishes it with `detail` merged into
     /// the event (`enhanced_prompt` is also stored on the job).
     /// - Throws: `ImageQueueError` `.staleToken`, `.notFound`, `.invalidRequest`, `.redis`.
@@ -168,9 +236,19 @@ public final class WorkerQueue: Sendable {
     /// Records the result; the job is completed and its slot free.
     /// - Throws: `ImageQueueError` `.staleToken` (nothing recorded), `.notFound`, `.redis`.
     public func complete(_ job: ClaimedJob, result: JobResult) async throws(ImageQueueError) {
-        let json = (try? JSONEncoder().encode(result)).map { Array($0) } ?? []
-        _ = try await runner.run(QueueScripts.completeJob, model: job.model,
-                                 arguments: [job.id, job.token, json, configuration.retention.wholeMilliseconds], jobID: job.id)
+        try await complete([(job, result)])[0].get()
+    }
+
+    /// Records the results of several jobs of one model in one call; each job succeeds or
+    /// fails alone, and its outcome comes back in order.
+    /// - Throws: `ImageQueueError` `.redis` when the call itself fails.
+    public func complete(_ results: [(job: ClaimedJob, result: JobResult)]) async throws(ImageQueueError) -> [Result<Void, ImageQueueError>] {
+        guard let first = results.first else { return [] }
+        let encoder = JSONEncoder()
+        func json(_ result: JobResult) -> [UInt8] { (try? encoder.encode(result)).map { Array($0) } ?? [] }
+        var arguments: [any RedisArgument] = [first.job.id, first.job.token, json(first.result), configuration.retention.wholeMilliseconds]
+        for (job, result) in results.dropFirst() { arguments += [job.id, job.token, json(result)] as [any RedisArgument] }
+        return try await batchCall(QueueScripts.completeJob, jobs: results.map(\.job), arguments: arguments)
     }
 
     /// Ends this attempt with an error: back to the head of the queue when `retryable` and

@@ -3,10 +3,11 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// The claim loops of every served model, as one service: each model has its own loops,
-/// so a slow model never delays another. On graceful shutdown the loops stop claiming;
-/// jobs in flight get the grace period to finish and are then released to the head of
-/// their queue.
+/// The claim loops of every served model, as one service: each model has its own loop, so a
+/// slow model never delays another. A loop claims as many jobs as it has free slots in one
+/// call, runs each in its own task, and keeps all their leases alive with one heartbeat call
+/// per lease third. On graceful shutdown the loops stop claiming; jobs in flight get the grace
+/// period to finish and are then released to the head of their queue.
 struct ClaimLoops: Service {
     let queue: WorkerQueue
     let processor: JobProcessor
@@ -20,63 +21,211 @@ struct ClaimLoops: Service {
     func run() async throws {
         await withDiscardingTaskGroup { group in
             for model in models {
-                for slot in 0..<slotsPerModel {
-                    group.addTask { await loop(model: model, slot: slot) }
-                }
+                group.addTask { await loop(model: model) }
             }
         }
     }
 
-    private func loop(model: String, slot: Int) async {
-        var logger = logger
-        logger[metadataKey: "job.model"] = "\(model)"
-        var failures = 0
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            metrics.tick(model: model)
-            do {
-                switch try await queue.claim(model: model, lease: configuration.lease) {
-                case .claimed(let job):
-                    failures = 0
-                    await runWithGrace(job)
-                case .full, .empty:
-                    failures = 0
-                    // Blocks inside Redis until the doorbell rings; shutdown interrupts it.
-                    _ = try await cancelWhenGracefulShutdown { try await queue.waitForWork(model: model, slot: slot) }
-                }
-            } catch {
-                if Task.isShuttingDownGracefully || Task.isCancelled { break }
-                failures += 1
-                if failures == 1 {
-                    logger.warning("cannot reach Redis; retrying with backoff", metadata: ["error": "\(error)"])
-                }
-                try? await Task.sleep(for: RedisRetry.pause(afterFailures: failures))
-            }
-        }
-        logger.debug("claim loop stopped", metadata: ["slot": "\(slot)"])
-    }
-
-    /// Runs the job; after a shutdown request it has `grace` to finish, then it is
-    /// cancelled (and so released).
-    private func runWithGrace(_ job: ClaimedJob) async {
-        currentJobs.add(job.id)
-        defer { currentJobs.remove(job.id) }
-        let work = Task { await processor.process(job) }
+    private func loop(model: String) async {
+        var modelLogger = logger
+        modelLogger[metadataKey: "job.model"] = "\(model)"
+        let logger = modelLogger
+        let lane = Lane(slots: slotsPerModel)
+        let keeper = Task { await keepLeases(lane, model: model, logger: logger) }
         let grace = configuration.grace
-        let logger = logger
-        await withTaskCancellationHandler {
-            await withGracefulShutdownHandler {
-                _ = await work.value
-            } onGracefulShutdown: {
-                logger.info("shutting down: waiting for the job in flight", metadata: ["job.id": "\(job.id)",
-                                                                                      "grace_s": "\(grace.seconds)"])
-                Task {
-                    try? await Task.sleep(for: grace)
-                    work.cancel()
+        await withGracefulShutdownHandler {
+            var failures = 0
+            while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                metrics.tick(model: model)
+                var free = lane.free
+                if free == 0 {
+                    // Every slot busy: wait for one to free up (shutdown interrupts the wait).
+                    free = (try? await cancelWhenGracefulShutdown { await lane.freeSlots() }) ?? 0
+                    guard free > 0 else { break }
+                }
+                do {
+                    switch try await queue.claim(model: model, lease: configuration.lease, upTo: free) {
+                    case .claimed(let jobs):
+                        failures = 0
+                        for job in jobs {
+                            currentJobs.add(job.id)
+                            lane.start(job) { lost in
+                                let outcome = await processor.process(job, leaseLost: lost)
+                                currentJobs.remove(job.id)
+                                return outcome
+                            }
+                        }
+                    case .full, .empty:
+                        failures = 0
+                        // Blocks inside Redis until the doorbell rings; shutdown interrupts it.
+                        _ = try await cancelWhenGracefulShutdown { try await queue.waitForWork(model: model) }
+                    }
+                } catch {
+                    if Task.isShuttingDownGracefully || Task.isCancelled { break }
+                    failures += 1
+                    if failures == 1 {
+                        logger.warning("cannot reach Redis; retrying with backoff", metadata: ["error": "\(error)"])
+                    }
+                    try? await Task.sleep(for: RedisRetry.pause(afterFailures: failures))
                 }
             }
-        } onCancel: {
-            work.cancel()
+            logger.debug("claim loop stopped")
+            await withTaskCancellationHandler {
+                await lane.drained()
+            } onCancel: {
+                lane.cancelAll()
+            }
+        } onGracefulShutdown: {
+            let count = lane.running
+            if count > 0 {
+                logger.info("shutting down: waiting for the jobs in flight", metadata: ["jobs": "\(count)", "grace_s": "\(grace.seconds)"])
+            }
+            Task {
+                try? await Task.sleep(for: grace)
+                lane.cancelAll()
+            }
         }
+        keeper.cancel()
+        await keeper.value
+    }
+
+    /// Extends the leases of every job of the lane every third of a lease, in one call per
+    /// 500 jobs. A job whose lease is lost (another worker owns it now) is stopped.
+    private func keepLeases(_ lane: Lane, model: String, logger: Logger) async {
+        let interval = configuration.lease / 3
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            let handles = lane.handles
+            var start = 0
+            while start < handles.count {
+                let chunk = Array(handles[start..<min(start + 500, handles.count)])
+                start += chunk.count
+                do {
+                    let outcomes = try await queue.heartbeat(chunk.map(\.job), lease: configuration.lease)
+                    for (handle, outcome) in zip(chunk, outcomes) {
+                        if case .failure(let error) = outcome, error.code == .staleToken || error.code == .notFound {
+                            logger.warning("lease lost: another worker owns the job now; abandoning it",
+                                           metadata: ["job.id": "\(handle.job.id)"])
+                            handle.loseLease()
+                        }
+                    }
+                } catch {
+                    if Task.isCancelled { return }
+                    logger.warning("heartbeat failed; retrying", metadata: ["error": "\(error.message)"])
+                }
+            }
+        }
+    }
+}
+
+/// The jobs a model's loop runs now, each in its own task, with the number of free slots and
+/// ways to wait for a free slot or for the last job to end.
+final class Lane: Sendable {
+    /// A running job: its task, and whether its lease was lost.
+    final class Handle: Sendable {
+        let job: ClaimedJob
+        private let lost = Atomic<Bool>(false)
+        private let task = Mutex<Task<Void, Never>?>(nil)
+
+        init(job: ClaimedJob) { self.job = job }
+
+        /// Whether another worker owns the job now.
+        var leaseLost: Bool { lost.load(ordering: .acquiring) }
+
+        func cancel() { task.withLock { $0 }?.cancel() }
+
+        func loseLease() {
+            lost.store(true, ordering: .releasing)
+            cancel()
+        }
+
+        fileprivate func set(_ made: Task<Void, Never>) { task.withLock { $0 = made } }
+    }
+
+    private struct State {
+        var running: [String: Handle] = [:]
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    let slots: Int
+    private let state = Mutex(State())
+
+    init(slots: Int) { self.slots = slots }
+
+    var running: Int { state.withLock { $0.running.count } }
+    var free: Int { state.withLock { slots - $0.running.count } }
+    var handles: [Handle] { state.withLock { Array($0.running.values) } }
+
+    /// Runs a job in a task of its own; `body` gets a function telling whether the job's
+    /// lease was lost (its task is then cancelled).
+    func start(_ job: ClaimedJob, _ body: @escaping @Sendable (@escaping @Sendable () -> Bool) async -> JobProcessor.Outcome) {
+        let handle = Handle(job: job)
+        state.withLock { $0.running[job.id] = handle }
+        handle.set(Task {
+            _ = await body { handle.leaseLost }
+            self.end(handle)
+        })
+    }
+
+    private func end(_ handle: Handle) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.running[handle.job.id] = nil
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// The number of free slots once there is one; 0 when the task is cancelled.
+    func freeSlots() async -> Int {
+        await wait { $0 < self.slots }
+        return Task.isCancelled ? 0 : free
+    }
+
+    /// Returns when no job runs any more, even when the calling task is cancelled (cancel
+    /// the jobs to hurry it).
+    func drained() async {
+        while running > 0 {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool in
+                    if state.running.isEmpty { return true }
+                    state.waiters.append(continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
+    }
+
+    /// Waits until `ready(running count)` holds, or the task is cancelled.
+    private func wait(until ready: @escaping @Sendable (Int) -> Bool) async {
+        while !Task.isCancelled, !ready(running) {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let now = state.withLock { state -> Bool in
+                        if ready(state.running.count) || Task.isCancelled { return true }
+                        state.waiters.append(continuation)
+                        return false
+                    }
+                    if now { continuation.resume() }
+                }
+            } onCancel: {
+                let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                    defer { state.waiters = [] }
+                    return state.waiters
+                }
+                for waiter in waiters { waiter.resume() }
+            }
+        }
+    }
+
+    /// Stops every job (each is released to the head of its queue).
+    func cancelAll() {
+        for handle in handles { handle.cancel() }
     }
 }
 

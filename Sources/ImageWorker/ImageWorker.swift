@@ -82,7 +82,8 @@ public final class ImageWorker: Sendable {
             store = RedisResultStore(redis: redis, keys: configuration.queue.keys, ttl: configuration.resultTTL)
         }
         processor = JobProcessor(queue: queue, enhancer: enhancer, generator: generator, store: store,
-                                 configuration: configuration, metrics: metrics, logger: logger)
+                                 configuration: configuration, metrics: metrics, logger: logger,
+                                 completions: CompletionBatcher(queue: queue))
     }
 
     deinit {

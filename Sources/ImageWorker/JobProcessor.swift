@@ -3,7 +3,7 @@ import Logging
 import Synchronization
 
 /// Runs one claimed job to its end: enhance, generate (retrying transient failures inside
-/// the lease), store, complete; heartbeating the lease all along. A stale-token answer
+/// the lease), store, complete (its lease is kept alive by the claim loop). A stale-token answer
 /// (another worker took the job over) abandons the job quietly.
 struct JobProcessor: Sendable {
     let queue: WorkerQueue
@@ -13,6 +13,8 @@ struct JobProcessor: Sendable {
     let configuration: WorkerConfiguration
     let metrics: WorkerMetrics
     let logger: Logger
+    /// Completions of jobs that end at about the same time go to Redis in one call.
+    let completions: CompletionBatcher
 
     /// How the job ended, from this worker's point of view.
     enum Outcome: Equatable {
@@ -22,8 +24,9 @@ struct JobProcessor: Sendable {
     private struct LeaseLost: Error {}
 
     /// Processes the job; when the calling task is cancelled (shutdown past the grace
-    /// period) the job is released to the head of its queue.
-    func process(_ job: ClaimedJob) async -> Outcome {
+    /// period) the job is released to the head of its queue. Its lease is kept alive by the
+    /// claim loop, which cancels the task when the lease is lost (`leaseLost` then says so).
+    func process(_ job: ClaimedJob, leaseLost: @escaping @Sendable () -> Bool = { false }) async -> Outcome {
         var jobLogger = logger
         jobLogger[metadataKey: "job.id"] = "\(job.id)"
         jobLogger[metadataKey: "job.model"] = "\(job.model)"
@@ -33,55 +36,20 @@ struct JobProcessor: Sendable {
         metrics.inFlight(+1)
         defer { metrics.inFlight(-1) }
         logger.info("job claimed", metadata: ["job.attempt": "\(job.attempt)"])
-
-        let outcome: Outcome = await withTaskGroup(of: Outcome?.self) { group in
-            group.addTask { await heartbeat(job, logger: logger) }
-            group.addTask { await run(job, logger: logger) }
-            var outcome: Outcome = .abandoned
-            for await finished in group {
-                if let finished {
-                    outcome = finished
-                    group.cancelAll()
-                    break
-                }
-            }
-            return outcome
-        }
+        let outcome = await run(job, leaseLost: leaseLost, logger: logger)
         metrics.finished(job, outcome: outcome, total: ContinuousClock.now - started)
         logger.info("job \(outcome)")
         return outcome
     }
 
-    /// Extends the lease every third of it; returns `.abandoned` when the lease is lost,
-    /// nil when cancelled because the job ended.
-    private func heartbeat(_ job: ClaimedJob, logger: Logger) async -> Outcome? {
-        let interval = configuration.lease / 3
-        while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: interval)
-            } catch {
-                return nil
-            }
-            do {
-                try await queue.heartbeat(job, lease: configuration.lease)
-            } catch where error.code == .staleToken || error.code == .notFound {
-                logger.warning("lease lost: another worker owns the job now; abandoning it")
-                return .abandoned
-            } catch {
-                if Task.isCancelled { return nil }
-                logger.warning("heartbeat failed; retrying", metadata: ["error": "\(error.message)"])
-            }
-        }
-        return nil
-    }
-
-    private func run(_ job: ClaimedJob, logger: Logger) async -> Outcome {
+    private func run(_ job: ClaimedJob, leaseLost: @escaping @Sendable () -> Bool, logger: Logger) async -> Outcome {
         do {
             return try await steps(job, logger: logger)
         } catch is LeaseLost {
             logger.warning("another worker owns the job now; abandoning it")
             return .abandoned
         } catch {
+            if leaseLost() { return .abandoned }  // the claim loop logged it
             // Cancelled: the worker is shutting down past its grace period.
             return await finish(job, logger: logger) { () async throws(ImageQueueError) in
                 let position = try await queue.release(job)
@@ -118,7 +86,7 @@ struct JobProcessor: Sendable {
                 metrics.generated(job, duration: ContinuousClock.now - generationStart)
                 let result = try await store.store(image, job: job)
                 return await finish(job, logger: logger) { () async throws(ImageQueueError) in
-                    try await queue.complete(job, result: result)
+                    try await completions.complete(job, result: result)
                     return .completed
                 }
             } catch let error as GenerationError {
@@ -187,7 +155,8 @@ struct JobProcessor: Sendable {
                 do {
                     return try await step()
                 } catch let error as ImageQueueError where error.code == .staleToken || error.code == .notFound {
-                    logger.warning("another worker owns the job now; abandoning it")
+                    logger.warning("the job's end was refused: another worker owns the job now; abandoning it",
+                                   metadata: ["error.code": "\(error.code.rawValue)"])
                     return .abandoned
                 } catch {
                     failures += 1

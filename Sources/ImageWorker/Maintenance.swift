@@ -41,9 +41,13 @@ struct Maintenance: Service {
                 await store.removeExpired()
                 nextCleanup = .now + .seconds(600)
             }
-            // Until the next interval, or at once when a job starts or ends, so the registry
-            // (imagequeue workers, the dashboard) shows the jobs in flight without delay.
-            try? await cancelWhenGracefulShutdown { await currentJobs.waitForChange(timeout: registryInterval) }
+            // Until the next interval, or soon after a job starts or ends, so the registry
+            // (imagequeue workers, the dashboard) shows the jobs in flight without delay; at
+            // most every 250 ms, so a busy worker does not rewrite it for every job.
+            try? await cancelWhenGracefulShutdown {
+                await currentJobs.waitForChange(timeout: registryInterval)
+                try await Task.sleep(for: .milliseconds(250))
+            }
         }
         await deregister()
     }

@@ -62,7 +62,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if let leaseSeconds, !(1..<1e7).contains(leaseSeconds) { throw ValidationError("--lease-seconds must be at least 1 and less than 10000000") }
         if let graceSeconds, !(0..<1e7).contains(graceSeconds) { throw ValidationError("--grace-seconds must be at least 0 and less than 10000000") }
         if let metricsPort, !(1...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be a port number") }
-        if !(1...64).contains(concurrency) { throw ValidationError("--concurrency must be from 1 to 64") }
+        if !(1...1000).contains(concurrency) { throw ValidationError("--concurrency must be from 1 to 1000") }
         if let backend, WorkerConfiguration.Backend(rawValue: backend) == nil {
             throw ValidationError("--backend must be http or placeholder")
         }

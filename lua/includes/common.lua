@@ -30,11 +30,12 @@ end
 
 -- Leaves one token in the doorbell when a job is waiting and a slot is free, so exactly one
 -- idle worker wakes; the worker that claims rings again for the next (a chain, not a storm).
--- `limit` is the concurrency limit when the caller has already read it.
-local function ringDoorbell(limit)
+-- `limit` is the concurrency limit and `running` the size of active, when the caller has
+-- already read them.
+local function ringDoorbell(limit, running)
   if redis.call('LLEN', wakeKey) == 0
     and redis.call('ZCARD', pendingKey) > 0
-    and redis.call('ZCARD', activeKey) < (limit or concurrencyLimit()) then
+    and (running or redis.call('ZCARD', activeKey)) < (limit or concurrencyLimit()) then
     redis.call('RPUSH', wakeKey, '1')
   end
 end
@@ -63,24 +64,37 @@ local function wholeNumber(text, low)
   return n
 end
 
--- Bumps the job's revision, builds the v1 status event from the job hash plus `extra`,
--- stores it on the job (field `event`) and publishes it on the job's and the model's channel.
-local function emitEvent(jobKey, id, status, now, extra)
-  local rev = redis.call('HINCRBY', jobKey, 'rev', 1)
-  local h = redis.call('HMGET', jobKey, 'attempt', 'enhanced_prompt', 'worker')
+-- The v1 status event (JSON) from the job's fields plus `extra`. `rev` is the job's new
+-- revision; `attempt`, `enhancedPrompt` and `worker` are its fields as stored ('' or nil when
+-- absent).
+local function buildEvent(id, status, now, attempt, rev, enhancedPrompt, worker, extra)
   local event = { v = 1, id = id, model = model, status = status, time = now,
-                  attempt = tonumber(h[1]) or 0, rev = rev }
-  if h[2] and h[2] ~= '' then event.enhanced_prompt = h[2] end
-  if h[3] and h[3] ~= '' then event.worker = h[3] end
+                  attempt = tonumber(attempt) or 0, rev = rev }
+  if enhancedPrompt and enhancedPrompt ~= '' then event.enhanced_prompt = enhancedPrompt end
+  if worker and worker ~= '' then event.worker = worker end
   if extra then
     for k, v in pairs(extra) do
       if event[k] == nil or k == 'enhanced_prompt' then event[k] = v end
     end
   end
-  local json = cjson.encode(event)
-  redis.call('HSET', jobKey, 'event', json)
+  return cjson.encode(event)
+end
+
+-- Publishes an event on the job's channel and on the model's.
+local function publishEvent(id, json)
   redis.call('PUBLISH', modelChannel .. ':' .. id, json)
   redis.call('PUBLISH', modelChannel, json)
+end
+
+-- Bumps the job's revision, builds its status event plus `extra`, stores it on the job
+-- (field `event`) and publishes it. Scripts that already hold the job's fields build the
+-- event themselves with buildEvent and store it in their own HSET (fewer calls per job).
+local function emitEvent(jobKey, id, status, now, extra)
+  local rev = redis.call('HINCRBY', jobKey, 'rev', 1)
+  local h = redis.call('HMGET', jobKey, 'attempt', 'enhanced_prompt', 'worker')
+  local json = buildEvent(id, status, now, h[1], rev, h[2], h[3], extra)
+  redis.call('HSET', jobKey, 'event', json)
+  publishEvent(id, json)
   return json
 end
 
@@ -114,15 +128,21 @@ local function requeue(jobKey, id, now, err)
   return extra.position
 end
 
--- Token check shared by every owner-only script: returns an error reply, or nil when the
--- caller still owns the job (its token matches and the job holds a lease).
-local function ownerError(jobKey, id, token)
+-- The owner check of every owner-only script, on fields already read: an error reply, or nil
+-- when `token` is the job's current one (`current`) and the job holds a lease (`leaseScore`,
+-- its score in active). `status` is nil when the job does not exist.
+local function ownerCheck(id, token, status, current, leaseScore)
   token = token or ''
-  local h = redis.call('HMGET', jobKey, 'status', 'token')
-  if not h[1] then return redis.error_reply('NOT_FOUND job ' .. id .. ' does not exist') end
-  local current = h[2] or ''
-  if token == '' or current ~= token or not redis.call('ZSCORE', activeKey, id) then
+  if not status then return redis.error_reply('NOT_FOUND job ' .. id .. ' does not exist') end
+  if token == '' or (current or '') ~= token or not leaseScore then
     return redis.error_reply('STALE_TOKEN job ' .. id .. ' is not owned by token ' .. token)
   end
   return nil
+end
+
+-- ownerCheck, reading the job's status, token and lease.
+local function ownerError(jobKey, id, token)
+  local h = redis.call('HMGET', jobKey, 'status', 'token')
+  if not h[1] then return ownerCheck(id, token, nil) end
+  return ownerCheck(id, token, h[1], h[2], redis.call('ZSCORE', activeKey, id))
 end
