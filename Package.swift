@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // C libraries from Debian: libhiredis-dev, libcurl4-openssl-dev.
@@ -117,7 +118,11 @@ let package = Package(
         // Throughput figures for docs/PERFORMANCE.md (not part of the test suite).
         .executableTarget(
             name: "ImageQueueBenchmarks",
-            dependencies: ["ImageQueue", "RedisClient"]
+            dependencies: [
+                "ImageQueue",
+                "RedisClient",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
         ),
 
         // Build-time embedding of lua/*.lua into the binary.
