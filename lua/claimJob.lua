@@ -104,8 +104,8 @@ for n, job in ipairs(jobs) do
   local rev = (tonumber(h[7]) or 0) + 1
   local status = 'enhancing'
   if h[3] == '0' then status = 'generating' end
-  local event = buildEvent(job.id, status, now, attempt, rev, h[8], worker, nil)
-  redis.call('HSET', job.key, 'status', status, 'token', token, 'worker', worker, 'started_at', now,
+  local event = buildEvent(job.id, status, nowText, attempt, rev, h[8], worker, nil)
+  redis.call('HSET', job.key, 'status', status, 'token', token, 'worker', worker, 'started_at', nowText,
              'claim', claimId, 'attempt', attempt, 'rev', rev, 'event', event)
   publishEvent(job.id, event)
   deadlines[#deadlines + 1] = deadline

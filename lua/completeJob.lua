@@ -43,8 +43,8 @@ for n, job in ipairs(jobs) do
   end
   if not reply then
     local rev = (tonumber(h[4]) or 0) + 1
-    local event = buildEvent(id, 'completed', now, h[3], rev, h[5], h[6], { result = result })
-    redis.call('HSET', jobKey, 'status', 'completed', 'finished_at', now, 'result', resultJSON, 'token', '',
+    local event = buildEvent(id, 'completed', nowText, h[3], rev, h[5], h[6], nil, '"result":' .. resultJSON)
+    redis.call('HSET', jobKey, 'status', 'completed', 'finished_at', nowText, 'result', resultJSON, 'token', '',
                'rev', rev, 'event', event)
     if h[7] then redis.call('HDEL', jobKey, 'error') end
     if retention > 0 then redis.call('PEXPIRE', jobKey, retention) end

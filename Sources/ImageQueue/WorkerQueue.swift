@@ -115,8 +115,9 @@ public final class WorkerQueue: Sendable {
             case "ok" where parts.count > 1 && (parts.count - 1) % 6 == 0:
                 var jobs: [ClaimedJob] = []
                 jobs.reserveCapacity((parts.count - 1) / 6)
+                let decoder = JSONDecoder()
                 for start in stride(from: 1, to: parts.count, by: 6) {
-                    if let job = await readable(model: model, parts[start..<start + 6]) { jobs.append(job) }
+                    if let job = await readable(model: model, parts[start..<start + 6], decoder: decoder) { jobs.append(job) }
                 }
                 if !jobs.isEmpty { return .claimed(jobs) }
             default:
@@ -127,12 +128,12 @@ public final class WorkerQueue: Sendable {
 
     /// The claimed job of six reply fields, or nil after dead-lettering a job whose request
     /// cannot be run by this worker.
-    private func readable(model: String, _ fields: ArraySlice<RESPValue>) async -> ClaimedJob? {
+    private func readable(model: String, _ fields: ArraySlice<RESPValue>, decoder: JSONDecoder) async -> ClaimedJob? {
         let parts = Array(fields)
         let id = parts[0].string ?? ""
         let token = parts[1].string ?? ""
         guard let bytes = parts[4].bytes,
-              let payload = try? JSONDecoder().decode(JobPayload.self, from: Data(bytes)) else {
+              let payload = try? decoder.decode(JobPayload.self, from: Data(bytes)) else {
             logger.warning("dead-lettering a job whose request is not readable", metadata: ["job.id": "\(id)"])
             let job = ClaimedJob(id: id, model: model, token: token, attempt: 0, maxAttempts: 0,
                                  payload: JobPayload(JobRequest(model: model, prompt: "", user: "")), enqueuedAt: 0)

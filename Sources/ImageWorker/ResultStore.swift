@@ -43,18 +43,40 @@ public struct DirectoryResultStore: ResultStore {
         let folder = directory + "/" + job.model
         let path = "\(folder)/\(job.id).\(image.fileExtension)"
         let temporary = "\(folder)/.\(job.id).\(UInt32.random(in: 0...UInt32.max)).tmp"
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            try Data(image.bytes).write(to: URL(filePath: temporary))
-            guard rename(temporary, path) == 0 else {
-                throw GenerationError(.storageFailed, "cannot move the image into place (errno \(errno))")
-            }
-        } catch {
+        var failure = Self.write(image.bytes, to: temporary)
+        if failure == ENOENT {
+            // The model's folder is made on its first image (or again, if someone removed it).
+            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            failure = Self.write(image.bytes, to: temporary)
+        }
+        if failure == 0, rename(temporary, path) != 0 { failure = errno }
+        if failure != 0 {
             unlink(temporary)
-            throw error as? GenerationError ?? GenerationError(.storageFailed, "cannot write \(path): \(error)")
+            throw GenerationError(.storageFailed, "cannot write \(path): \(String(cString: strerror(failure)))")
         }
         return JobResult(contentType: image.contentType, bytes: image.bytes.count, store: "directory", path: path,
                          placeholder: image.placeholder ? true : nil)
+    }
+
+    /// Writes a new file; 0 or the errno of the failure.
+    private static func write(_ bytes: [UInt8], to path: String) -> Int32 {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { return errno }
+        var failure: Int32 = 0
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                offset += written
+            }
+        }
+        if close(descriptor) != 0, failure == 0 { failure = errno }
+        return failure
     }
 
     public func removeExpired() async {

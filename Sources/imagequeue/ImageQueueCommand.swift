@@ -95,11 +95,7 @@ extension ImageQueueCommand {
         let firstWord = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") }
         let fallback: Logger.Level = ["worker", "serve", "telegram"].contains(firstWord) ? .info : .error
         let level = GlobalOptions.environment("IMAGEQUEUE_LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? fallback
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
     }
 }
 

@@ -17,9 +17,14 @@ local pendingKey, activeKey, deadKey, metaKey = KEYS[1], KEYS[2], KEYS[3], KEYS[
 local wakeKey, seqKey, fenceKey, jobPrefix = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local model, modelChannel = ARGV[1], ARGV[2]
 
+-- The server's time in ms; also kept as text in `nowText`, to store and publish without a
+-- number-to-text conversion (each one costs a C printf in Redis' Lua).
+local nowText
 local function nowMs()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local ms = math.floor(tonumber(t[2]) / 1000)
+  nowText = t[1] .. string.sub(tostring(1000 + ms), 2)
+  return tonumber(t[1]) * 1000 + ms
 end
 
 local function concurrencyLimit()
@@ -66,18 +71,40 @@ end
 
 -- The v1 status event (JSON) from the job's fields plus `extra`. `rev` is the job's new
 -- revision; `attempt`, `enhancedPrompt` and `worker` are its fields as stored ('' or nil when
--- absent).
-local function buildEvent(id, status, now, attempt, rev, enhancedPrompt, worker, extra)
-  local event = { v = 1, id = id, model = model, status = status, time = now,
-                  attempt = tonumber(attempt) or 0, rev = rev }
-  if enhancedPrompt and enhancedPrompt ~= '' then event.enhanced_prompt = enhancedPrompt end
-  if worker and worker ~= '' then event.worker = worker end
+-- absent); `now` is the time (a number, or text such as `nowText`). Written out piece by
+-- piece rather than with cjson.encode of a table: this runs for every status change, and
+-- cjson formats every number with printf. `extraJSON` is optional raw JSON members
+-- (`"result":{...}`) appended as they are.
+local function buildEvent(id, status, now, attempt, rev, enhancedPrompt, worker, extra, extraJSON)
+  local parts = { '{"v":1,"id":', cjson.encode(id), ',"model":', cjson.encode(model), ',"status":"', status,
+                  '","time":', now, ',"attempt":', tonumber(attempt) or 0, ',"rev":', rev }
+  local prompt = enhancedPrompt
+  if extra and type(extra.enhanced_prompt) == 'string' then prompt = extra.enhanced_prompt end
+  if prompt and prompt ~= '' then
+    parts[#parts + 1] = ',"enhanced_prompt":'
+    parts[#parts + 1] = cjson.encode(prompt)
+  end
+  if worker and worker ~= '' then
+    parts[#parts + 1] = ',"worker":'
+    parts[#parts + 1] = cjson.encode(worker)
+  end
   if extra then
     for k, v in pairs(extra) do
-      if event[k] == nil or k == 'enhanced_prompt' then event[k] = v end
+      if k ~= 'v' and k ~= 'id' and k ~= 'model' and k ~= 'status' and k ~= 'time' and k ~= 'attempt'
+        and k ~= 'rev' and k ~= 'enhanced_prompt' and k ~= 'worker' then
+        parts[#parts + 1] = ','
+        parts[#parts + 1] = cjson.encode(k)
+        parts[#parts + 1] = ':'
+        parts[#parts + 1] = cjson.encode(v)
+      end
     end
   end
-  return cjson.encode(event)
+  if extraJSON then
+    parts[#parts + 1] = ','
+    parts[#parts + 1] = extraJSON
+  end
+  parts[#parts + 1] = '}'
+  return table.concat(parts)
 end
 
 -- Publishes an event on the job's channel and on the model's.
