@@ -187,7 +187,8 @@ struct JobProcessor: Sendable {
                 do {
                     return try await step()
                 } catch let error as ImageQueueError where error.code == .staleToken || error.code == .notFound {
-                    logger.warning("another worker owns the job now; abandoning it")
+                    logger.warning("the job's end was refused: another worker owns the job now; abandoning it",
+                                   metadata: ["error.code": "\(error.code.rawValue)"])
                     return .abandoned
                 } catch {
                     failures += 1
