@@ -170,5 +170,9 @@ let package = Package(
             name: "CLITests",
             dependencies: ["TestSupport"]
         ),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: ["RedisClient", "TestSupport"]
+        ),
     ]
 )

@@ -148,15 +148,12 @@ if let binary = options.workerBinary {
     print("worker resident memory: \(busyRSS / 1024) MiB at most while busy, \(idleRSS / 1024) MiB idle afterwards")
 }
 
-// Clean up everything under the prefix.
-var cursor = "0"
-repeat {
-    let reply = try await raw.send("SCAN", cursor, "MATCH", "\(configuration.keyPrefix):*", "COUNT", "1000")
-    let parts = reply.array ?? []
-    cursor = parts.first?.string ?? "0"
-    let keys = parts.count > 1 ? (parts[1].array ?? []).compactMap(\.string) : []
-    if !keys.isEmpty { try await raw.send(RedisCommand(arguments: (["UNLINK"] + keys).map(\.redisBytes))) }
-} while cursor != "0"
+// Clean up everything under the prefix (SCAN on every master of a cluster; UNLINK split per slot).
+let leftovers = try await raw.scanKeys(matching: "\(configuration.keyPrefix):*")
+for start in stride(from: 0, to: leftovers.count, by: 1000) {
+    let batch = leftovers[start..<min(start + 1000, leftovers.count)]
+    try await raw.send(RedisCommand(arguments: ["UNLINK".redisBytes] + batch))
+}
 client.close()
 worker.close()
 raw.close()

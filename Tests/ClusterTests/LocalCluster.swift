@@ -1,0 +1,130 @@
+import Foundation
+import RedisClient
+import Synchronization
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A Redis Cluster of three masters (no replicas) on free 127.0.0.1 ports, in a temporary
+/// folder: started once per test process by the first test that asks, killed at exit.
+final class LocalCluster: Sendable {
+    let ports: [Int]
+    let directory: URL
+
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
+    var url: String { "redis+cluster://" + ports.map { "127.0.0.1:\($0)" }.joined(separator: ",") }
+
+    /// The single-node URL of one master.
+    func nodeURL(_ port: Int) -> String { "redis://127.0.0.1:\(port)" }
+
+    private init(ports: [Int], directory: URL) {
+        self.ports = ports
+        self.directory = directory
+    }
+
+    /// The process's cluster, started on first use.
+    static func shared() async throws -> LocalCluster {
+        let task = starting.withLock { task in
+            if let task { return task }
+            let made = Task { try await LocalCluster.start() }
+            task = made
+            return made
+        }
+        return try await task.value
+    }
+
+    private static let starting = Mutex<Task<LocalCluster, any Error>?>(nil)
+
+    /// Nodes still running; killed (and the folder removed) when the test process exits.
+    private static let running: Mutex<(pids: Set<pid_t>, folders: Set<String>)> = {
+        atexit {
+            let (pids, folders) = LocalCluster.running.withLock { $0 }
+            for pid in pids { kill(pid, SIGKILL) }
+            for folder in folders { try? FileManager.default.removeItem(atPath: folder) }
+        }
+        return Mutex(([], []))
+    }()
+
+    private static func start() async throws -> LocalCluster {
+        let server = try tool("redis-server")
+        let cli = try tool("redis-cli")
+        var ports: [Int] = []
+        while ports.count < 3 {
+            // The cluster bus listens on port + 10000: it must be free too.
+            let port = try RedisServer.freePort()
+            if canBind(port + 10000) { ports.append(port) }
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("iq-cluster-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        running.withLock { _ = $0.folders.insert(directory.path) }
+        for port in ports {
+            let pid = try spawnChild(server, [
+                "--port", "\(port)", "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                "--cluster-config-file", directory.appendingPathComponent("nodes-\(port).conf").path,
+                "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
+                "--dir", directory.path, "--dbfilename", "dump-\(port).rdb", "--loglevel", "warning",
+                "--logfile", directory.appendingPathComponent("redis-\(port).log").path,
+            ])
+            running.withLock { _ = $0.pids.insert(pid) }
+        }
+        for port in ports {
+            try await waitUntil("redis-server on port \(port) accepts connections") {
+                RedisServer.canConnectForTests(port: port)
+            }
+        }
+        let create = try await runProgram(URL(fileURLWithPath: cli),
+                                          ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" }
+                                              + ["--cluster-replicas", "0", "--cluster-yes"], timeout: 60)
+        guard create.status == 0 else {
+            throw TestSetupError("redis-cli --cluster create exited \(create.status): \(create.stdout)\(create.stderr)")
+        }
+        // Every node must see the cluster as ok, with the three masters' slot ranges.
+        for port in ports {
+            let node = RedisConnection(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(port)"))
+            defer { node.close() }
+            var state = ""
+            try await waitUntil("node \(port) reports cluster_state:ok (last: \(state))") {
+                let info = try? await node.send("CLUSTER", "INFO").string
+                let slots = try? await node.send("CLUSTER", "SLOTS").array
+                state = info?.split(separator: "\r\n").first { $0.hasPrefix("cluster_state") }.map(String.init) ?? "none"
+                return info?.contains("cluster_state:ok") == true && slots?.count == 3
+            }
+        }
+        return LocalCluster(ports: ports, directory: directory)
+    }
+
+    private static func tool(_ name: String) throws -> String {
+        for folder in ["/usr/bin", "/usr/local/bin", "/bin"] {
+            let candidate = "\(folder)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw TestSetupError("\(name) is not installed (apt-get install redis-server redis-tools)")
+    }
+
+    private static func canBind(_ port: Int) -> Bool {
+        guard port < 65536 else { return false }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds; throws after `timeout` seconds (the limit
+/// only keeps a broken setup from hanging the suite).
+func waitUntil(_ what: @autoclosure () -> String, timeout: Double = 30,
+               _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw TestSetupError("timed out waiting until \(what())")
+}
