@@ -171,6 +171,10 @@ let package = Package(
             dependencies: ["TestSupport"]
         ),
         .testTarget(
+            name: "OpsTests",
+            dependencies: ["TestSupport", "CurlHTTP"]
+        ),
+        .testTarget(
             name: "ClusterTests",
             dependencies: ["RedisClient", "TestSupport"]
         ),
