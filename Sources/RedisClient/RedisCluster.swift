@@ -7,7 +7,7 @@ import Synchronization
 ///
 /// A pipeline whose commands live on several masters is split per master, the parts sent
 /// concurrently and the replies put back in order. `MOVED` updates the map for that slot,
-/// schedules a full refresh (at most one every 100 ms) and repeats the command on the new
+/// schedules a full refresh (at most one start every 100 ms) and repeats the command on the new
 /// master; `ASK` repeats it once on the named node after `ASKING`, leaving the map alone;
 /// `TRYAGAIN` and `CLUSTERDOWN` are retried with short pauses within the command's
 /// timeout. A master that cannot be reached makes the client read the map from another
@@ -26,7 +26,8 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
         var mapped = false
         var connections: [String: RedisConnection] = [:]
         var refreshing = false
-        var lastRefresh: ContinuousClock.Instant?
+        var refreshQueued = false
+        var lastRefreshStart: ContinuousClock.Instant?
         var closed = false
 
         mutating func index(of node: String) -> Int16 {
@@ -192,7 +193,7 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
                 guard !refreshed else { throw failure }
                 refreshed = true
                 let before = unreachable.map { nodeName(for: units[$0].target) }
-                await refresh(force: true)
+                await refresh(after: .now)
                 let after = unreachable.map { nodeName(for: units[$0].target) }
                 guard before != after else { throw failure }
                 pending = unreachable.sorted()
@@ -248,7 +249,7 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
                 } catch {
                     throw RedisError(.cancelled, "cancelled while waiting for the cluster")
                 }
-                if words[0] == "CLUSTERDOWN" { await refresh(force: false) }
+                if words[0] == "CLUSTERDOWN" { await refresh(after: .now) }
                 reply = try await connection(nodeName(for: unit.target)).pipeline([unit.command], timeout: timeout)[0]
             }
         }
@@ -359,7 +360,7 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
         var attempt = 0
         while true {
             if state.withLock({ $0.closed }) { throw RedisError(.closed, "the connection is closed") }
-            let failure = await refresh(force: true)  // nil as well when another task was refreshing
+            let failure = await refresh(after: nil)  // nil as well when another task was refreshing
             if state.withLock({ $0.mapped }) { return }
             if attempt == 0 {
                 logger.warning("Redis Cluster unreachable, retrying", metadata: ["redis.endpoint": "\(description)",
@@ -374,35 +375,58 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
         }
     }
 
-    /// Refreshes the map in the background unless one is running or ran in the last 100 ms.
+    /// Refreshes the map in the background: at once, or 100 ms after the last refresh began;
+    /// requests made while one is queued share it.
     private func scheduleRefresh() {
-        let due = state.withLock { state in
-            !state.refreshing && (state.lastRefresh.map { ContinuousClock.now - $0 >= .milliseconds(100) } ?? true)
+        let now = ContinuousClock.now
+        let delay: Duration? = state.withLock { state in
+            if state.refreshQueued { return nil }
+            state.refreshQueued = true
+            guard let last = state.lastRefreshStart else { return .zero }
+            return max(.zero, .milliseconds(100) - (now - last))
         }
-        if due { Task { await self.refresh(force: false) } }
+        guard let delay else { return }
+        Task {
+            if delay > .zero { try? await Task.sleep(for: delay) }
+            state.withLock { $0.refreshQueued = false }
+            await refresh(after: now)
+        }
     }
 
     /// Reads `CLUSTER SLOTS` from the known masters, then the seeds, until one answers.
-    /// - Returns: nil on success, else the last error.
+    /// - Parameter since: skip the read if a refresh began at or after this instant (once
+    ///   any running one has finished); nil: just wait for a running one, else read.
+    /// - Returns: nil on success (or when another task's refresh was waited for), else the
+    ///   last error.
     @discardableResult
-    private func refresh(force: Bool) async -> RedisError? {
-        let candidates: [String]? = state.withLock { state in
-            if state.refreshing { return nil }
-            if !force, let last = state.lastRefresh, ContinuousClock.now - last < .milliseconds(100) { return nil }
-            state.refreshing = true
-            var candidates = state.masters
-            for seed in configuration.clusterSeeds.map(Self.address(of:)) where !candidates.contains(seed) {
-                candidates.append(seed)
+    private func refresh(after since: ContinuousClock.Instant?) async -> RedisError? {
+        enum Plan { case wait, done, read([String]) }
+        var candidates: [String] = []
+        while true {
+            let plan: Plan = state.withLock { state in
+                if state.refreshing { return .wait }
+                if let since, let started = state.lastRefreshStart, started >= since { return .done }
+                state.refreshing = true
+                state.lastRefreshStart = .now
+                var candidates = state.masters
+                for seed in configuration.clusterSeeds.map(Self.address(of:)) where !candidates.contains(seed) {
+                    candidates.append(seed)
+                }
+                for node in state.nodes where !candidates.contains(node) { candidates.append(node) }
+                return .read(candidates)
             }
-            for node in state.nodes where !candidates.contains(node) { candidates.append(node) }
-            return candidates
-        }
-        guard let candidates else {
-            // Another task is refreshing: wait for it briefly so a forced caller sees its result.
-            if force {
-                for _ in 0..<100 where state.withLock({ $0.refreshing }) { try? await Task.sleep(for: .milliseconds(10)) }
+            switch plan {
+            case .read(let nodes):
+                candidates = nodes
+            case .done:
+                return nil
+            case .wait:
+                // Another task is reading the map: wait for it to finish.
+                while state.withLock({ $0.refreshing }), !Task.isCancelled { try? await Task.sleep(for: .milliseconds(5)) }
+                if since == nil || Task.isCancelled { return nil }
+                continue
             }
-            return nil
+            break
         }
         var lastError = RedisError(.connectionFailed, "no cluster node could be reached")
         defer { state.withLock { $0.refreshing = false } }
@@ -427,7 +451,6 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
                 lastError = RedisError(.protocolError, "\(error)")
             }
         }
-        state.withLock { $0.lastRefresh = .now }
         logger.debug("cannot read the cluster's slot map", metadata: ["error": "\(lastError.message)"])
         return lastError
     }
@@ -441,7 +464,6 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
             }
             state.owners = owners
             state.mapped = true
-            state.lastRefresh = .now
         }
     }
 

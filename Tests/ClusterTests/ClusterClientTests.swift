@@ -100,6 +100,25 @@ struct ClusterClientTests {
         #expect(await messages.next() == .message(channel: channel, payload: "from lua".redisBytes))
     }
 
+    @Test("a seed that is down is skipped: commands and subscriptions use the next one")
+    func deadSeed() async throws {
+        let cluster = try await LocalCluster.shared()
+        let dead = try RedisServer.freePort()  // nothing listens there
+        let url = "redis+cluster://127.0.0.1:\(dead),127.0.0.1:\(cluster.ports[1])"
+        let redis = RedisConnection(configuration: try RedisConfiguration(url: url))
+        defer { redis.close() }
+        let key = "\(tag):{dead-seed}"
+        try await redis.send("SET", key, "reached")
+        #expect(try await redis.send("GET", key).string == "reached")
+        #expect(Set(try await redis.clusterMasters()) == Set(cluster.ports.map { "127.0.0.1:\($0)" }))
+
+        let subscriber = RedisSubscriber(configuration: try RedisConfiguration(url: url))
+        defer { subscriber.close() }
+        var messages = try await subscriber.subscribe([key]).makeAsyncIterator()
+        try await redis.send("PUBLISH", key, "heard")
+        #expect(await messages.next() == .message(channel: key, payload: "heard".redisBytes))
+    }
+
     @Test("redis+cluster URLs: seeds, credentials masked, bad forms named")
     func urls() throws {
         let configuration = try RedisConfiguration(url: "redis+cluster://app:s3cret@10.0.0.1:7000,10.0.0.2:7001/")
