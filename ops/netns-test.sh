@@ -17,9 +17,9 @@
 # bridges cannot be made here); 1 a check failed; 2 a usage or setup error.
 # Needs root, iproute2, redis-server, python3 with redis-py (bash ops/install-deps.sh --tests).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+repo=$(cd "$(dirname "$0")/.." && pwd)
 
-binary=.build/debug/imagequeue
+binary=$repo/.build/debug/imagequeue
 lease=3
 delay=4
 keep=0
@@ -41,8 +41,9 @@ number='^[0-9]+([.][0-9]+)?$'
 skip() { echo "SKIP: $*"; exit 0; }
 [ "$(id -u)" -eq 0 ] || skip "network namespaces need root"
 command -v ip >/dev/null 2>&1 || skip "ip (iproute2) is not installed"
-[ -x "$binary" ] || { echo "netns-test: $binary is not an executable (build it, or pass --binary)" >&2; exit 2; }
+[ -f "$binary" ] && [ -x "$binary" ] || { echo "netns-test: $binary is not an executable (build it, or pass --binary)" >&2; exit 2; }
 binary=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
+cd "$repo"
 command -v redis-server >/dev/null 2>&1 || { echo "netns-test: redis-server is missing (bash ops/install-deps.sh --tests)" >&2; exit 2; }
 python3 -c 'import redis' 2>/dev/null || { echo "netns-test: redis-py is missing (bash ops/install-deps.sh --tests)" >&2; exit 2; }
 
