@@ -171,6 +171,10 @@ let package = Package(
             dependencies: ["TestSupport"]
         ),
         .testTarget(
+            name: "DeployTests",
+            dependencies: ["TestSupport"]
+        ),
+        .testTarget(
             name: "OpsTests",
             dependencies: ["TestSupport", "CurlHTTP"]
         ),
