@@ -38,11 +38,28 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
             return index
         }
 
-        /// Masters: nodes that own at least one slot, in the order first seen.
-        var masters: [String] {
+        /// Masters: nodes that own at least one slot, in the order first seen. Kept up to
+        /// date by `assign` and `install`: keyless commands read it on every call.
+        private(set) var masters: [String] = []
+
+        /// Records one slot's owner (after MOVED).
+        mutating func assign(_ slot: Int, to node: String) {
+            owners[slot] = index(of: node)
+            if !masters.contains(node) { masters.append(node) }
+        }
+
+        /// Replaces the whole map (after CLUSTER SLOTS).
+        mutating func install(_ ranges: [(ClosedRange<Int>, String)]) {
+            var fresh = [Int16](repeating: -1, count: RedisClusterSlot.count)
             var owning = Set<Int16>()
-            for owner in owners where owner >= 0 { owning.insert(owner) }
-            return owning.sorted().map { nodes[Int($0)] }
+            for (range, node) in ranges {
+                let index = index(of: node)
+                owning.insert(index)
+                for slot in range { fresh[slot] = index }
+            }
+            owners = fresh
+            masters = owning.sorted().map { nodes[Int($0)] }
+            mapped = true
         }
     }
 
@@ -227,10 +244,7 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
                 guard words.count >= 3, let slot = Int(words[1]), (0..<RedisClusterSlot.count).contains(slot),
                       let node = Self.node(String(words[2]), default: nodeName(for: unit.target)) else { return reply }
                 if words[0] == "MOVED" {
-                    state.withLock { state in
-                        let index = state.index(of: node)
-                        state.owners[slot] = index
-                    }
+                    state.withLock { $0.assign(slot, to: node) }
                     scheduleRefresh()
                     logger.debug("slot moved", metadata: ["slot": "\(slot)", "node": "\(node)"])
                     reply = try await connection(node).pipeline([unit.command], timeout: timeout)[0]
@@ -456,15 +470,7 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
     }
 
     private func install(_ ranges: [(ClosedRange<Int>, String)]) {
-        state.withLock { state in
-            var owners = [Int16](repeating: -1, count: RedisClusterSlot.count)
-            for (range, node) in ranges {
-                let index = state.index(of: node)
-                for slot in range { owners[slot] = index }
-            }
-            state.owners = owners
-            state.mapped = true
-        }
+        state.withLock { $0.install(ranges) }
     }
 
     /// The slot ranges and their masters from a `CLUSTER SLOTS` reply.
