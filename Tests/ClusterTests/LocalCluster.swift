@@ -58,11 +58,13 @@ final class LocalCluster: Sendable {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("iq-cluster-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         running.withLock { _ = $0.folders.insert(directory.path) }
+        // A long node timeout: on a loaded 2-core machine a node that answers its peers late
+        // must not be marked failed (with no replicas, that would stop the cluster).
         for port in ports {
             let pid = try spawnChild(server, [
                 "--port", "\(port)", "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                 "--cluster-config-file", directory.appendingPathComponent("nodes-\(port).conf").path,
-                "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
+                "--cluster-node-timeout", "30000", "--save", "", "--appendonly", "no",
                 "--dir", directory.path, "--dbfilename", "dump-\(port).rdb", "--loglevel", "warning",
                 "--logfile", directory.appendingPathComponent("redis-\(port).log").path,
             ])
