@@ -177,6 +177,10 @@ def check_compose(args):
         if SECRET_NAME.search(name) and value:
             problems.add(f".env.example gives {name} a value: secrets must be left empty there")
 
+    gitignore = os.path.join(ROOT, ".gitignore")
+    ignored = open(gitignore, encoding="utf-8").read().split("\n") if os.path.isfile(gitignore) else []
+    problems.check(".env" in ignored or "/.env" in ignored, ".gitignore does not list .env: the real secrets could be committed")
+
     services = document.get("services") or {}
     raw_services = raw.get("services") or {}
     for name in EXPECTED_SERVICES:
