@@ -57,11 +57,13 @@ struct PrometheusConfigTests {
         }
     }
 
-    @Test("promtool check config and check rules pass (skipped when promtool is not installed)")
+    @Test("promtool check config, check rules and the alerts' unit tests pass (skipped when promtool is not installed)")
     func promtoolAgrees() async throws {
         guard programOnPath("promtool") != nil else {
-            print("OpsTests: promtool is not on PATH; skipping `promtool check`. Debian's prometheus package has it, "
-                  + "but it installs and starts a Prometheus server (19 MB download), so CI does not install it.")
+            print("OpsTests: promtool is not on PATH; skipping `promtool check` and `promtool test rules`. Debian's "
+                  + "prometheus package has it but also installs and starts a Prometheus server (19 MB download, 96 MB "
+                  + "installed), so CI does not install it. To run this part: apt-get download prometheus && dpkg-deb -x "
+                  + "prometheus_*.deb DIR, then put DIR/usr/bin on PATH.")
             return
         }
         let config = TestEnvironment.packageRoot.appendingPathComponent("ops/prometheus/prometheus.yml").path
@@ -71,6 +73,10 @@ struct PrometheusConfigTests {
         let checkRules = try await runOnPath(["promtool", "check", "rules", rules])
         #expect(checkRules.status == 0, "promtool check rules:\n\(checkRules.stdout)\(checkRules.stderr)")
         #expect(checkRules.stdout.contains("SUCCESS: \(Self.requiredAlerts.count) rules found"), "\(checkRules.stdout)")
+        // alerts_test.yml: each alert fires on the series it should, and not on the others.
+        let unitTests = TestEnvironment.packageRoot.appendingPathComponent("ops/prometheus/alerts_test.yml").path
+        let testRules = try await runOnPath(["promtool", "test", "rules", unitTests])
+        #expect(testRules.status == 0, "promtool test rules:\n\(testRules.stdout)\(testRules.stderr)")
     }
 
     @Test("the PromQL name reader finds metrics and skips functions, label lists, matchers and ranges")
