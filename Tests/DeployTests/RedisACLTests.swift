@@ -251,7 +251,7 @@ struct RedisACLTests {
         await redis.stop()
     }
 
-    @Test("serve as the worker user: ready, enqueue over HTTP, the all-jobs event stream (PSUBSCRIBE) delivers")
+    @Test("serve as the worker user: ready, /metrics, enqueue over HTTP, the all-jobs event stream (PSUBSCRIBE) delivers")
     func serveRunsAsWorkerUser() async throws {
         let redis = try await ACLRedis.start()
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("iq-acl-serve-\(redis.port)")
@@ -278,6 +278,11 @@ struct RedisACLTests {
             for path in ("/readyz", "/v1/queues"):
                 with urllib.request.urlopen(url + path, timeout=20) as response:
                     assert response.status == 200, (path, response.status)
+            # What Prometheus scrapes, read from Redis as the worker user: 0 if a command were refused.
+            with urllib.request.urlopen(url + "/metrics", timeout=20) as response:
+                text = response.read().decode()
+                up = [line.split()[1] for line in text.splitlines() if line.startswith("imagequeue_redis_up ")]
+                assert [float(value) for value in up] == [1.0], text[:2000]
             body = json.dumps({"model": "flux", "prompt": "a fox over HTTP", "user": "alice", "enhance": False}).encode()
             request = urllib.request.Request(url + "/v1/jobs", data=body, method="POST",
                                              headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
