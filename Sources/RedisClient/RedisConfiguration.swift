@@ -17,6 +17,9 @@ public struct RedisConfiguration: Sendable {
     public var maxBackoff: Duration = .milliseconds(250)
     /// Name shown by `CLIENT LIST`, or nil.
     public var clientName: String?
+    /// Seed nodes of a Redis Cluster (`redis+cluster://` URLs); empty for one server.
+    /// When set, commands are routed by their keys' hash slots (RedisCluster.swift).
+    public var clusterSeeds: [RedisEndpoint] = []
 
     /// Creates a configuration for `endpoint` with default timeouts.
     public init(endpoint: RedisEndpoint, clientName: String? = nil) {
@@ -27,6 +30,11 @@ public struct RedisConfiguration: Sendable {
     /// Creates a configuration from a Redis URL.
     /// - Throws: `RedisError` of kind `.invalidURL`.
     public init(url: String, clientName: String? = nil) throws(RedisError) {
+        if let seeds = try Self.parseClusterSeeds(url: url) {
+            self.init(endpoint: seeds[0], clientName: clientName)
+            clusterSeeds = seeds
+            return
+        }
         self.init(endpoint: try RedisEndpoint(url: url), clientName: clientName)
     }
 

@@ -10,18 +10,26 @@ import Synchronization
 /// exponential backoff and jitter. Give blocking commands (BLPOP…) their own connection.
 public final class RedisConnection: Sendable {
     private let engine: ConnectionEngine
+    /// In cluster mode (`configuration.isCluster`): routes commands to one single-node
+    /// connection per master by their keys' slots (RedisCluster.swift); `engine` stays idle.
+    let cluster: RedisClusterRouter?
 
     /// Opens a connection (lazily: the first command connects).
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "imagequeue.redis")) {
         engine = ConnectionEngine(configuration: configuration, logger: logger)
+        if configuration.isCluster {
+            cluster = RedisClusterRouter(configuration: configuration, logger: logger)
+            return
+        }
+        cluster = nil
         let engine = engine
         startDedicatedThread(name: "iq-redis") { engine.run() }
     }
 
-    deinit { engine.close() }
+    deinit { engine.close(); cluster?.close() }
 
     /// The endpoint, with the password masked.
-    public var endpointDescription: String { engine.configuration.endpoint.description }
+    public var endpointDescription: String { engine.configuration.endpointDescription }
 
     /// Sends one command and returns its reply.
     /// - Throws: `RedisError`: `.server` for an error reply, or a connection error.
@@ -46,9 +54,10 @@ public final class RedisConnection: Sendable {
     }
 
     /// Stops the thread; queued and later commands fail with `.closed`.
-    public func close() { engine.close() }
+    public func close() { engine.close(); cluster?.close() }
 
     private func submit(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
+        if let cluster { return try await cluster.submit(commands, timeout: timeout ?? engine.configuration.commandTimeout) }
         let id = engine.makeRequestID()
         let timeout = timeout ?? engine.configuration.commandTimeout
         return try await withTaskCancellationHandler {

@@ -106,6 +106,8 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
                       database: database)
         case "rediss":
             throw RedisError(.invalidURL, "rediss:// (TLS) is not supported by the hiredis 0.14 client; use a TLS tunnel")
+        case "redis+cluster":
+            throw RedisError(.invalidURL, "a redis+cluster:// URL names several nodes: read it with RedisConfiguration(url:)")
         default:
             throw invalid("unknown scheme \(scheme)")
         }

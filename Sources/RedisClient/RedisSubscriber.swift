@@ -85,10 +85,15 @@ final class SubscriberEngine: @unchecked Sendable {
     private let pipe = WakePipe()
     private var socket: RedisSocket?
     private let pingInterval: Duration = .seconds(5)
+    /// Where to connect: the one server, or a cluster's nodes (any node delivers every
+    /// PUBLISH); the next one is tried when a connect fails. Touched by the thread only.
+    private var endpoints: [RedisEndpoint]
+    private var endpointIndex = 0
 
     init(configuration: RedisConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        endpoints = configuration.isCluster ? configuration.clusterSeeds : [configuration.endpoint]
     }
 
     func addListener(channels: [String], patterns: Bool, continuation: AsyncStream<SubscriptionEvent>.Continuation) -> UInt64 {
@@ -141,8 +146,13 @@ final class SubscriberEngine: @unchecked Sendable {
                     continue
                 }
                 do {
-                    socket = try RedisSocket(endpoint: configuration.endpoint, connectTimeout: configuration.connectTimeout,
+                    socket = try RedisSocket(endpoint: endpoints[endpointIndex], connectTimeout: configuration.connectTimeout,
                                              clientName: configuration.clientName)
+                    if configuration.isCluster, let socket {
+                        endpoints = RedisClusterRouter.pubSubNodes(asking: socket, current: endpoints[endpointIndex],
+                                                                   configuration: configuration) ?? endpoints
+                        endpointIndex = 0
+                    }
                     attempt = 0
                     unreachableSince = nil
                     lastTraffic = .now
@@ -158,6 +168,7 @@ final class SubscriberEngine: @unchecked Sendable {
                     try synchronize()
                 } catch {
                     socket = nil
+                    endpointIndex = (endpointIndex + 1) % endpoints.count
                     let since = unreachableSince ?? .now
                     unreachableSince = since
                     failWaitersIfOverdue(error: error, unreachableSince: since)

@@ -7,7 +7,7 @@ import Glibc
 
 /// Options every command takes: where Redis is, and the queue's settings.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .customLong("redis"), help: "Redis URL (default $IMAGEQUEUE_REDIS_URL, else redis://127.0.0.1:6379).")
+    @Option(name: .customLong("redis"), help: "Redis URL: redis://[user:pass@]host:port[/db], unix:///path, or redis+cluster://[user:pass@]host1:port1,host2:port2 for a Redis Cluster (default $IMAGEQUEUE_REDIS_URL, else redis://127.0.0.1:6379).")
     var redisURL: String?
 
     @Option(name: .customLong("prefix"), help: "Key prefix (default $IMAGEQUEUE_PREFIX, else iq).")
