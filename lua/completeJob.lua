@@ -17,12 +17,11 @@
               completion with the same token is STALE_TOKEN), meta.completed_total + 1,
               the doorbell rings for the next job.
   Errors      NOT_FOUND, STALE_TOKEN (nothing changed), BAD_REQUEST (result not an object,
-              or a bad retention: then nothing is done for any job)
+              or a bad retention); ownership is checked first
 ]]
 --@include common.lua
 
 local retention = wholeNumber(ARGV[6], 0)
-if not retention then return redis.error_reply('BAD_REQUEST retention must be a whole number of ms >= 0') end
 local jobs = { { ARGV[3], ARGV[4], ARGV[5] } }
 for i = 7, #ARGV - 2, 3 do jobs[#jobs + 1] = { ARGV[i], ARGV[i + 1], ARGV[i + 2] } end
 
@@ -40,6 +39,9 @@ for n, job in ipairs(jobs) do
   if not reply then
     result = decodeObject(resultJSON)
     if not result then reply = redis.error_reply('BAD_REQUEST result must be a JSON object') end
+  end
+  if not reply and not retention then
+    reply = redis.error_reply('BAD_REQUEST retention must be a whole number of ms >= 0')
   end
   if not reply then
     local rev = (tonumber(h[4]) or 0) + 1

@@ -107,6 +107,48 @@ import TestSupport
         #expect(next.array?[1].string == "flux-2" && next.array?[2] == .integer(2))
     }
 
+    /// Batches: claimJob's ARGV[7] takes several jobs in queue order, up to the concurrency
+    /// limit; extendLease and completeJob take several jobs and answer each one alone.
+    @Test func claimExtendAndCompleteTakeSeveralJobsAndAnswerEachAlone() async throws {
+        let s = try caller()
+        for index in 1...5 { _ = await s.enqueue("flux-\(index)") }
+        _ = await s.call("setConcurrency", ["3"])
+        #expect(code(await s.call("claimJob", ["w", "30000", "w:c1", "0", "0"])) == "BAD_REQUEST")
+        #expect(code(await s.call("claimJob", ["w", "30000", "w:c1", "0", "1001"])) == "BAD_REQUEST")
+        let claim = try #require(await s.call("claimJob", ["w", "30000", "w:c1", "0", "10"]).array)
+        // Three of five: the limit, not the ten asked for; six fields each, in queue order.
+        #expect(claim.count == 1 + 3 * 6)
+        #expect(stride(from: 1, to: claim.count, by: 6).map { claim[$0].string } == ["flux-1", "flux-2", "flux-3"])
+        let tokens = stride(from: 2, to: claim.count, by: 6).compactMap { claim[$0].int }
+        #expect(tokens.count == 3 && Set(tokens).count == 3 && tokens == tokens.sorted())
+        #expect(await s.call("claimJob", ["w", "30000", "w:c2", "0", "10"]) == .array([.bulk(Array("full".utf8))]))
+        // A repeat of the lost call answers the same three jobs again.
+        let again = try #require(await s.call("claimJob", ["w", "30000", "w:c1", "1", "10"]).array)
+        #expect(again == claim)
+
+        let t = tokens.map(String.init)
+        let leases = try #require(await s.call("extendLease", ["flux-1", t[0], "60000", "flux-2", "999", "flux-3", t[2]]).array)
+        #expect(leases.count == 3 && leases[0].int != nil && leases[2].int != nil)
+        #expect(code(leases[1]) == "STALE_TOKEN")
+
+        let result = #"{"content_type":"image/png","bytes":1,"store":"directory"}"#
+        let done = try #require(await s.call("completeJob", ["flux-1", t[0], result, "0", "flux-2", t[1], "[1]",
+                                                             "flux-3", "999", result, "flux-9", "1", result]).array)
+        #expect(done.count == 4)
+        #expect(done[0] == .integer(1))
+        #expect(code(done[1]) == "BAD_REQUEST")
+        #expect(code(done[2]) == "STALE_TOKEN")
+        #expect(code(done[3]) == "NOT_FOUND")
+        #expect(try await s.redis.send("HGET", s.keys.meta("flux"), "completed_total").int == 1)
+        #expect(try await s.redis.send("ZCARD", s.keys.active("flux")).int == 2)
+        // The refused ones still belong to their owner, who completes them together.
+        let rest = try #require(await s.call("completeJob", ["flux-2", t[1], result, "0", "flux-3", t[2], result]).array)
+        #expect(rest == [.integer(1), .integer(1)])
+        let event = try #require(try await s.redis.send("HGET", s.keys.job(JobID("flux-3")), "event").string)
+        let parsed = try ParsedJSON.parse(event)
+        #expect(parsed["status"]?.string == "completed" && parsed["result"]?["bytes"]?.integer == 1 && parsed["worker"]?.string == "w")
+    }
+
     @Test func ownerScriptsAnswerNotFoundStaleTokenAndBadRequest() async throws {
         let s = try caller()
         _ = await s.enqueue("flux-1")
