@@ -47,6 +47,12 @@ struct ClaimLoops: Service {
                     switch try await queue.claim(model: model, lease: configuration.lease, upTo: free) {
                     case .claimed(let jobs):
                         failures = 0
+                        if Task.isShuttingDownGracefully {
+                            // The shutdown began while the claim was on its way: hand the jobs
+                            // back at once (the attempt does not count), none is started.
+                            for job in jobs { _ = try? await queue.release(job) }
+                            continue
+                        }
                         for job in jobs {
                             currentJobs.add(job.id)
                             lane.start(job) { lost in
