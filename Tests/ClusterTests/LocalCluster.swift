@@ -137,17 +137,7 @@ final class LocalCluster: Sendable {
     }
 
     private static func canBind(_ port: Int) -> Bool {
-        guard port < 65536 else { return false }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
+        RedisServer.onLoopbackSocket(port: port) { bind($0, $1, $2) }
     }
 }
 

@@ -142,6 +142,12 @@ public final class RedisServer: @unchecked Sendable {
     public static func canConnectForTests(port: Int) -> Bool { canConnect(port: port) }
 
     static func canConnect(port: Int) -> Bool {
+        onLoopbackSocket(port: port) { connect($0, $1, $2) }
+    }
+
+    /// Whether `call` (connect, bind) succeeds on a new TCP socket with 127.0.0.1:`port`.
+    public static func onLoopbackSocket(port: Int, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Bool {
+        guard (0..<65536).contains(port) else { return false }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -150,7 +156,7 @@ public final class RedisServer: @unchecked Sendable {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
 }
