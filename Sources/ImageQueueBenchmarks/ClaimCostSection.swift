@@ -13,17 +13,25 @@ enum ClaimCostSection {
     }
 
     static func run(_ context: BenchContext) async throws {
-        let small = try await measure(context, pending: 1_000)
+        // 1 000 pending is measured before and after the large queue, so the ratio does not
+        // ride on which ran first (a warmer or busier Redis).
+        let smallBefore = try await measure(context, pending: 1_000)
         let large = try await measure(context, pending: context.options.largePending)
+        let smallAfter = try await measure(context, pending: 1_000)
+        let small = Cost(serverMicros: (smallBefore.serverMicros + smallAfter.serverMicros) / 2,
+                         clientRate: (smallBefore.clientRate + smallAfter.clientRate) / 2)
         let claims = context.options.claims
-        context.report.add(Row(figure: "claim, 1,000 pending: server µs per claim call (evalsha usec_per_call)",
-                               value: fixed(small.serverMicros, 2) + " µs", reference: "\(grouped(small.clientRate)) claims/s client-side, one at a time"))
-        context.report.add(Row(figure: "claim, \(grouped(Double(context.options.largePending))) pending: server µs per claim call",
+        let largeText = grouped(Double(context.options.largePending))
+        context.report.add(Row(figure: "claim, 1,000 pending: server µs per claim call (evalsha usec_per_call; mean of a run before and one after the large queue)",
+                               value: fixed(small.serverMicros, 2) + " µs",
+                               reference: "before \(fixed(smallBefore.serverMicros, 2)) µs, after \(fixed(smallAfter.serverMicros, 2)) µs; "
+                                   + "\(grouped(small.clientRate)) claims/s client-side, one at a time"))
+        context.report.add(Row(figure: "claim, \(largeText) pending: server µs per claim call",
                                value: fixed(large.serverMicros, 2) + " µs", reference: "\(grouped(large.clientRate)) claims/s client-side, one at a time"))
         let ratio = large.serverMicros / small.serverMicros
-        context.report.check("claim cost ratio, \(grouped(Double(context.options.largePending))) / 1,000 pending (server µs)",
-                             value: fixed(ratio, 2), reference: "≤ 1.2", met: ratio <= 1.2)
-        context.report.add(Row(figure: "claims/s ratio, 1,000 / \(grouped(Double(context.options.largePending))) pending (client-side)",
+        context.report.check("claim cost ratio, \(largeText) / 1,000 pending (server µs)",
+                             value: fixed(ratio, 3), reference: "≤ 1.2", met: ratio <= 1.2)
+        context.report.add(Row(figure: "claim time ratio, \(largeText) / 1,000 pending (client-side, 1 / claims/s)",
                                value: fixed(small.clientRate / large.clientRate, 2)))
         context.report.note("claim cost: \(claims) claims per size, no completions, the model's limit at 1,000,000,000; "
                             + "the server figure is evalsha µs/call from INFO commandstats deltas around each round of 500 claims.")

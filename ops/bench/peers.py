@@ -23,6 +23,7 @@ Options of this script (the rest go to run.py; see --help there):
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -104,7 +105,12 @@ def main():
 
     run.peer_list = peer_list
     sys.argv = [sys.argv[0]] + rest
-    run.main()
+    try:
+        run.main()
+    finally:  # the workers' images (tmpfs)
+        for wanted in concurrencies:
+            for used in {wanted, accepted_concurrency(own.imagequeue, wanted)}:
+                shutil.rmtree(f"/dev/shm/imagequeue-peers-c{used}", ignore_errors=True)
 
 
 if __name__ == "__main__":
