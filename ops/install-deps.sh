@@ -15,6 +15,7 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if [ "${1:-}" = "--tests" ]; then
   command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)  # ops/netns-test.sh
+  command -v cc >/dev/null 2>&1 || missing+=(gcc)  # builds the clock-skew shim (Tests/Fakes/clock_skew.c)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
