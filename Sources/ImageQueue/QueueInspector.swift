@@ -80,6 +80,16 @@ public struct QueueInspector: Sendable {
         return result
     }
 
+    /// The Redis server's clock, ms since the epoch: the clock every time in the queue is on.
+    /// - Throws: `ImageQueueError` `.redis`.
+    public func serverTime() async throws(ImageQueueError) -> Int64 {
+        let parts = try await send(RedisCommand("TIME"), operation: "time").array ?? []
+        guard parts.count == 2, let seconds = parts[0].int, let microseconds = parts[1].int else {
+            throw ImageQueueError(.malformed, "unexpected reply from TIME")
+        }
+        return seconds * 1000 + microseconds / 1000
+    }
+
     /// The oldest dead jobs of a model, oldest first.
     /// - Throws: `ImageQueueError` `.redis`.
     public func deadJobs(model: String, limit: Int = 100) async throws(ImageQueueError) -> [JobInfo] {

@@ -99,9 +99,12 @@ extension APIServer {
     func metricsText() async throws(ImageQueueError) -> String {
         let stats: [String: QueueStats]
         let workers: [WorkerInfo]
+        let now: Int64
         do throws(ImageQueueError) {
             stats = try await client.inspector.stats()
             workers = try await client.inspector.workers()
+            // Heartbeats are on Redis's clock: judge them on it too, not on this host's.
+            now = try await client.inspector.serverTime()
         } catch where error.code == .redis {
             let registry = PrometheusCollectorRegistry()
             registry.makeGauge(name: "imagequeue_redis_up", labels: [], help: "1 when Redis answered this scrape, else 0").set(Int64(0))
@@ -109,7 +112,6 @@ extension APIServer {
         }
         let registry = PrometheusCollectorRegistry()
         registry.makeGauge(name: "imagequeue_redis_up", labels: [], help: "1 when Redis answered this scrape, else 0").set(Int64(1))
-        let now = unixTimeMilliseconds()
         let live = workers.filter { now - $0.heartbeatAt < 60_000 }
         for (model, s) in stats.sorted(by: { $0.key < $1.key }) {
             let labels = [("model", model)]

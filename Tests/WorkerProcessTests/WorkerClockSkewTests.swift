@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import Testing
 import TestSupport
@@ -84,6 +85,25 @@ struct WorkerClockSkewTests {
                     "\(worker.id) logs no line stamped \(stamps):\n\(worker.process.output)")
             #expect(!worker.process.output.contains(ClockSkewShim.logHour(Date(timeIntervalSince1970: Double(now + hour * 3) / 1000))))
         }
+        // `serve` an hour fast still counts both workers live: it judges their heartbeats on
+        // Redis's clock too.
+        let port = try RedisServer.freePort()
+        let serve = try cli.start(["serve", "--host", "127.0.0.1", "--port", String(port), "--redis", cli.redisURL, "--prefix", cli.prefix],
+                                  environment: ["IMAGEQUEUE_API_TOKEN": "skew-test-token", "LD_PRELOAD": shim,
+                                                "IMAGEQUEUE_TEST_CLOCK_SKEW_SECONDS": "3600"])
+        defer { serve.send(SIGKILL) }
+        var metrics = ""
+        for _ in 0..<150 where !metrics.contains("imagequeue_workers_live ") {
+            if let response = try? await HTTPClient().send(HTTPRequest(url: "http://127.0.0.1:\(port)/metrics")), response.status == 200 {
+                metrics = String(decoding: response.body, as: UTF8.self)
+            } else {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let live = metrics.split(separator: "\n").first { $0.hasPrefix("imagequeue_workers_live ") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") }
+        #expect(live == 2, "\(metrics)\nserve output:\n\(serve.output)")
+
         for worker in workers {
             worker.process.send(SIGTERM)
             #expect(try await worker.process.waitForExit() == .exited(0), "\(worker.process.output)")
