@@ -113,7 +113,9 @@ struct ClaimLoops: Service {
                 do {
                     let outcomes = try await queue.heartbeat(chunk.map(\.job), lease: configuration.lease)
                     for (handle, outcome) in zip(chunk, outcomes) {
-                        if case .failure(let error) = outcome, error.code == .staleToken || error.code == .notFound {
+                        // A job that ended meanwhile (its completion cleared the token) is no loss.
+                        if case .failure(let error) = outcome, error.code == .staleToken || error.code == .notFound,
+                           lane.isRunning(handle) {
                             logger.warning("lease lost: another worker owns the job now; abandoning it",
                                            metadata: ["job.id": "\(handle.job.id)"])
                             handle.loseLease()
@@ -165,6 +167,9 @@ final class Lane: Sendable {
     var running: Int { state.withLock { $0.running.count } }
     var free: Int { state.withLock { slots - $0.running.count } }
     var handles: [Handle] { state.withLock { Array($0.running.values) } }
+
+    /// Whether the job's task has not ended yet.
+    func isRunning(_ handle: Handle) -> Bool { state.withLock { $0.running[handle.job.id] === handle } }
 
     /// Runs a job in a task of its own; `body` gets a function telling whether the job's
     /// lease was lost (its task is then cancelled).
