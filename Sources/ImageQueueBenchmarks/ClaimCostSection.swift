@@ -38,9 +38,7 @@ enum ClaimCostSection {
     }
 
     static func measure(_ context: BenchContext, pending: Int) async throws -> Cost {
-        let prefix = freshPrefix("claim\(pending)")
-        let keys = QueueKeys(prefix: prefix)
-        let client = try makeClient(context.redisConfiguration, prefix: prefix)
+        let (prefix, keys, client) = try sectionQueue("claim\(pending)", context)
         var configuration = QueueConfiguration()
         configuration.keyPrefix = prefix
         let queue = WorkerQueue(redis: context.redisConfiguration, configuration: configuration, workerID: "bench-claim")

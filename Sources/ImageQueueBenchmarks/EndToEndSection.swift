@@ -8,9 +8,7 @@ import RedisClient
 enum EndToEndSection {
     static func run(_ context: BenchContext) async throws {
         let options = context.options
-        let prefix = freshPrefix("noop")
-        let keys = QueueKeys(prefix: prefix)
-        let client = try makeClient(context.redisConfiguration, prefix: prefix)
+        let (prefix, keys, client) = try sectionQueue("noop", context)
         defer { client.close() }
         let jobs = options.jobs
         progress("noop: filling \(jobs) jobs, then one worker at --concurrency \(options.concurrency)")

@@ -17,9 +17,7 @@ enum LatencySection {
 
     static func run(_ context: BenchContext) async throws {
         let options = context.options
-        let prefix = freshPrefix("latency")
-        let keys = QueueKeys(prefix: prefix)
-        let client = try makeClient(context.redisConfiguration, prefix: prefix)
+        let (prefix, keys, client) = try sectionQueue("latency", context)
         defer { client.close() }
         try await client.setConcurrency(1, model: "flux")
         let directory = scratchDirectory("latency")

@@ -10,9 +10,7 @@ import Glibc
 enum MemorySection {
     static func run(_ context: BenchContext) async throws {
         let options = context.options
-        let prefix = freshPrefix("memory")
-        let keys = QueueKeys(prefix: prefix)
-        let client = try makeClient(context.redisConfiguration, prefix: prefix)
+        let (prefix, keys, client) = try sectionQueue("memory", context)
         defer { client.close() }
         try await client.setConcurrency(1, model: "flux")
         let directory = scratchDirectory("memory")

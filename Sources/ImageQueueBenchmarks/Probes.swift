@@ -120,6 +120,12 @@ func makeClient(_ redis: RedisConfiguration, prefix: String) throws -> ImageQueu
 
 func freshPrefix(_ section: String) -> String { "iqbench\(getpid())\(section)" }
 
+/// A section's own queue: a fresh key prefix, its keys, and a client on it (the caller closes it).
+func sectionQueue(_ section: String, _ context: BenchContext) throws -> (prefix: String, keys: QueueKeys, client: ImageQueueClient) {
+    let prefix = freshPrefix(section)
+    return (prefix, QueueKeys(prefix: prefix), try makeClient(context.redisConfiguration, prefix: prefix))
+}
+
 /// Enqueues `count` jobs in batches, `parallel` batches in flight at once (pipelined on the
 /// client's one connection). Throws when any job is refused.
 func fill(_ client: ImageQueueClient, model: String, count: Int, enhance: Bool = false,
