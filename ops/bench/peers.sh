@@ -6,7 +6,9 @@
 #   bash ops/bench/peers.sh --only imagequeue-c1,imagequeue-c256,sidekiq-c1
 #   SKIP_REDIS_BENCHMARK=1 bash ops/bench/peers.sh --list
 # Needs: redis-server, redis-tools, ruby-sidekiq (apt), and a venv at $PEERS_VENV (default
-# /tmp/peers-venv) with rq arq 'dramatiq[redis]' huey 'celery[redis]' psutil redis; release
+# /tmp/peers-venv) with rq arq 'dramatiq[redis]' huey 'celery[redis]' psutil redis, pinned so pip
+# does not backtrack to a kombu that breaks: 'redis[hiredis]>=4.5.2,<=5.2.1' 'kombu[redis]==5.5.4'
+# celery==5.5.3 (arq 0.28 needs redis < 6); release
 # builds of imagequeue and imagequeue-bench (IMAGEQUEUE_BINARY, IMAGEQUEUE_BENCH_BINARY, or
 # .build/release/). Results: $PEERS_OUT (default /tmp/imagequeue-peers-results).
 set -euo pipefail
