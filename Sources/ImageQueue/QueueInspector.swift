@@ -65,8 +65,7 @@ public struct QueueInspector: Sendable {
                 completedTotal: meta.count > 1 ? Int(meta[1].int ?? 0) : 0,
                 failedTotal: meta.count > 2 ? Int(meta[2].int ?? 0) : 0,
                 oldestPendingAgeMilliseconds: nil)
-            if let head = r[4].array?.first?.string, let time = r[5].array, time.count == 2 {
-                let now = (time[0].int ?? 0) * 1000 + (time[1].int ?? 0) / 1000
+            if let head = r[4].array?.first?.string, let now = r[5].redisTimeMilliseconds {
                 oldest.append((model, head, now))
             }
         }
@@ -83,11 +82,10 @@ public struct QueueInspector: Sendable {
     /// The Redis server's clock, ms since the epoch: the clock every time in the queue is on.
     /// - Throws: `ImageQueueError` `.redis`.
     public func serverTime() async throws(ImageQueueError) -> Int64 {
-        let parts = try await send(RedisCommand("TIME"), operation: "time").array ?? []
-        guard parts.count == 2, let seconds = parts[0].int, let microseconds = parts[1].int else {
+        guard let now = try await send(RedisCommand("TIME"), operation: "time").redisTimeMilliseconds else {
             throw ImageQueueError(.malformed, "unexpected reply from TIME")
         }
-        return seconds * 1000 + microseconds / 1000
+        return now
     }
 
     /// The oldest dead jobs of a model, oldest first.

@@ -1,3 +1,5 @@
+import RedisClient
+
 extension Duration {
     /// Whole milliseconds (at least 1 for a positive duration, so a short timeout never
     /// becomes "no timeout").
@@ -5,6 +7,14 @@ extension Duration {
         let (seconds, attoseconds) = components
         let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
         return ms == 0 && self > .zero ? 1 : ms
+    }
+}
+
+extension RESPValue {
+    /// A `TIME` reply as ms since the epoch, nil for anything else.
+    public var redisTimeMilliseconds: Int64? {
+        guard let parts = array, parts.count == 2, let seconds = parts[0].int, let microseconds = parts[1].int else { return nil }
+        return seconds * 1000 + microseconds / 1000
     }
 }
 

@@ -93,9 +93,7 @@ struct Maintenance: Service {
 
     /// The Redis server's clock in ms, nil when Redis does not answer.
     private func serverTime() async -> Int64? {
-        guard let parts = try? await redis.send("TIME").array, parts.count == 2,
-              let seconds = parts[0].int, let microseconds = parts[1].int else { return nil }
-        return seconds * 1000 + microseconds / 1000
+        try? await redis.send("TIME").redisTimeMilliseconds
     }
 
     private func deregister() async {
