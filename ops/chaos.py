@@ -69,7 +69,6 @@ the temporary directory are removed at the end, also on Ctrl-C (--keep keeps the
 """
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -93,6 +92,8 @@ except ImportError:  # pragma: no cover
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE = os.path.join(ROOT, "Tests", "Fakes", "fake_backends.py")
+sys.path.insert(0, os.path.join(ROOT, "Tests", "Python"))
+from worker_steps import Script  # noqa: E402  (a script's text from the binary, called by SHA)
 MODELS = ("flux", "sdxl")
 PREFIX = "chaos"
 HOST = "127.0.0.1"
@@ -483,20 +484,6 @@ class Workers:
 
 
 # --- Enqueueing ----------------------------------------------------------------------------
-
-class Script:
-    def __init__(self, binary, name):
-        text = subprocess.run([binary, "scripts", name], check=True, capture_output=True).stdout
-        self.text = text.decode("utf-8")
-        self.sha = hashlib.sha1(text).hexdigest()
-
-    def __call__(self, connection, keys, arguments):
-        try:
-            return connection.evalsha(self.sha, len(keys), *keys, *arguments)
-        except redis.exceptions.NoScriptError:
-            connection.script_load(self.text)
-            return connection.evalsha(self.sha, len(keys), *keys, *arguments)
-
 
 class Enqueuer(threading.Thread):
     """Enqueues `total` jobs, each to a model whose queue holds fewer than `backlog` pending jobs
