@@ -187,8 +187,7 @@ public final class WorkerQueue: Sendable {
     /// Extends the job's lease to now + `lease`.
     /// - Throws: `ImageQueueError` `.staleToken` (someone else owns it now), `.notFound`, `.redis`.
     public func heartbeat(_ job: ClaimedJob, lease: Duration) async throws(ImageQueueError) {
-        _ = try await runner.run(QueueScripts.extendLease, model: job.model,
-                                 arguments: [job.id, job.token, lease.wholeMilliseconds], jobID: job.id)
+        try await heartbeat([job], lease: lease)[0].get()
     }
 
     /// Extends the leases of several jobs of one model in one call; each job's own outcome
