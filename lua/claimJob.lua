@@ -52,9 +52,9 @@ if claimId ~= '' and ARGV[6] == '1' then
                          'enqueued_at')
     if h[1] == claimId and h[2] == worker and h[3] and h[3] ~= '' then
       redis.call('ZADD', activeKey, 'XX', now + leaseMs, id)
-      for _, v in ipairs({ id, tonumber(h[3]), tonumber(h[4]) or 1, tonumber(h[5]) or 1, h[6], tonumber(h[7]) or 0 }) do
-        reply[#reply + 1] = v
-      end
+      local n = #reply
+      reply[n + 1], reply[n + 2], reply[n + 3] = id, tonumber(h[3]), tonumber(h[4]) or 1
+      reply[n + 4], reply[n + 5], reply[n + 6] = tonumber(h[5]) or 1, h[6], tonumber(h[7]) or 0
     end
   end
   if #reply > 1 then return reply end
@@ -110,9 +110,9 @@ for n, job in ipairs(jobs) do
   publishEvent(job.id, event)
   deadlines[#deadlines + 1] = deadline
   deadlines[#deadlines + 1] = job.id
-  for _, v in ipairs({ job.id, token, attempt, tonumber(h[4]) or 1, h[2], tonumber(h[5]) or 0 }) do
-    reply[#reply + 1] = v
-  end
+  local r = #reply
+  reply[r + 1], reply[r + 2], reply[r + 3] = job.id, token, attempt
+  reply[r + 4], reply[r + 5], reply[r + 6] = tonumber(h[4]) or 1, h[2], tonumber(h[5]) or 0
 end
 redis.call('ZADD', activeKey, unpack(deadlines))
 ringDoorbell(limit, running + #jobs)
