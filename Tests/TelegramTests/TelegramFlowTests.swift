@@ -52,6 +52,38 @@ struct TelegramFlowTests {
         #expect(!front.output.contains(h.tokenSecret), "the token never appears in the output")
     }
 
+    @Test("queued jobs show their place in line, and it moves up as the queue drains")
+    func positionsMoveUpAsTheQueueDrains() async throws {
+        let h = try await TelegramHarness.start()
+        defer { h.cli.removeOutputDirectory() }
+        let front = try h.startFront("\(h.cli.prefix)-front")
+        // No worker yet: three jobs wait in flux's queue, in the order they were sent.
+        let commands = try await h.telegram.sendUpdates(["/image=flux/one", "/image=flux/two", "/image=flux/three"])
+        try await h.waitForMessages("three status messages") { $0.filter { !$0.isPhoto }.count == 3 }
+        func status(of command: (updateID: Int64, messageID: Int64)) async throws -> BotMessageRecord {
+            try #require(try await h.messages().first { !$0.isPhoto && $0.replyTo == command.messageID })
+        }
+        #expect(try await status(of: commands[0]).text == "⏳ Queued for flux: you are next.")
+        #expect(try await status(of: commands[1]).text == "⏳ Queued for flux: position 2.")
+        #expect(try await status(of: commands[2]).text == "⏳ Queued for flux: position 3.")
+
+        // One image a second: each claim moves the others up, and their messages follow.
+        let worker = try h.startWorker(delay: 1)
+        try await h.waitForPhotos(3)
+        try await h.waitForMessages("all finished") { $0.filter { $0.text?.hasPrefix("✅ Done") == true }.count == 3 }
+        await h.stop(front, worker)
+
+        let last = try await status(of: commands[2]).history
+        let places = ["⏳ Queued for flux: position 3.", "⏳ Queued for flux: position 2.", "⏳ Queued for flux: you are next."]
+            .map { line in last.firstIndex(of: line) }
+        #expect(places.allSatisfy { $0 != nil }, "the last job's message counted down: \(last)")
+        let indices = places.compactMap { $0 }
+        #expect(indices == indices.sorted(), "in that order: \(last)")
+        #expect(last.last?.hasPrefix("✅ Done in") == true, "\(last)")
+        let second = try await status(of: commands[1]).history
+        #expect(second.contains("⏳ Queued for flux: you are next."), "\(second)")
+    }
+
     @Test("a failed job ends its status message with the error class's user-facing message")
     func failedJobIsReported() async throws {
         let h = try await TelegramHarness.start()
