@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "ImageQueue", targets: ["ImageQueue"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
         .executable(name: "imagequeue", targets: ["imagequeue"]),
+        .executable(name: "imagequeue-worker", targets: ["imagequeue-worker"]),
         .executable(name: "imagequeue-bench", targets: ["ImageQueueBenchmarks"]),
     ],
     dependencies: [
@@ -17,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -71,7 +74,10 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
 
@@ -101,9 +107,47 @@ let package = Package(
             ]
         ),
 
+        // What `imagequeue worker` and the lean `imagequeue-worker` share: options, output,
+        // logging and the exit codes.
+        .target(
+            name: "ImageQueueCommandLine",
+            dependencies: [
+                "ImageQueue",
+                "ImageWorker",
+                "RedisClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "imagequeue-worker",
+            dependencies: [
+                "ImageQueueCommandLine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            // An idle worker's resident memory is mostly mapped code (docs/PERFORMANCE.md). In
+            // release builds, linked by lld: export no symbols (SwiftPM exports them all, and the
+            // loader searches that table for every symbol of libcurl's thirty libraries); pack
+            // the relative relocations (DT_RELR: 1.4 MB of RELA read at every start otherwise);
+            // and put the object files an idle worker runs first (ops/link/worker_order.py), so
+            // the kernel's 64 KiB fault-around maps less cold code.
+            linkerSettings: [
+                .unsafeFlags(["-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "--exclude-libs=ALL",
+                              "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                              "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/ops/link/imagequeue-worker.order",
+                              "-Xlinker", "--no-warn-symbol-ordering"],
+                             .when(platforms: [.linux], configuration: .release)),
+            ]
+        ),
+
         .executableTarget(
             name: "imagequeue",
             dependencies: [
+                "ImageQueueCommandLine",
                 "ImageQueue",
                 "ImageQueueServer",
                 "TelegramFront",

@@ -244,7 +244,9 @@ def check_compose(args):
         service = services.get(name) or {}
         command = service.get("command")
         parts = words(command)
-        problems.check(parts[:1] == ["worker"], f"{name}: the command must be `worker ...`")
+        problems.check(words(service.get("entrypoint")) == ["imagequeue-worker"],
+                       f"{name}: the entrypoint must be imagequeue-worker")
+        problems.check(not parts or parts[0].startswith("--"), f"{name}: the command must be imagequeue-worker's options")
         problems.check(option(command, "--models") == model, f"{name}: must run --models {model}")
         problems.check(option(command, "--metrics-port") == "9464", f"{name}: must run --metrics-port 9464")
         grace = float(option(command, "--grace-seconds") or 30)  # the worker's default grace
@@ -369,8 +371,13 @@ def check_dockerfile(args):
         problems.check(re.match(r"debian:bookworm", stages[-1]["image"]) is not None,
                        f"the runtime stage is not Debian bookworm: {stages[-1]['image']}")
         build = " ".join(rest for stage in stages[:-1] for keyword, rest in stage["instructions"] if keyword == "RUN")
-        problems.check(re.search(r"swift build -c release --product imagequeue\b", build) is not None,
-                       "the build stage does not run `swift build -c release --product imagequeue`")
+        for product in ("imagequeue", "imagequeue-worker"):
+            problems.check(re.search(rf"swift build -c release --product {product}(\s|$)", build) is not None,
+                           f"the build stage does not run `swift build -c release --product {product}`")
+        for binary in ("imagequeue", "imagequeue-worker"):
+            problems.check(any(keyword == "COPY" and "--from=" in rest and re.search(rf"/{binary}\s+/usr/local/bin/{binary}$", rest)
+                               for keyword, rest in final),
+                           f"the final stage does not copy {binary} to /usr/local/bin/{binary}")
         for package in ("libhiredis-dev", "libcurl4-openssl-dev"):
             problems.check(package in build, f"the build stage does not install {package}")
         runtime = " ".join(rest for keyword, rest in final if keyword == "RUN")

@@ -6,10 +6,10 @@
 /// verified. Proxies named by the usual environment variables (`https_proxy`, `no_proxy`…)
 /// are honoured, as libcurl does by default.
 public final class HTTPClient: Sendable {
-    /// Makes a client (initialising libcurl once per process).
-    public init() {
-        try? CurlGlobal.ensureInitialised()
-    }
+    /// Makes a client. libcurl is initialised once per process, by the first `send`: its TLS
+    /// library's set-up costs about 2 MiB of memory that a process which never sends (a
+    /// worker with the placeholder backend) need not pay.
+    public init() {}
 
     /// Sends `request` and returns the complete response, whatever its status: non-2xx
     /// statuses are returned, not thrown.

@@ -39,7 +39,7 @@ struct BenchOptions: Sendable {
     var flush = false
 
     static let usage = """
-        usage: imagequeue-bench --redis URL --worker PATH-TO-imagequeue [options]
+        usage: imagequeue-bench --redis URL --worker PATH-TO-imagequeue-worker [options]
                imagequeue-bench peer enqueue|bulk N --redis URL [--concurrency C]
 
         Measures ImageQueue against a Redis nobody else is using (every figure next to the ceiling
@@ -47,7 +47,8 @@ struct BenchOptions: Sendable {
 
         options:
           --redis URL             the Redis to measure (default redis://127.0.0.1:6379)
-          --worker PATH           the imagequeue binary for the worker sections (noop, latency, memory)
+          --worker PATH           the worker for the noop, latency and memory sections: imagequeue-worker,
+                                  or imagequeue (then run as `imagequeue worker`)
           --jobs N                jobs for the enqueue and no-op sections (default 20000)
           --concurrency C         the no-op worker's --concurrency and the model's limit (default 256)
           --only LIST             comma-separated sections, by name or number:
@@ -111,7 +112,7 @@ struct BenchOptions: Sendable {
         }
         let needWorker: [Section] = [.noop, .latency, .memory]
         if workerBinary == nil, !sections.isDisjoint(with: needWorker) {
-            throw UsageError("--worker PATH-TO-imagequeue is needed for the noop, latency and memory sections (or choose others with --only)")
+            throw UsageError("--worker PATH-TO-imagequeue-worker is needed for the noop, latency and memory sections (or choose others with --only)")
         }
         if let workerBinary, access(workerBinary, X_OK) != 0 {
             throw UsageError("--worker \(workerBinary.prefix(200)) is not an executable file")

@@ -153,13 +153,13 @@ func fill(_ client: ImageQueueClient, model: String, count: Int, enhance: Bool =
 
 // MARK: - The worker process
 
-/// One `imagequeue worker` child: its pid, its stderr (kept in a file), and a graceful stop.
+/// One worker child (`imagequeue-worker`, or `imagequeue worker`): its pid, its stderr (kept in a file), and a graceful stop.
 final class WorkerProcess {
     let process = Process()
     let stderrPath: String
     let concurrency: Int
 
-    /// Starts `imagequeue worker` for the flux model with the placeholder backend.
+    /// Starts the worker for the flux model with the placeholder backend.
     init(binary: String, redisURL: String, prefix: String, concurrency: Int, outputDirectory: String,
          placeholderSize: Int) throws {
         self.concurrency = concurrency
@@ -167,7 +167,9 @@ final class WorkerProcess {
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["worker", "--models", "flux", "--backend", "placeholder", "--concurrency", String(concurrency),
+        // `imagequeue-worker OPTIONS`, or `imagequeue worker OPTIONS`.
+        let subcommand = URL(fileURLWithPath: binary).lastPathComponent == "imagequeue-worker" ? [] : ["worker"]
+        process.arguments = subcommand + ["--models", "flux", "--backend", "placeholder", "--concurrency", String(concurrency),
                              "--prefix", prefix, "--redis", redisURL, "--output-dir", outputDirectory]
         var environment = ProcessInfo.processInfo.environment
         environment["IMAGEQUEUE_PLACEHOLDER_SIZE"] = String(placeholderSize)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ImageQueueCommandLine
 import ImageQueue
 
 struct CancelCommand: AsyncParsableCommand {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ImageQueueCommandLine
 import ImageQueue
 import Logging
 import RedisClient
@@ -16,44 +17,9 @@ struct ImageQueueCommand: AsyncParsableCommand {
                       QueuesCommand.self, WorkersCommand.self, DeadCommand.self, ConcurrencyCommand.self, ScriptsCommand.self]
     )
 
-    /// Runs the command and maps every failure to an exit code: 2 for usage and
-    /// validation errors, 3 when rate limited, 1 for anything else; one line on stderr.
     static func main() async {
         bootstrapLogging()
-        let status: Int32
-        do {
-            var command = try parseAsRoot(globalOptionsAfterSubcommand(Array(CommandLine.arguments.dropFirst())))
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-            status = 0
-        } catch let exit as ExitCode {
-            status = exit.rawValue
-        } catch let error as ImageQueueError {
-            Output.error(error.message)
-            status = error.isValidation ? 2 : (error.code == .rateLimited ? 3 : 1)
-        } catch let error as RedisError {
-            Output.error(error.description)
-            status = error.kind == .invalidURL ? 2 : 1
-        } catch let error as CommandFailure {
-            Output.error(error.message)
-            status = error.status
-        } catch {
-            let code = exitCode(for: error)
-            if code == .success { exit(withError: error) }  // --help, --version
-            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-            if code == .validationFailure {
-                Output.error(message + " (see 'imagequeue --help')")
-                status = 2
-            } else {
-                Output.error(message)
-                status = 1
-            }
-        }
-        Output.flush()
-        Glibc.exit(status)
+        await CommandRunner.run(Self.self, arguments: globalOptionsAfterSubcommand(Array(CommandLine.arguments.dropFirst())))
     }
 }
 
@@ -94,13 +60,6 @@ extension ImageQueueCommand {
         // A worker logs its work (info); the other commands only their failures.
         let firstWord = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") }
         let fallback: Logger.Level = ["worker", "serve", "telegram"].contains(firstWord) ? .info : .error
-        let level = GlobalOptions.environment("IMAGEQUEUE_LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? fallback
-        LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
+        CommandRunner.bootstrapLogging(fallback: fallback)
     }
-}
-
-/// A failure with its own exit status and message.
-struct CommandFailure: Error {
-    let status: Int32
-    let message: String
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ImageQueueCommandLine
 import ImageQueue
 import ImageQueueServer
 import Logging

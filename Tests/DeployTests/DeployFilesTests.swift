@@ -55,8 +55,10 @@ struct DeployFilesTests {
          "flux-worker-1: stop_grace_period must exceed the worker's grace of 30 s"),
         ("serve reading images elsewhere", "      - images:/var/lib/imagequeue/images:ro\n", "      - images:/srv/images:ro\n",
          "serve: must mount volume images at /var/lib/imagequeue/images"),
-        ("a worker without its metrics port", "[\"worker\", \"--models\", \"sdxl\", \"--metrics-port\", \"9464\"",
-         "[\"worker\", \"--models\", \"sdxl\"", "sdxl-worker: must run --metrics-port 9464"),
+        ("a worker without its metrics port", "[\"--models\", \"sdxl\", \"--metrics-port\", \"9464\"",
+         "[\"--models\", \"sdxl\"", "sdxl-worker: must run --metrics-port 9464"),
+        ("workers running the whole imagequeue binary", "  entrypoint: [\"imagequeue-worker\"]\n", "",
+         "flux-worker-1: the entrypoint must be imagequeue-worker"),
         ("a worker started before Redis is healthy", "      condition: service_healthy\n", "      condition: service_started\n",
          "flux-worker-1: must depend on redis being healthy"),
     ]
@@ -89,6 +91,10 @@ struct DeployFilesTests {
         ("a password in ENV", "USER 10001:10001\n", "ENV REDIS_PASSWORD=letmein\nUSER 10001:10001\n",
          "ENV REDIS_PASSWORD: secrets must not be built into the image"),
         ("no ENTRYPOINT", "ENTRYPOINT [\"imagequeue\"]\n", "", "the final stage has no ENTRYPOINT"),
+        ("the worker executable not built", "    && swift build -c release --product imagequeue-worker --static-swift-stdlib \\\n", "",
+         "the build stage does not run `swift build -c release --product imagequeue-worker`"),
+        ("the worker executable not installed", "COPY --from=builder /staging/bin/imagequeue-worker /usr/local/bin/imagequeue-worker\n", "",
+         "the final stage does not copy imagequeue-worker to /usr/local/bin/imagequeue-worker"),
         ("a shell-form ENTRYPOINT", "ENTRYPOINT [\"imagequeue\"]\n", "ENTRYPOINT imagequeue\n", "ENTRYPOINT must be in exec form"),
     ]
 

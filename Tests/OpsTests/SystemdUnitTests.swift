@@ -41,8 +41,11 @@ struct UnitFile {
 /// hardening, stop timing and flags the worker, serve and telegram really have.
 @Suite("ops: systemd units")
 struct SystemdUnitTests {
-    static let units = ["imagequeue-worker@.service": "worker", "imagequeue-serve.service": "serve",
-                        "imagequeue-telegram.service": "telegram"]
+    /// Each unit and the command it runs: the lean `imagequeue-worker`, or an `imagequeue`
+    /// subcommand.
+    static let units = ["imagequeue-worker@.service": ["/usr/local/bin/imagequeue-worker"],
+                        "imagequeue-serve.service": ["/usr/local/bin/imagequeue", "serve"],
+                        "imagequeue-telegram.service": ["/usr/local/bin/imagequeue", "telegram"]]
 
     static func load(_ name: String) throws -> UnitFile {
         UnitFile(name: name, text: try packageFile("ops/systemd/\(name)"))
@@ -65,17 +68,19 @@ struct SystemdUnitTests {
         #expect(unit.values("WantedBy", section: "Install") == ["multi-user.target"])
     }
 
-    @Test("ExecStart runs /usr/local/bin/imagequeue with flags its --help lists, every ${VAR} has a default", arguments: Array(units.keys))
+    @Test("ExecStart runs the installed binary with flags its --help lists, every ${VAR} has a default", arguments: Array(units.keys))
     func execStart(name: String) async throws {
         let unit = try Self.load(name)
         let command = try #require(unit.values("ExecStart").first, "\(name) has no ExecStart")
         let words = command.split(separator: " ").map(String.init)
-        let subcommand = try #require(Self.units[name])
-        #expect(Array(words.prefix(2)) == ["/usr/local/bin/imagequeue", subcommand], "\(name): \(command)")
-        let help = try await QueueCLI().runExactly([subcommand, "--help"])
-        #expect(help.status == 0, "\(subcommand) --help: \(help.stderr)")
+        let program = try #require(Self.units[name])
+        #expect(Array(words.prefix(program.count)) == program, "\(name): \(command)")
+        let help = program[0].hasSuffix("imagequeue-worker")
+            ? try await runProgram(TestEnvironment.standaloneWorkerBinary(), ["--help"])
+            : try await QueueCLI().runExactly(Array(program.dropFirst()) + ["--help"])
+        #expect(help.status == 0, "\(program.joined(separator: " ")) --help: \(help.stderr)")
         for flag in words where flag.hasPrefix("--") {
-            #expect(help.stdout.contains(flag + " "), "\(name): \(flag) is not an option of `imagequeue \(subcommand)`")
+            #expect(help.stdout.contains(flag + " "), "\(name): \(flag) is not an option of `\(program.joined(separator: " "))`")
         }
         let defaults = unit.environmentDefaults
         for match in command.matches(of: /\$\{([A-Z0-9_]+)\}/) {

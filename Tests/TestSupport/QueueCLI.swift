@@ -25,6 +25,13 @@ public struct QueueCLI: Sendable {
         try await runExactly(arguments + ["--redis", redisURL, "--prefix", prefix], environment: extra, timeout: timeout)
     }
 
+    /// Runs the lean `imagequeue-worker ARGUMENTS --redis URL --prefix P` to completion.
+    public func runStandaloneWorker(_ arguments: [String], environment extra: [String: String] = [:],
+                                    timeout: Double = 60) async throws -> CommandResult {
+        try await runProgram(TestEnvironment.standaloneWorkerBinary(), arguments + ["--redis", redisURL, "--prefix", prefix],
+                             environment: Self.environment(extra), timeout: timeout)
+    }
+
     /// Runs `imagequeue ARGUMENTS` with no options added.
     public func runExactly(_ arguments: [String], environment extra: [String: String] = [:], timeout: Double = 60) async throws -> CommandResult {
         // runProgram inherits the test process's environment and adds ours, so blanked
@@ -78,6 +85,12 @@ public struct QueueCLI: Sendable {
     /// Starts `imagequeue worker ARGUMENTS --redis URL --prefix P` in the background.
     public func startWorker(_ arguments: [String], environment extra: [String: String] = [:]) throws -> SpawnedProcess {
         try start(["worker"] + arguments + ["--redis", redisURL, "--prefix", prefix], environment: extra)
+    }
+
+    /// Starts the lean `imagequeue-worker ARGUMENTS --redis URL --prefix P` in the background.
+    public func startStandaloneWorker(_ arguments: [String], environment extra: [String: String] = [:]) throws -> SpawnedProcess {
+        try SpawnedProcess(TestEnvironment.standaloneWorkerBinary().path, arguments + ["--redis", redisURL, "--prefix", prefix],
+                           environment: Self.environment(extra))
     }
 
     /// Starts `imagequeue ARGUMENTS` (no options added) in the background.

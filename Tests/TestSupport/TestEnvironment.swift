@@ -56,6 +56,15 @@ public enum TestEnvironment {
         }
         throw TestSetupError("imagequeue is not built: run `swift build` first")
     }
+
+    /// The built `imagequeue-worker` binary, beside `imagequeue`.
+    public static func standaloneWorkerBinary() throws -> URL {
+        let url = try imagequeueBinary().deletingLastPathComponent().appendingPathComponent("imagequeue-worker")
+        guard FileManager.default.isExecutableFile(atPath: url.path) else {
+            throw TestSetupError("imagequeue-worker is not built beside \(url.deletingLastPathComponent().path): run `swift build` first")
+        }
+        return url
+    }
 }
 
 /// The outcome of running a program.

@@ -29,18 +29,27 @@ struct WorkerConfigurationTests {
         BadSetting(setting: "--lease-seconds", arguments: ["--backend", "placeholder", "--lease-seconds", "nan"], environment: [:]),
         BadSetting(setting: "--lease-seconds", arguments: ["--backend", "placeholder", "--lease-seconds", "1e300"], environment: [:]),
         BadSetting(setting: "--grace-seconds", arguments: ["--backend", "placeholder", "--grace-seconds", "inf"], environment: [:]),
+        BadSetting(setting: "--concurrency", arguments: ["--backend", "placeholder", "--concurrency", "0"], environment: [:]),
+        BadSetting(setting: "--metrics-port", arguments: ["--backend", "placeholder", "--metrics-port", "70000"], environment: [:]),
     ]
 
-    @Test("a bad setting exits 2 with one line naming it", arguments: badSettings)
-    func badSettingExitsTwo(_ bad: BadSetting) async throws {
+    /// `imagequeue worker` and the lean `imagequeue-worker` take the same options.
+    static let executables = ["imagequeue worker", "imagequeue-worker"]
+
+    @Test("a bad setting exits 2 with one line naming it", arguments: badSettings, executables)
+    func badSettingExitsTwo(_ bad: BadSetting, executable: String) async throws {
         let cli = try QueueCLI()
-        let result = try await cli.run(["worker", "--models", "flux", "--output-dir", cli.outputDirectory()] + bad.arguments,
-                                       environment: bad.environment, timeout: 30)
+        let arguments = ["--models", "flux", "--output-dir", try cli.outputDirectory()] + bad.arguments
+        let result = executable == "imagequeue-worker"
+            ? try await cli.runStandaloneWorker(arguments, environment: bad.environment, timeout: 30)
+            : try await cli.run(["worker"] + arguments, environment: bad.environment, timeout: 30)
         cli.removeOutputDirectory()
         let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: true)
         #expect(result.status == 2, "stderr: \(result.stderr)")
         #expect(lines.count == 1, "stderr: \(result.stderr)")
         #expect(lines.first?.contains(bad.setting) == true, "stderr: \(result.stderr)")
+        let program = executable.split(separator: " ").first.map(String.init) ?? executable
+        #expect(lines.first?.hasPrefix("\(program): ") == true, "the line names the program: \(result.stderr)")
         #expect(result.stdout.isEmpty, "stdout: \(result.stdout)")
     }
 

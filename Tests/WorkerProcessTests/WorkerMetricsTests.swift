@@ -6,7 +6,8 @@ import TestSupport
 import Glibc
 #endif
 
-/// `--metrics-port`: Prometheus text on `/metrics` and a liveness answer on `/healthz`.
+/// `--metrics-port`: Prometheus text on `/metrics` and a liveness answer on `/healthz`, served
+/// by the lean `imagequeue-worker` (the same options and code as `imagequeue worker`).
 @Suite("worker metrics endpoint")
 struct WorkerMetricsTests {
     @Test("after three jobs, /metrics counts them and shows queue wait and claim-loop idle time")
@@ -14,7 +15,7 @@ struct WorkerMetricsTests {
         let cli = try QueueCLI()
         defer { cli.removeOutputDirectory() }
         let port = try RedisServer.freePort()
-        let worker = try cli.startWorker(["--models", "flux", "--backend", "placeholder", "--metrics-port", "\(port)",
+        let worker = try cli.startStandaloneWorker(["--models", "flux", "--backend", "placeholder", "--metrics-port", "\(port)",
                                           "--output-dir", cli.outputDirectory(), "--id", "\(cli.prefix)-w1"])
         var ids: [String] = []
         for number in 1...3 { ids.append(try await cli.enqueue("metrics job \(number)")) }
@@ -46,6 +47,21 @@ struct WorkerMetricsTests {
 
         let health = try await http.send(HTTPRequest(url: base + "/healthz"))
         #expect(health.status == 200)
+        #expect(String(decoding: health.body, as: UTF8.self) == "ok")
+        let head = try await http.send(HTTPRequest(method: "HEAD", url: base + "/metrics"))
+        #expect(head.status == 200 && head.body.isEmpty)
+        let elsewhere = try await http.send(HTTPRequest(url: base + "/metrics/extra"))
+        #expect(elsewhere.status == 404)
+        let posted = try await http.send(HTTPRequest(method: "POST", url: base + "/metrics", body: Array("x=1".utf8)))
+        #expect(posted.status == 405)
+        #expect(posted.headers["allow"] == "GET, HEAD")
+
+        // The lean executable maps no full Foundation (and so no ICU data): that is what it
+        // is for.
+        let maps = try String(contentsOfFile: "/proc/\(worker.pid)/maps", encoding: .utf8)
+        for library in ["libFoundation.so", "libFoundationInternationalization.so", "lib_FoundationICU.so"] {
+            #expect(!maps.contains("/\(library)"), "imagequeue-worker maps \(library)")
+        }
 
         worker.send(SIGTERM)
         let ended = try await worker.waitForExit()

@@ -6,14 +6,16 @@ import Glibc
 #endif
 
 /// Options every command takes: where Redis is, and the queue's settings.
-struct GlobalOptions: ParsableArguments {
+public struct GlobalOptions: ParsableArguments {
+    public init() {}
+
     @Option(name: .customLong("redis"), help: "Redis URL: redis://[user:pass@]host:port[/db], unix:///path, or redis+cluster://[user:pass@]host1:port1,host2:port2 for a Redis Cluster (default $IMAGEQUEUE_REDIS_URL, else redis://127.0.0.1:6379).")
-    var redisURL: String?
+    public var redisURL: String?
 
     @Option(name: .customLong("prefix"), help: "Key prefix (default $IMAGEQUEUE_PREFIX, else iq).")
-    var keyPrefix: String?
+    public var keyPrefix: String?
 
-    static func environment(_ name: String) -> String? {
+    public static func environment(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }
         let text = String(cString: value)
         return text.isEmpty ? nil : text
@@ -21,7 +23,7 @@ struct GlobalOptions: ParsableArguments {
 
     /// The Redis connection settings.
     /// - Throws: `RedisError` `.invalidURL`.
-    func redisConfiguration(clientName: String) throws -> RedisConfiguration {
+    public func redisConfiguration(clientName: String) throws -> RedisConfiguration {
         let url = redisURL ?? Self.environment("IMAGEQUEUE_REDIS_URL") ?? "redis://127.0.0.1:6379"
         var configuration = try RedisConfiguration(url: url, clientName: clientName)
         configuration.reconnectDeadline = .seconds(3)  // a CLI says "unreachable" quickly
@@ -30,7 +32,7 @@ struct GlobalOptions: ParsableArguments {
 
     /// The queue settings from flags and environment.
     /// - Throws: `CommandFailure` (exit 2) naming the bad setting.
-    func queueConfiguration() throws -> QueueConfiguration {
+    public func queueConfiguration() throws -> QueueConfiguration {
         var configuration = QueueConfiguration()
         if let prefix = keyPrefix ?? Self.environment("IMAGEQUEUE_PREFIX") { configuration.keyPrefix = prefix }
         if let models = Self.environment("IMAGEQUEUE_MODELS") {
@@ -67,7 +69,7 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// A producer client.
-    func client() throws -> ImageQueueClient {
+    public func client() throws -> ImageQueueClient {
         try ImageQueueClient(redis: redisConfiguration(clientName: "imagequeue-cli"), configuration: queueConfiguration())
     }
 

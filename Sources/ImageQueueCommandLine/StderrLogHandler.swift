@@ -3,29 +3,29 @@ import Logging
 /// Standard error logging (swift-log's `StreamLogHandler`) that formats its metadata only
 /// when a message is written: a worker adds job metadata to a logger for every job, and the
 /// stream handler would format it at each change, even at a level that writes nothing.
-struct StderrLogHandler: LogHandler {
+public struct StderrLogHandler: LogHandler {
     private var stream: StreamLogHandler
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level {
         get { stream.logLevel }
         set { stream.logLevel = newValue }
     }
-    var metadataProvider: Logger.MetadataProvider? {
+    public var metadataProvider: Logger.MetadataProvider? {
         get { stream.metadataProvider }
         set { stream.metadataProvider = newValue }
     }
 
-    init(label: String, level: Logger.Level) {
+    public init(label: String, level: Logger.Level) {
         stream = StreamLogHandler.standardError(label: label)
         stream.logLevel = level
     }
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    func log(event: LogEvent) {
+    public func log(event: LogEvent) {
         var stream = stream
         if !metadata.isEmpty { stream.metadata = metadata }
         stream.log(event: event)

@@ -5,30 +5,38 @@ import Glibc
 #endif
 
 /// Printing for the CLI: JSON on stdout, one-line errors on stderr.
-enum Output {
-    static func line(_ text: String) {
+public enum Output {
+    public static func line(_ text: String) {
         print(text)
     }
 
-    static func json<T: Encodable>(_ value: T) {
+    public static func json<T: Encodable>(_ value: T) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(value) else { return }
         print(String(decoding: data, as: UTF8.self))
     }
 
-    static func error(_ message: String) {
-        let bytes = Array("imagequeue: \(message)\n".utf8)
+    public static func error(_ message: String) {
+        let bytes = Array("\(programName): \(message)\n".utf8)
         fflush(nil)
         _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
 
-    static func flush() {
+    /// The name errors are printed under: this executable's file name (`imagequeue`,
+    /// `imagequeue-worker`).
+    public static let programName: String = {
+        let path = CommandLine.arguments.first ?? "imagequeue"
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        return name.isEmpty ? "imagequeue" : name
+    }()
+
+    public static func flush() {
         fflush(nil)
     }
 
     /// A readable time from ms since the epoch (UTC).
-    static func time(_ milliseconds: Int64?) -> String {
+    public static func time(_ milliseconds: Int64?) -> String {
         guard let milliseconds else { return "-" }
         var seconds = time_t(milliseconds / 1000)
         var parts = tm()
