@@ -104,25 +104,81 @@ public final class WorkerQueue: Sendable {
     /// - Throws: `ImageQueueError` `.redis`.
     public func claim(model: String, lease: Duration, upTo count: Int) async throws(ImageQueueError) -> ClaimBatch {
         while true {
-            let claimID = "\(workerID):\(String(UInt64.random(in: .min ... .max), radix: 36))"
-            let reply = try await claimReply(model: model, lease: lease, claimID: claimID, count: max(1, min(count, 1000)))
-            guard let parts = reply.array, let kind = parts.first?.string else {
-                throw ImageQueueError(.malformed, "unexpected reply from claimJob: \(reply)")
+            let reply = try await claimReply(model: model, lease: lease, claimID: newClaimID(), count: count)
+            if let batch = try await batch(model: model, reply: reply) { return batch }
+        }
+    }
+
+    /// Waits for the model's doorbell as `waitForWork` does, with a claim of up to `count` jobs
+    /// sent behind the `BLPOP` on the same connection. Redis runs the claim as soon as the
+    /// `BLPOP` returns (rung, or timed out after `blockTimeout`), so a woken worker has its jobs
+    /// without a further round trip. What the claim found is returned, as by
+    /// `claim(model:lease:upTo:)`.
+    ///
+    /// When the answer is lost after the call went out (the connection broke, the wait was
+    /// cancelled), the claim may have taken jobs: they are asked for again under the same claim
+    /// id, outside any cancellation, and returned, so the caller can run or release them
+    /// instead of leaving them held until their lease expires.
+    /// - Throws: `ImageQueueError` `.redis`.
+    public func waitThenClaim(model: String, lease: Duration, upTo count: Int, slot: Int = 0) async throws(ImageQueueError) -> ClaimBatch {
+        let claimID = newClaimID()
+        let claimCommand = runner.command(QueueScripts.claimJob, model: model,
+                                          arguments: claimArguments(lease: lease, claimID: claimID, answerLost: false, count: count))
+        let replies: [RESPValue]
+        do {
+            replies = try await waiter(model: model, slot: slot).pipeline([doorbellWait(model), claimCommand], timeout: blockTimeout + .seconds(5))
+        } catch {
+            guard let failure = error as? RedisError, [.connectionLost, .timeout, .cancelled].contains(failure.kind) else {
+                throw ImageQueueError.redis(error, operation: "wait for work")  // nothing was sent
             }
-            switch kind {
-            case "full": return .full
-            case "empty": return .empty
-            case "ok" where parts.count > 1 && (parts.count - 1) % 6 == 0:
-                var jobs: [ClaimedJob] = []
-                jobs.reserveCapacity((parts.count - 1) / 6)
-                let decoder = JSONDecoder()
-                for start in stride(from: 1, to: parts.count, by: 6) {
-                    if let job = await readable(model: model, parts[start..<start + 6], decoder: decoder) { jobs.append(job) }
+            // Asked again in a task of its own, which the caller's cancellation (a shutdown)
+            // does not stop; after a cancellation only briefly, so a shutdown is not held up
+            // by an unreachable Redis.
+            let patience = failure.kind == .cancelled || Task.isCancelled ? Duration.seconds(2) : lease
+            let queue = self
+            let repeated = await Task.detached { () async -> Result<RESPValue, ImageQueueError> in
+                do throws(ImageQueueError) {
+                    return .success(try await queue.claimReply(model: model, lease: lease, claimID: claimID, count: count,
+                                                               answerLost: true, patience: patience))
+                } catch {
+                    return .failure(error)
                 }
-                if !jobs.isEmpty { return .claimed(jobs) }
-            default:
-                throw ImageQueueError(.malformed, "unexpected reply from claimJob: \(reply)")
+            }.value
+            return try await batch(model: model, reply: repeated.get()) ?? .empty
+        }
+        if let failure = ScriptRunner.mapReply(replies[1], operation: QueueScripts.claimJob.name, jobID: nil) { throw failure }
+        if let batch = try await batch(model: model, reply: replies[1]) { return batch }
+        // Every job it took was unreadable and dead-lettered: the queue may hold more.
+        return try await claim(model: model, lease: lease, upTo: count)
+    }
+
+    private func newClaimID() -> String {
+        "\(workerID):\(String(UInt64.random(in: .min ... .max), radix: 36))"
+    }
+
+    private func claimArguments(lease: Duration, claimID: String, answerLost: Bool, count: Int) -> [any RedisArgument] {
+        [workerID, lease.wholeMilliseconds, claimID, answerLost ? "1" : "0", max(1, min(count, 1000))]
+    }
+
+    /// The claim's outcome from claimJob's reply; nil when every job it took was unreadable
+    /// (and is dead-lettered now).
+    private func batch(model: String, reply: RESPValue) async throws(ImageQueueError) -> ClaimBatch? {
+        guard let parts = reply.array, let kind = parts.first?.string else {
+            throw ImageQueueError(.malformed, "unexpected reply from claimJob: \(reply)")
+        }
+        switch kind {
+        case "full": return .full
+        case "empty": return .empty
+        case "ok" where parts.count > 1 && (parts.count - 1) % 6 == 0:
+            var jobs: [ClaimedJob] = []
+            jobs.reserveCapacity((parts.count - 1) / 6)
+            let decoder = JSONDecoder()
+            for start in stride(from: 1, to: parts.count, by: 6) {
+                if let job = await readable(model: model, parts[start..<start + 6], decoder: decoder) { jobs.append(job) }
             }
+            return jobs.isEmpty ? nil : .claimed(jobs)
+        default:
+            throw ImageQueueError(.malformed, "unexpected reply from claimJob: \(reply)")
         }
     }
 
@@ -160,15 +216,16 @@ public final class WorkerQueue: Sendable {
     /// have claimed jobs: it is asked again with the same id through every transient failure
     /// (Redis down, still loading its data after a restart) until an answer comes, which is
     /// those jobs if they were claimed, instead of leaving them held by nobody until their
-    /// lease expires. Gives up after a lease: by then the recovery sweep has put such jobs
-    /// back anyway.
-    private func claimReply(model: String, lease: Duration, claimID: String, count: Int) async throws(ImageQueueError) -> RESPValue {
-        let deadline = ContinuousClock.now + lease
-        var answerLost = false
+    /// lease expires. Gives up after `patience` (default a lease: by then the recovery sweep
+    /// has put such jobs back anyway). `answerLost` starts it as such a repeat.
+    private func claimReply(model: String, lease: Duration, claimID: String, count: Int,
+                            answerLost lostBefore: Bool = false, patience: Duration? = nil) async throws(ImageQueueError) -> RESPValue {
+        let deadline = ContinuousClock.now + (patience ?? lease)
+        var answerLost = lostBefore
         while true {
             do {
                 return try await runner.run(QueueScripts.claimJob, model: model,
-                                            arguments: [workerID, lease.wholeMilliseconds, claimID, answerLost ? "1" : "0", count])
+                                            arguments: claimArguments(lease: lease, claimID: claimID, answerLost: answerLost, count: count))
             } catch {
                 guard let failure = error.redisError else { throw error }
                 if failure.kind == .connectionLost || failure.kind == .timeout {
@@ -286,7 +343,17 @@ public final class WorkerQueue: Sendable {
     /// connection, so none waits behind another and each can be interrupted alone.
     /// - Throws: `ImageQueueError` `.redis` (after the connection's own reconnect attempts).
     public func waitForWork(model: String, slot: Int = 0) async throws(ImageQueueError) -> Bool {
-        let connection = waiters.withLock { waiters in
+        do {
+            let reply = try await waiter(model: model, slot: slot).send(doorbellWait(model), timeout: blockTimeout + .seconds(5))
+            return !reply.isNull
+        } catch {
+            throw ImageQueueError.redis(error, operation: "wait for work")
+        }
+    }
+
+    /// The blocking connection of one model and waiter slot.
+    private func waiter(model: String, slot: Int) -> RedisConnection {
+        waiters.withLock { waiters in
             let name = "\(model)#\(slot)"
             if let existing = waiters[name] { return existing }
             var blocking = redisConfiguration
@@ -295,13 +362,10 @@ public final class WorkerQueue: Sendable {
             waiters[name] = made
             return made
         }
-        let seconds = Double(blockTimeout.wholeMilliseconds) / 1000
-        do {
-            let reply = try await connection.send(RedisCommand("BLPOP", runner.keys.wake(model), String(seconds)),
-                                                  timeout: blockTimeout + .seconds(5))
-            return !reply.isNull
-        } catch {
-            throw ImageQueueError.redis(error, operation: "wait for work")
-        }
+    }
+
+    /// `BLPOP` on the model's doorbell for `blockTimeout`.
+    private func doorbellWait(_ model: String) -> RedisCommand {
+        RedisCommand("BLPOP", runner.keys.wake(model), String(Double(blockTimeout.wholeMilliseconds) / 1000))
     }
 }

@@ -35,6 +35,8 @@ struct ClaimLoops: Service {
         let grace = configuration.grace
         await withGracefulShutdownHandler {
             var failures = 0
+            // After an empty or full answer, the next claim goes out behind the doorbell wait.
+            var waitFirst = false
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 metrics.tick(model: model)
                 var free = lane.free
@@ -44,9 +46,16 @@ struct ClaimLoops: Service {
                     guard free > 0 else { break }
                 }
                 do {
-                    switch try await queue.claim(model: model, lease: configuration.lease, upTo: free) {
+                    let lease = configuration.lease
+                    let count = free
+                    let batch = waitFirst
+                        // Blocks inside Redis until the doorbell rings; shutdown interrupts it.
+                        ? try await cancelWhenGracefulShutdown { try await queue.waitThenClaim(model: model, lease: lease, upTo: count) }
+                        : try await queue.claim(model: model, lease: lease, upTo: count)
+                    switch batch {
                     case .claimed(let jobs):
                         failures = 0
+                        waitFirst = false
                         if Task.isShuttingDownGracefully {
                             // The shutdown began while the claim was on its way: hand the jobs
                             // back at once (the attempt does not count), none is started.
@@ -63,8 +72,7 @@ struct ClaimLoops: Service {
                         }
                     case .full, .empty:
                         failures = 0
-                        // Blocks inside Redis until the doorbell rings; shutdown interrupts it.
-                        _ = try await cancelWhenGracefulShutdown { try await queue.waitForWork(model: model) }
+                        waitFirst = true
                     }
                 } catch {
                     if Task.isShuttingDownGracefully || Task.isCancelled { break }

@@ -67,6 +67,62 @@ import TestSupport
         #expect(try await queue.claim(idle).payload.prompt == "second")
     }
 
+    @Test func waitThenClaimReturnsTheJobEnqueuedWhileItWaits() async throws {
+        let queue = try QueueFixture()
+        defer { queue.close() }
+        let worker = queue.worker(blockTimeout: .seconds(60))
+        defer { worker.close() }
+        let started = ContinuousClock.now
+        let waiting = Task { try await worker.waitThenClaim(model: "flux", lease: .seconds(30), upTo: 4) }
+        #expect(try await eventually { try await blockedClients(named: queue.configuration.keyPrefix, on: queue.redis) == 1 })
+        let job = try await queue.enqueue("wake up")
+        let outcome = try await waiting.value
+        guard case .claimed(let jobs) = outcome else {
+            Issue.record("no job: \(outcome)")
+            return
+        }
+        #expect(jobs.map(\.id) == [job.id])
+        #expect(jobs.first?.token.isEmpty == false)
+        // Woken by the enqueue, not by the end of its 60 s block.
+        #expect(ContinuousClock.now - started < .seconds(30))
+        // The job is leased to this worker, with the token it was given.
+        let lease = try await queue.redis.send("ZSCORE", queue.keys.active("flux"), job.id)
+        #expect(!lease.isNull)
+    }
+
+    @Test func waitThenClaimClaimsWhenItsWaitTimesOut() async throws {
+        let queue = try QueueFixture()
+        defer { queue.close() }
+        let job = try await queue.enqueue("no doorbell")
+        try await queue.redis.send("DEL", queue.keys.wake("flux"))  // the token is lost
+        let worker = queue.worker(blockTimeout: .seconds(1))
+        defer { worker.close() }
+        // The claim behind the BLPOP runs when the wait times out: a lost token costs one block.
+        let outcome = try await worker.waitThenClaim(model: "flux", lease: .seconds(30), upTo: 1)
+        guard case .claimed(let jobs) = outcome else {
+            Issue.record("no job: \(outcome)")
+            return
+        }
+        #expect(jobs.map(\.id) == [job.id])
+    }
+
+    @Test func aCancelledWaitThenClaimHoldsNothing() async throws {
+        let queue = try QueueFixture()
+        defer { queue.close() }
+        let worker = queue.worker(blockTimeout: .seconds(60))
+        defer { worker.close() }
+        let waiting = Task { try await worker.waitThenClaim(model: "flux", lease: .seconds(30), upTo: 1) }
+        #expect(try await eventually { try await blockedClients(named: queue.configuration.keyPrefix, on: queue.redis) == 1 })
+        waiting.cancel()
+        // The claim may have run: it is asked for again under its claim id, which finds the
+        // queue empty here.
+        #expect(try await waiting.value == .empty)
+        #expect(try await queue.redis.send("ZCARD", queue.keys.active("flux")).int == 0)
+        // The next job goes to whoever claims it.
+        let job = try await queue.enqueue("after the cancel")
+        #expect(try await queue.claim(queue.worker("w2")).id == job.id)
+    }
+
     @Test func aRedisRestartDuringABlockingWaitIsSurvived() async throws {
         let server = try await RedisServer.launch()
         let queue = try QueueFixture(url: server.url)
