@@ -75,8 +75,9 @@ enum LatencySection {
             context.report.add(Row(figure: "enqueue→claim p99.9 at idle", value: ms(histogram.valueAtPercentile(99.9))))
             context.report.add(Row(figure: "enqueue→claim max at idle", value: ms(histogram.max)))
             context.report.note("enqueue→claim latency: from just before the enqueue call to the arrival of the job's claim event "
-                                + "on the model's events channel; it includes the enqueue round trip, the worker's wake-up from BLPOP, "
-                                + "the claim script and pub/sub delivery back to the bench. One job at a time, each sent once the worker "
+                                + "on the model's events channel; it includes the enqueue round trip, the claim script (which the idle "
+                                + "worker sent behind its BLPOP, so Redis runs it as the doorbell rings) and pub/sub delivery back to "
+                                + "the bench. One job at a time, each sent once the worker "
                                 + "was blocked on its doorbell again (\(fixed(elapsed, 1)) s for all samples).")
         } catch {
             await worker.discard(outputDirectory: directory)

@@ -9,8 +9,7 @@ a symbol ordering file first.
 
 How: runs a release imagequeue-worker (debug info stripped, for valgrind) under callgrind
 against a throwaway redis-server: start, claim loops idle, one /metrics and /healthz scrape,
-SIGINT. Every function it ran that the executable defines is written out, in the order
-callgrind first met it. A stale file is harmless (lld skips names it does not find); SwiftPM
+SIGINT. Every function it ran that the executable defines is written out, sorted by name. A stale file is harmless (lld skips names it does not find); SwiftPM
 does not relink when only this file changes. Regenerate it when the worker's start-up or idle
 path changes.
 
@@ -96,7 +95,9 @@ def main():
             sys.exit("worker_order: callgrind recorded no functions; see the worker's log")
 
     known = code_symbols(binary)
-    chosen = [name for name in executed if name in known]
+    # Sorted: the order inside the group matters little, and a sorted file changes little
+    # from one regeneration to the next.
+    chosen = sorted(name for name in executed if name in known)
     with open(OUTPUT, "w") as out:
         out.write("\n".join(chosen) + "\n")
     print(f"{OUTPUT}: {len(chosen)} functions first, of {len(executed)} run")
