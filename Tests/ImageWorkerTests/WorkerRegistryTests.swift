@@ -8,7 +8,10 @@ import TestSupport
 @Suite(.timeLimit(.minutes(1)))
 struct WorkerRegistryTests {
     @Test func aRunningWorkerIsRegisteredAndGracefulShutdownDeregistersIt() async throws {
-        let fixture = try await WorkerFixture.make()
+        // A 30 s lease: the entry is refreshed every 10 s and lives 30 s. With the fixture's
+        // 3 s lease it lives 3 s, and a test process stalled that long on a loaded machine
+        // (the worker runs in it) lets it expire between two reads, as it should.
+        let fixture = try await WorkerFixture.make { $0.lease = .seconds(30) }
         defer { fixture.close() }
         let workerID = "registry-\(UUID().uuidString.prefix(8))"
         let entryKey = fixture.keys.worker(workerID)

@@ -10,12 +10,14 @@ which starts a private Redis first.
 Our rows (keys for --only: imagequeue-c1, imagequeue-c256):
   enqueue  imagequeue-bench peer enqueue|bulk N --redis URL --concurrency C
            (sets the flux model's concurrency limit to C, times only its enqueue loop)
-  worker   imagequeue worker --models flux --backend placeholder --concurrency C ...
+  worker   imagequeue-worker --models flux --backend placeholder --concurrency C ...
+           (or `imagequeue worker ...` when --worker names the imagequeue binary)
            (8x8 placeholder PNGs to tmpfs; leases, fencing tokens and events on)
   done     N - HGET iq:{flux}:meta completed_total
 
 Options of this script (the rest go to run.py; see --help there):
-  --imagequeue PATH   the imagequeue binary (default $IMAGEQUEUE_BINARY, else .build/release/imagequeue)
+  --worker PATH       the worker: imagequeue-worker, or imagequeue (default $IMAGEQUEUE_WORKER_BINARY,
+                      else .build/release/imagequeue-worker)
   --bench PATH        the imagequeue-bench binary (default $IMAGEQUEUE_BENCH_BINARY, else .build/release/imagequeue-bench)
   --iq-concurrency LIST  worker concurrencies of our rows (default 1,256)
   --peers-dir DIR     the shared harness (default $PEERS_DIR, else ../shared/peers from the repository)
@@ -32,8 +34,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def parse_own_arguments():
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--imagequeue", default=os.environ.get("IMAGEQUEUE_BINARY",
-                                                               os.path.join(REPO, ".build/release/imagequeue")))
+    parser.add_argument("--worker", default=os.environ.get("IMAGEQUEUE_WORKER_BINARY",
+                                                           os.path.join(REPO, ".build/release/imagequeue-worker")))
     parser.add_argument("--bench", default=os.environ.get("IMAGEQUEUE_BENCH_BINARY",
                                                           os.path.join(REPO, ".build/release/imagequeue-bench")))
     parser.add_argument("--iq-concurrency", default="1,256")
@@ -44,12 +46,17 @@ def parse_own_arguments():
     return own, rest
 
 
+def worker_command(binary):
+    """The words that start a worker: `imagequeue-worker`, or `imagequeue worker`."""
+    return [binary] if os.path.basename(binary) == "imagequeue-worker" else [binary, "worker"]
+
+
 def accepted_concurrency(imagequeue, wanted):
     """The worker's --concurrency if it accepts `wanted`, else the largest it accepts.
 
     Asks with a bad --backend, which the worker checks after --concurrency: it exits at once
     either way, without touching Redis."""
-    out = subprocess.run([imagequeue, "worker", "--concurrency", str(wanted), "--backend", "-"],
+    out = subprocess.run(worker_command(imagequeue) + ["--concurrency", str(wanted), "--backend", "-"],
                          capture_output=True, text=True, timeout=60)
     match = re.search(r"--concurrency must be from 1 to (\d+)", out.stderr + out.stdout)
     return min(wanted, int(match.group(1))) if match else wanted
@@ -57,7 +64,7 @@ def accepted_concurrency(imagequeue, wanted):
 
 def main():
     own, rest = parse_own_arguments()
-    for name, path in (("--imagequeue", own.imagequeue), ("--bench", own.bench)):
+    for name, path in (("--worker", own.worker), ("--bench", own.bench)):
         if not os.access(path, os.X_OK):
             sys.exit(f"peers.py: {name} {path} is not an executable file (build with swift build -c release)")
     run_py = os.path.join(own.peers_dir, "run.py")
@@ -88,14 +95,14 @@ def main():
     def peer_list(url, n, n_fork):
         peers = shared_peer_list(url, n, n_fork)
         for wanted in concurrencies:
-            used = accepted_concurrency(own.imagequeue, wanted)
+            used = accepted_concurrency(own.worker, wanted)
             notes = "placeholder backend, 8x8 PNG to tmpfs; leases, tokens, events on; done=completed_total (exact)"
             if used != wanted:
                 notes += f"; the worker accepts --concurrency up to {used}, asked {wanted}"
             peers.append(run.Peer(
                 f"imagequeue -c {used}", n,
                 enqueue=[own.bench, "peer", "--redis", url, "--concurrency", str(used)],
-                worker=[own.imagequeue, "worker", "--models", "flux", "--backend", "placeholder",
+                worker=worker_command(own.worker) + ["--models", "flux", "--backend", "placeholder",
                         "--concurrency", str(used), "--redis", url,
                         "--output-dir", f"/dev/shm/imagequeue-peers-c{used}"],
                 remaining=lambda r, n: n - int(r.hget(meta, "completed_total") or 0),
@@ -109,7 +116,7 @@ def main():
         run.main()
     finally:  # the workers' images (tmpfs)
         for wanted in concurrencies:
-            for used in {wanted, accepted_concurrency(own.imagequeue, wanted)}:
+            for used in {wanted, accepted_concurrency(own.worker, wanted)}:
                 shutil.rmtree(f"/dev/shm/imagequeue-peers-c{used}", ignore_errors=True)
 
 

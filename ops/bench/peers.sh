@@ -9,7 +9,7 @@
 # /tmp/peers-venv) with rq arq 'dramatiq[redis]' huey 'celery[redis]' psutil redis, pinned so pip
 # does not backtrack to a kombu that breaks: 'redis[hiredis]>=4.5.2,<=5.2.1' 'kombu[redis]==5.5.4'
 # celery==5.5.3 (arq 0.28 needs redis < 6); release
-# builds of imagequeue and imagequeue-bench (IMAGEQUEUE_BINARY, IMAGEQUEUE_BENCH_BINARY, or
+# builds of imagequeue-worker and imagequeue-bench (IMAGEQUEUE_WORKER_BINARY, IMAGEQUEUE_BENCH_BINARY, or
 # .build/release/). Results: $PEERS_OUT (default /tmp/imagequeue-peers-results).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
