@@ -9,9 +9,10 @@ a symbol ordering file first.
 
 How: runs a release imagequeue-worker (debug info stripped, for valgrind) under callgrind
 against a throwaway redis-server: start, claim loops idle, one /metrics and /healthz scrape,
-SIGINT. Every function it ran that the executable defines is written out, sorted by name. A stale file is harmless (lld skips names it does not find); SwiftPM
-does not relink when only this file changes. Regenerate it when the worker's start-up or idle
-path changes.
+SIGINT. Every function it ran that the executable defines is written out, sorted by name.
+A stale file is harmless (lld skips names it does not find). SwiftPM does not relink when
+only this file changes, so the script removes the binary it measured: the next release build
+links it again. Regenerate the list when the worker's start-up or idle path changes.
 
     python3 ops/link/worker_order.py [--build-dir .build/x86_64-unknown-linux-gnu/release]
 """
@@ -100,7 +101,10 @@ def main():
     chosen = sorted(name for name in executed if name in known)
     with open(OUTPUT, "w") as out:
         out.write("\n".join(chosen) + "\n")
-    print(f"{OUTPUT}: {len(chosen)} functions first, of {len(executed)} run")
+    # SwiftPM does not see the list as an input of the link: without the binary, the next
+    # release build links it again, with the new order.
+    os.remove(binary)
+    print(f"{OUTPUT}: {len(chosen)} functions first, of {len(executed)} run; {binary} removed, so the next build relinks it")
 
 
 if __name__ == "__main__":
