@@ -2,7 +2,7 @@
 """Checks the deployment files without a Docker engine.
 
   python3 ops/check_deploy.py compose [--file docker-compose.yml] [--env-example .env.example]
-                                      [--schema ../shared/schemas/compose-spec.json]
+                                      [--schema ops/schemas/compose-spec.json]
   python3 ops/check_deploy.py dockerfile [--file ops/Dockerfile] [--dockerignore .dockerignore]
 
 `compose` validates the file against the Compose Specification's JSON schema (after
@@ -436,7 +436,7 @@ def main():
     compose = sub.add_parser("compose")
     compose.add_argument("--file", default="docker-compose.yml")
     compose.add_argument("--env-example", default=".env.example")
-    compose.add_argument("--schema", default="../shared/schemas/compose-spec.json")
+    compose.add_argument("--schema", default="ops/schemas/compose-spec.json")
     dockerfile = sub.add_parser("dockerfile")
     dockerfile.add_argument("--file", default="ops/Dockerfile")
     dockerfile.add_argument("--dockerignore", default=".dockerignore")

@@ -14,8 +14,9 @@ struct DeployFilesTests {
                              ["python3", root.appendingPathComponent("ops/check_deploy.py").path] + arguments, timeout: 60)
     }
 
-    /// The schema CI has beside the clone (../shared); a missing one fails the test.
-    static var schema: String { root.deletingLastPathComponent().appendingPathComponent("shared/schemas/compose-spec.json").path }
+    /// The Compose schema committed with the project (ops/schemas, licence and origin in its
+    /// README); a missing one fails the test.
+    static var schema: String { root.appendingPathComponent("ops/schemas/compose-spec.json").path }
 
     /// Writes `text` to a new temporary file named `name` and returns its path.
     static func temporaryFile(_ name: String, _ text: String) throws -> String {
