@@ -179,13 +179,9 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
                     for (node, members) in groups {
                         let connection = try connection(node)
                         let commands = members.map { units[$0].command }
-                        group.addTask {
-                            do {
-                                return (members, .success(try await connection.pipeline(commands, timeout: timeout)))
-                            } catch {
-                                return (members, .failure(error))
-                            }
-                        }
+                        // The child only calls `send(part:)`: written inline, with its do/catch, it
+                        // crashed release builds (see that function).
+                        group.addTask { await Self.send(part: members, commands, on: connection, timeout: timeout) }
                     }
                     for try await (members, result) in group {
                         switch result {
@@ -224,6 +220,23 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
             }
         }
         return replies
+    }
+
+    /// Sends one node's part of a split pipeline, for a child task of `execute`.
+    ///
+    /// A function of its own because of a Swift 6.3.1 optimizer defect: a task-group child
+    /// that awaits inside `do` and returns a captured value from both `do` and `catch` is
+    /// miscompiled with `-O` (wrong replies, or SIGSEGV in `Zip2Sequence.Iterator.next()`
+    /// when they are read). Reproducer: ops/compiler-defects/taskgroup-child-catch;
+    /// docs/CLUSTER.md tells the story. Keep the do/catch out of the closure.
+    @inline(never)
+    private static func send(part members: [Int], _ commands: [RedisCommand], on connection: RedisConnection,
+                             timeout: Duration) async -> ([Int], Result<[RESPValue], any Error>) {
+        do {
+            return (members, .success(try await connection.pipeline(commands, timeout: timeout)))
+        } catch {
+            return (members, .failure(error))
+        }
     }
 
     private static func isRedirection(_ text: String) -> Bool {
