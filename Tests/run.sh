@@ -2,7 +2,8 @@
 # Runs ImageQueue's whole test suite on a fresh Debian machine:
 # installs what is missing (ops/install-deps.sh: redis-server, libhiredis-dev,
 # libcurl4-openssl-dev, redis-py),
-# starts a private redis-server on a free loopback port, builds, runs the short chaos run
+# starts a private redis-server on a free loopback port, builds the release executables (as
+# ops/Dockerfile does: every process-level test runs them) and the tests, runs the short chaos run
 # (ops/chaos.py, with its own Redis), the network-namespace run (ops/netns-test.sh) and
 # `swift test`, and stops that server by its pid.
 # Usage: bash Tests/run.sh [extra swift test arguments]
@@ -37,9 +38,18 @@ export IMAGEQUEUE_TEST_REDIS_URL="redis://127.0.0.1:$port"
 log "redis-server $(redis-server --version | awk '{print $3}') on 127.0.0.1:$port (pid $(cat "$workdir/redis.pid"))"
 
 # --- Build and test -------------------------------------------------------------------
-log "building"
+# Every test that starts our processes (worker, serve, telegram, CLI, cluster, chaos,
+# namespaces) runs the release executables, built exactly as ops/Dockerfile builds them
+# (the same flags; Package.swift adds imagequeue-worker's linker settings and order file).
+# The in-process unit suites run on the debug build.
+log "building the release executables (as ops/Dockerfile does)"
+swift build -c release --product imagequeue --static-swift-stdlib
+swift build -c release --product imagequeue-worker --static-swift-stdlib
+release_bin=$(swift build -c release --show-bin-path)
+log "building the tests (debug)"
 swift build --build-tests
-export IMAGEQUEUE_BINARY="$PWD/.build/debug/imagequeue"
+export IMAGEQUEUE_BINARY="$release_bin/imagequeue"
+log "process tests run $IMAGEQUEUE_BINARY and $release_bin/imagequeue-worker"
 # About a minute of workers killed every second, Redis restarted and frozen (docs/CHAOS.md).
 # Before swift test, so that the suite's summary stays the last line.
 log "chaos (short)"

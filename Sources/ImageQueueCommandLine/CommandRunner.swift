@@ -18,7 +18,8 @@ public struct CommandFailure: Error {
 }
 
 /// Runs a root command and maps every failure to an exit code: 2 for usage and
-/// validation errors, 3 when rate limited, 1 for anything else; one line on stderr.
+/// validation errors and for Redis settings to fix (URL, credentials, a Cluster node behind a
+/// single-node URL), 3 when rate limited, 1 for anything else; one line on stderr.
 public enum CommandRunner {
     public static func run<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]) async -> Never {
         let status: Int32
@@ -37,7 +38,8 @@ public enum CommandRunner {
             status = error.isValidation ? 2 : (error.code == .rateLimited ? 3 : 1)
         } catch let error as RedisError {
             Output.error(error.description)
-            status = error.kind == .invalidURL ? 2 : 1
+            // A URL, credentials or server of the wrong kind is a setting to fix: exit 2.
+            status = [.invalidURL, .authentication, .misconfigured].contains(error.kind) ? 2 : 1
         } catch let error as CommandFailure {
             Output.error(error.message)
             status = error.status

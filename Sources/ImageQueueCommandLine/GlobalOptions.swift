@@ -1,5 +1,6 @@
 import ArgumentParser
 import ImageQueue
+import Logging
 import RedisClient
 #if canImport(Glibc)
 import Glibc
@@ -68,9 +69,34 @@ public struct GlobalOptions: ParsableArguments {
         return configuration
     }
 
-    /// A producer client.
-    public func client() throws -> ImageQueueClient {
-        try ImageQueueClient(redis: redisConfiguration(clientName: "imagequeue-cli"), configuration: queueConfiguration())
+    /// A producer client, once `verifyRedis` has passed.
+    /// - Throws: `CommandFailure`, `RedisError` (see `verifyRedis`).
+    public func client() async throws -> ImageQueueClient {
+        let redis = try redisConfiguration(clientName: "imagequeue-cli")
+        let queue = try queueConfiguration()
+        try await Self.verifyRedis(redis, tolerateUnreachable: false)
+        return try ImageQueueClient(redis: redis, configuration: queue)
+    }
+
+    /// Checks Redis before a command or a service starts: credentials refused, or a server
+    /// of another kind than the URL says (a Cluster node behind `redis://`), stop the process
+    /// with one line and exit 2 (`CommandRunner`) instead of failing every command later.
+    /// - Parameter tolerateUnreachable: services (worker, serve, telegram) start while Redis
+    ///   is down and wait for it: for them only those two answers count, and the check tries
+    ///   once. Commands report an unreachable Redis too.
+    /// - Throws: `RedisError`.
+    public static func verifyRedis(_ configuration: RedisConfiguration, tolerateUnreachable: Bool) async throws {
+        var probe = configuration
+        if tolerateUnreachable { probe.reconnectDeadline = .zero }
+        let connection = RedisConnection(configuration: probe, logger: Logger(label: "imagequeue.verify") { _ in SwiftLogNoOpLogHandler() })
+        defer { connection.close() }
+        do {
+            try await connection.verifyEndpoint()
+        } catch let error as RedisError where error.kind == .authentication || error.kind == .misconfigured || error.kind == .invalidURL {
+            throw error
+        } catch where tolerateUnreachable {
+            return  // the service's own connections wait for Redis and report what they meet
+        }
     }
 
     private func usage(_ message: String) -> CommandFailure { CommandFailure(status: 2, message: message) }

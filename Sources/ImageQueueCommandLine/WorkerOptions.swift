@@ -78,6 +78,7 @@ public struct WorkerOptions: ParsableArguments {
         if let graceSeconds { configuration.grace = .milliseconds(Int64(graceSeconds * 1000)) }
         let logger = Logger(label: "imagequeue.worker")
         let worker = try makeWorker(configuration, logger: logger)
+        try await GlobalOptions.verifyRedis(global.redisConfiguration(clientName: "imagequeue-worker"), tolerateUnreachable: true)
 
         var services = worker.services
         if let metricsPort {

@@ -31,6 +31,9 @@ public final class RedisConnection: Sendable {
     /// The endpoint, with the password masked.
     public var endpointDescription: String { engine.configuration.endpointDescription }
 
+    /// The endpoint this connection was configured with.
+    var endpoint: RedisEndpoint { engine.configuration.endpoint }
+
     /// Sends one command and returns its reply.
     /// - Throws: `RedisError`: `.server` for an error reply, or a connection error.
     @discardableResult

@@ -13,6 +13,9 @@ public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
         case timeout
         /// Redis refused the credentials or the database.
         case authentication
+        /// The server is not what the URL says: a Redis Cluster node behind a single-node
+        /// URL, or a standalone server behind a `redis+cluster://` URL.
+        case misconfigured
         /// Redis answered with an error reply (see `serverCode`).
         case server
         /// The reply could not be understood.

@@ -15,7 +15,7 @@ struct CancelCommand: AsyncParsableCommand {
     var jobID: String
 
     func run() async throws {
-        let client = try global.client()
+        let client = try await global.client()
         defer { client.close() }
         try await client.cancel(jobID)
         Output.line("cancelled \(jobID)")

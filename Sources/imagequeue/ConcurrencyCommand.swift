@@ -20,7 +20,7 @@ struct ConcurrencyCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let client = try global.client()
+        let client = try await global.client()
         defer { client.close() }
         try client.configuration.requireModel(model)
         if let limit { try await client.setConcurrency(limit, model: model) }

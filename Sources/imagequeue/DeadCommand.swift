@@ -17,7 +17,7 @@ struct DeadCommand: AsyncParsableCommand {
         @Flag(help: "Print a JSON array of job objects.") var json = false
 
         func run() async throws {
-            let client = try global.client()
+            let client = try await global.client()
             defer { client.close() }
             try client.configuration.requireModel(model)
             let jobs = try await client.inspector.deadJobs(model: model, limit: limit)
@@ -61,7 +61,7 @@ extension DeadCommand {
     /// Runs a dead-list change and reports how many jobs it touched.
     static func change(_ global: GlobalOptions, verb: String, json: Bool,
                        _ body: (ImageQueueClient) async throws -> Int) async throws {
-        let client = try global.client()
+        let client = try await global.client()
         defer { client.close() }
         let count = try await body(client)
         if json { Output.json([verb: count]) } else { Output.line("\(verb) \(count) job(s)") }

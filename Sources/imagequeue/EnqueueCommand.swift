@@ -30,7 +30,7 @@ struct EnqueueCommand: AsyncParsableCommand {
     var prompt: String
 
     func run() async throws {
-        let client = try global.client()
+        let client = try await global.client()
         defer { client.close() }
         let job = try await client.enqueue(JobRequest(model: model, prompt: prompt, user: user, enhance: !noEnhance,
                                                       idempotencyKey: idempotencyKey))

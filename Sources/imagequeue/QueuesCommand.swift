@@ -11,7 +11,7 @@ struct QueuesCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let client = try global.client()
+        let client = try await global.client()
         defer { client.close() }
         let stats = try await client.inspector.stats()
         if json {

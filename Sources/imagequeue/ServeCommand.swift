@@ -42,6 +42,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.port = port
         configuration.protectReads = protectReads
         let logger = Logger(label: "imagequeue.serve")
+        try await GlobalOptions.verifyRedis(global.redisConfiguration(clientName: "imagequeue-serve"), tolerateUnreachable: true)
         let server = try APIServer(configuration: configuration, redis: global.redisConfiguration(clientName: "imagequeue-serve"),
                                    queue: global.queueConfiguration(), logger: logger)
         Output.error("serving http://\(host):\(port) (dashboard at /, API under /v1, metrics at /metrics)")

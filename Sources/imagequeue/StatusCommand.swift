@@ -14,7 +14,7 @@ struct StatusCommand: AsyncParsableCommand {
     var jobID: String
 
     func run() async throws {
-        let client = try global.client()
+        let client = try await global.client()
         defer { client.close() }
         let info = try await client.inspector.status(jobID)
         if json {

@@ -70,6 +70,7 @@ struct TelegramCommand: AsyncParsableCommand {
         configuration.chatEditInterval = .milliseconds(Int64(chatInterval * 1000))
         configuration.enhance = !noEnhance
         let logger = Logger(label: "imagequeue.telegram")
+        try await GlobalOptions.verifyRedis(global.redisConfiguration(clientName: "imagequeue-telegram"), tolerateUnreachable: true)
         do {
             let front = try TelegramFront(configuration: configuration, redis: global.redisConfiguration(clientName: "imagequeue-telegram"),
                                           queue: global.queueConfiguration(), logger: logger)

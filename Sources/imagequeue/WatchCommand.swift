@@ -18,7 +18,7 @@ struct WatchCommand: AsyncParsableCommand {
     var jobID: String
 
     func run() async throws {
-        let client = try global.client()
+        let client = try await global.client()
         defer { client.close() }
         var last: StatusEvent?
         for try await event in client.watch(jobID) {

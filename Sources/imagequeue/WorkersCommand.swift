@@ -11,7 +11,7 @@ struct WorkersCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let client = try global.client()
+        let client = try await global.client()
         defer { client.close() }
         let workers = try await client.inspector.workers()
         if json {

@@ -17,7 +17,7 @@ struct ConnectionErrorTests {
         expectOneLineFailure(result, status: 1)
     }
 
-    @Test("a wrong password: exit 1 with one line, and no password is ever printed")
+    @Test("a wrong password: exit 2 (a setting to fix) with one line, and no password is ever printed")
     func wrongPassword() async throws {
         let server = try await RedisServer.launch(extraArguments: ["--requirepass", "pw-secret-123"])
         let secrets = ["pw-secret-123", "pw-wrong-456"]
@@ -25,7 +25,7 @@ struct ConnectionErrorTests {
             let cli = try CLI(redisURL: url)
             for arguments in Self.commands {
                 let result = try await cli.run(arguments)
-                expectOneLineFailure(result, status: 1)
+                expectOneLineFailure(result, status: 2)
                 for secret in secrets {
                     #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret), "\(url): \(result.stderr)")
                 }

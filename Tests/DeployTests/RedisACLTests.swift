@@ -147,14 +147,14 @@ struct RedisACLTests {
         await redis.stop()
     }
 
-    @Test("a wrong password: one line naming the refused credentials, exit 1, the password never printed")
+    @Test("a wrong password: one line naming the refused credentials, exit 2, the password never printed")
     func wrongPassword() async throws {
         let redis = try await ACLRedis.start()
         let wrongPassword = "wrong-\(ACLRedis.randomPassword())"
         let url = "redis://worker:\(wrongPassword)@127.0.0.1:\(redis.port)"
         for arguments in [["queues"], ["status", "flux-abc"], ["enqueue", "--model", "flux", "--user", "alice", "a fox"]] {
             let result = try await Self.imagequeue(redis, arguments, url: url)
-            #expect(result.status == 1, "\(arguments): \(result.stderr)")
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
             let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: true)
             #expect(lines.count == 1 && result.stderr.contains("refused the credentials"), "\(arguments): \(result.stderr)")
             #expect(result.stdout.isEmpty)
@@ -165,23 +165,29 @@ struct RedisACLTests {
         await redis.stop()
     }
 
-    @Test("a worker with a wrong password says so in one line, keeps trying, and stops cleanly on SIGTERM")
-    func workerWithWrongPassword() async throws {
+    @Test("a worker, serve and telegram with a wrong password stop at start with one line and exit 2, the password never printed")
+    func servicesWithWrongPassword() async throws {
         let redis = try await ACLRedis.start()
         let wrongPassword = "wrong-\(ACLRedis.randomPassword())"
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("iq-acl-wrong-\(redis.port)")
         defer { try? FileManager.default.removeItem(at: output) }
-        let worker = try Self.start(redis, ["worker", "--models", "flux", "--backend", "placeholder", "--output-dir", output.path],
-                                    environment: ["IMAGEQUEUE_REDIS_URL": "redis://worker:\(wrongPassword)@127.0.0.1:\(redis.port)"])
-        #expect(await worker.waitForOutput(containing: "refused the credentials (WRONGPASS)"), "worker:\n\(worker.output)")
-        #expect(worker.isRunning, "worker:\n\(worker.output)")
-        worker.send(SIGTERM)
-        #expect(try await worker.waitForExit() == .exited(0), "worker:\n\(worker.output)")
-        let complaints = worker.output.split(separator: "\n").filter { $0.contains("refused the credentials") }
-        #expect(complaints.count == 1, "worker:\n\(worker.output)")
-        #expect(complaints.first?.contains("redis://worker:***@") == true, "worker:\n\(worker.output)")
-        for secret in [wrongPassword, redis.workerPassword] {
-            #expect(!worker.output.contains(secret), "the worker printed a password")
+        let url = "redis://worker:\(wrongPassword)@127.0.0.1:\(redis.port)"
+        let services: [(URL, [String], [String: String])] = [
+            (try TestEnvironment.imagequeueBinary(), ["worker", "--models", "flux", "--backend", "placeholder", "--output-dir", output.path], [:]),
+            (try TestEnvironment.standaloneWorkerBinary(), ["--models", "flux", "--backend", "placeholder", "--output-dir", output.path], [:]),
+            (try TestEnvironment.imagequeueBinary(), ["serve", "--port", "\(try RedisServer.freePort())"],
+             ["IMAGEQUEUE_API_TOKEN": "token-for-the-acl-test"]),
+            (try TestEnvironment.imagequeueBinary(), ["telegram"],
+             ["TELEGRAM_BOT_TOKEN": "123456:acl-test", "TELEGRAM_API_URL": "http://127.0.0.1:9"]),
+        ]
+        for (binary, arguments, extra) in services {
+            let result = try await runProgram(binary, arguments, environment: Self.environment(redis, extra, url: url), timeout: 60)
+            let lines = result.stderr.split(separator: "\n").filter { $0.contains("refused the credentials") }
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(lines.count == 1 && lines[0].contains("redis://worker:***@"), "\(arguments): \(result.stderr)")
+            for secret in [wrongPassword, redis.workerPassword] {
+                #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret), "\(arguments) printed a password")
+            }
         }
         await redis.stop()
     }

@@ -16,21 +16,29 @@ import TestSupport
             await withTaskGroup(of: Void.self) { group in
                 for worker in workers {
                     group.addTask {
-                        guard (try? await worker.waitForWork(model: "flux")) == true else { return }
-                        woken.add()
-                        if case .claimed = try? await worker.claim(model: "flux", lease: .seconds(30)) { claims.add() }
+                        // As a claim loop does: a wait that fails (a connect slowed past its
+                        // timeout on a loaded machine) is made again, so all ten end up blocked.
+                        while !Task.isCancelled {
+                            guard (try? await worker.waitForWork(model: "flux")) == true else { continue }
+                            woken.add()
+                            if case .claimed = try? await worker.claim(model: "flux", lease: .seconds(30)) { claims.add() }
+                            return
+                        }
                     }
                 }
             }
         }
         // Every BLPOP is blocked inside Redis before the enqueue.
-        let blocked = try await eventually {
+        let blocked = try await eventually(within: .seconds(120)) {
             try await blockedClients(named: queue.configuration.keyPrefix, on: queue.redis) == 10
         }
         try #require(blocked, "the ten waits did not reach Redis")
         try await queue.enqueue("one job")
-        _ = try await eventually { woken.value >= 1 }
-        try await Task.sleep(for: .milliseconds(300))  // room for a second, wrong wake-up
+        _ = try await eventually { claims.value >= 1 }
+        // The job is claimed and the doorbell is empty with nine waits still blocked: nothing
+        // is left in Redis that could wake a second worker, now or later.
+        #expect(try await queue.redis.send("LLEN", queue.keys.wake("flux")).int == 0)
+        #expect(try await blockedClients(named: queue.configuration.keyPrefix, on: queue.redis) == 9)
         #expect(woken.value == 1)
         #expect(claims.value == 1)
         waiting.cancel()  // the other nine are still blocked: cancelling ends them
@@ -165,9 +173,10 @@ func blockedClients(named name: String, on redis: RedisConnection) async throws 
     }.count
 }
 
-/// Polls `condition` every 20 ms for up to 20 s.
-func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + .seconds(20)
+/// Polls `condition` every 20 ms until it holds or `limit` has passed (the limit only keeps a
+/// broken setup from hanging the suite).
+func eventually(within limit: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
         try await Task.sleep(for: .milliseconds(20))
