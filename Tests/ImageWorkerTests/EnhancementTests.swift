@@ -68,7 +68,7 @@ struct EnhancementTests {
 
     /// Ways an LLM can let the worker down.
     enum Failure: String, CaseIterable, Sendable {
-        case openRouterError, geminiError, slowerThanTheTimeout, emptyAnswer, emptyCodeFence
+        case openRouterError, geminiError, slowerThanTheTimeout, emptyAnswer, emptyCodeFence, refusal
 
         var provider: String { self == .geminiError ? "gemini" : "openrouter" }
         var script: [String: Any] {
@@ -77,13 +77,14 @@ struct EnhancementTests {
             case .slowerThanTheTimeout: ["delay_ms": 5000]
             case .emptyAnswer: ["content": ""]
             case .emptyCodeFence: ["content": "```\n```"]
+            case .refusal: ["content": "I'm sorry, but I can't help with that request."]
             }
         }
         var reasonFragment: String {
             switch self {
             case .openRouterError, .geminiError: "HTTP 500"
             case .slowerThanTheTimeout: "did not answer within 1 s"
-            case .emptyAnswer, .emptyCodeFence: "empty or unusable"
+            case .emptyAnswer, .emptyCodeFence, .refusal: "empty or unusable"
             }
         }
     }

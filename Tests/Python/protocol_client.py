@@ -7,7 +7,8 @@ Usage:
 
 Prints one JSON line {"id", "status", "position", "created"}; with --wait, then one JSON line
 per status event until the job ends. Exit: 0 completed (or enqueued, without --wait),
-1 failed or cancelled, 2 Redis error, 4 timeout.
+1 failed or cancelled, 2 Redis error or a request the producer's checks refuse (§4.1),
+4 timeout.
 """
 
 import argparse
@@ -18,6 +19,7 @@ import re
 import secrets
 import sys
 import time
+import unicodedata
 
 import redis
 
@@ -26,6 +28,7 @@ INCLUDE = "--@include "
 MODEL_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
+MAX_PROMPT_LENGTH = 2000
 MAX_ATTEMPTS = 3
 IDEMPOTENCY_TTL_MS = 86_400_000
 TERMINAL_EXIT = {"completed": 0, "failed": 1, "cancelled": 1}
@@ -138,6 +141,32 @@ class Watcher:
         self.pubsub.close()
 
 
+def has_control(text, allowed=""):
+    """Whether `text` holds a control character (category Cc) other than those in `allowed`."""
+    return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text)
+
+
+def request_problem(prompt, user, idempotency_key, max_prompt_length):
+    """The first of the producer's checks (PROTOCOL.md §4.1) that the request fails, or None.
+
+    Python counts code points, never fewer than Swift's grapheme clusters, so this refuses
+    every prompt the Swift producer refuses (and a few long ones with combining marks more)."""
+    if all(ch.isspace() for ch in prompt):
+        return "the prompt is empty"
+    if len(prompt) > max_prompt_length:
+        return f"the prompt has {len(prompt)} characters; the limit is {max_prompt_length}"
+    if has_control(prompt, allowed="\n\t"):
+        return "the prompt contains a control character"
+    if not 1 <= len(user.encode("utf-8")) <= 128:
+        return "a user id of 1 to 128 bytes is required"
+    if has_control(user):
+        return "the user id contains a control character"
+    if idempotency_key is not None and (not 1 <= len(idempotency_key.encode("utf-8")) <= 200
+                                        or has_control(idempotency_key)):
+        return "the idempotency key must be 1 to 200 bytes without control characters"
+    return None
+
+
 def parse_arguments():
     parser = argparse.ArgumentParser(description="Enqueue an ImageQueue job through the v1 Redis protocol.")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis URL")
@@ -147,6 +176,8 @@ def parse_arguments():
     parser.add_argument("--no-enhance", action="store_true", help="skip prompt enhancement")
     parser.add_argument("--idempotency-key", help="enqueue at most once per key")
     parser.add_argument("--wait", type=float, help="watch the job for up to this many seconds")
+    parser.add_argument("--max-prompt-length", type=int, default=MAX_PROMPT_LENGTH,
+                        help="longest prompt accepted, in characters")
     parser.add_argument("prompt", nargs="+", help="the prompt")
     arguments = parser.parse_args()
     if not MODEL_NAME.match(arguments.model):
@@ -154,6 +185,10 @@ def parse_arguments():
     if not arguments.prefix:
         parser.error("prefix must not be empty")
     arguments.prompt = " ".join(arguments.prompt)
+    problem = request_problem(arguments.prompt, arguments.user, arguments.idempotency_key,
+                              arguments.max_prompt_length)
+    if problem:
+        parser.error(problem)
     return arguments
 
 
