@@ -66,7 +66,6 @@ struct WorkerRedisFullTests {
             #expect(completions.filter { $0.contains("job.id=\(id) ") || $0.contains("job.id=\(id)\n") }.count == 1,
                     "\(id) completed once")
         }
-        #expect(worker.output.contains("Redis is out of memory"), "the worker says why Redis refuses:\n\(worker.output)")
         #expect(!worker.output.contains("Redis unavailable"), "\(worker.output)")
 
         // Memory freed: enqueueing works again (until then, every refusal is the clear one).
@@ -77,6 +76,28 @@ struct WorkerRedisFullTests {
             last = try await enqueue(1000)
         }
         #expect(last.status == 0, "enqueue after the drain: \(last)")
+        worker.send(SIGTERM)
+        let ended = try await worker.waitForExit()
+        #expect(ended == .exited(0), "\(worker.output)")
+    }
+
+    @Test("a worker on a Redis at maxmemory says Redis is out of memory and what that means, not that it is unavailable")
+    func workerSaysRedisIsOutOfMemory() async throws {
+        // maxmemory 1 byte: full from the start; the worker's registry entry is refused.
+        let server = try await RedisServer.launch(extraArguments: ["--maxmemory", "1", "--maxmemory-policy", "noeviction"])
+        let cli = try QueueCLI(redisURL: server.url, label: "oom")
+        defer { cli.removeOutputDirectory() }
+        let worker = try cli.startWorker(["--models", "flux", "--backend", "placeholder", "--output-dir", cli.outputDirectory(),
+                                          "--id", "\(cli.prefix)-w"])
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !worker.output.contains("Redis is out of memory"), worker.isRunning, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let said = worker.output
+        #expect(said.contains("Redis is out of memory (maxmemory reached with noeviction): it refuses new writes until memory is freed"),
+                "\(said)")
+        #expect(said.contains("keeps claiming and finishing the queued ones"), "\(said)")
+        #expect(!said.contains("Redis unavailable") && !said.contains("cannot reach Redis"), "\(said)")
         worker.send(SIGTERM)
         let ended = try await worker.waitForExit()
         #expect(ended == .exited(0), "\(worker.output)")
