@@ -89,7 +89,4 @@ public struct ImageQueueError: Error, CustomStringConvertible, Sendable {
         wrapped.redisError = redisError
         return wrapped
     }
-
-    /// Whether Redis failed, or refused for want of memory (`.redis`, `.redisFull`).
-    public var isRedisFailure: Bool { code == .redis || code == .redisFull }
 }
