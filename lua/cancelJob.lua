@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   cancelJob: cancel a job that is still queued.
 

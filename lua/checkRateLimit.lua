@@ -1,3 +1,4 @@
+#!lua
 --[[
   checkRateLimit: a per-user sliding window shared by every producer. Counts this request
   when the user has made fewer than ARGV[1] requests in the last ARGV[2] ms.
@@ -10,6 +11,9 @@
   Returns     { allowed, remaining, retry_after_ms }: allowed is 1 (counted) or 0 (refused,
               nothing counted); retry_after_ms is when the oldest request leaves the window
   Errors      BAD_REQUEST   limit or window not a whole number >= 1, or no request id
+              OOM           (from Redis) it is at maxmemory: the shebang without allow-oom
+                            makes Redis refuse the whole call up front, so a request that
+                            enqueueJob would refuse anyway is not counted
 ]]
 
 local key, limit, window, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   claimJob: take jobs from the head of a model's pending queue for one worker, as many as
   asked and as the model's concurrency limit leaves room for (meta.concurrency, default 1,

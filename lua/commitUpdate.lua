@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   commitUpdate: the Telegram front has handled one update. Moves the stored update offset
   past it and, for an accepted /image command, records the job's pending delivery: both in

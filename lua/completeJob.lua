@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   completeJob: the owner records the result; the job is done and its slot is free. Several
   jobs of the model may be completed in one call.

@@ -12,6 +12,8 @@
               "enhance" (default true); other fields are kept for the worker as they are
   ARGV[5]     maximum attempts (claims) before the job is dead-lettered, >= 1
   ARGV[6]     idempotency key lifetime in ms, a whole number >= 1 (used only with KEYS[9])
+  ARGV[7]     optional: the most jobs the model's pending queue may hold, a whole number;
+              absent, '' or 0 for no cap
 
   Returns     { id, status, position, created }: position is 0 unless the job is queued;
               created is 1 for a new job, 0 when KEYS[9] named an existing job (then id and
@@ -19,12 +21,18 @@
   Errors      BAD_REQUEST <why>          malformed id (it must start with "<model>-"), request
                                          JSON, attempts or lifetime; nothing written
               EXISTS job <id> ...        a job with this id already exists; nothing written
+              QUEUE_FULL model <model> ... pending already holds ARGV[7] jobs; nothing written
+              OOM ...                    (from Redis) it is at maxmemory with noeviction: this
+                                         script has no allow-oom flag, so its first write is
+                                         refused and nothing is written
 ]]
 --@include common.lua
 
 local id, request, maxAttempts = ARGV[3], ARGV[4], wholeNumber(ARGV[5], 1)
 local idemKey = KEYS[9]
 local idemTTL = wholeNumber(ARGV[6], 1)
+local maxPending = 0
+if ARGV[7] and ARGV[7] ~= '' then maxPending = wholeNumber(ARGV[7], 0) end
 
 if not id or #id > 128 or not string.match(id, '^[%w_%.%-]+$')
   or string.sub(id, 1, #model + 1) ~= model .. '-' or #id == #model + 1 then
@@ -41,6 +49,9 @@ if not fields or type(fields.prompt) ~= 'string' or fields.prompt == ''
   or type(fields.user) ~= 'string' or fields.user == '' then
   return redis.error_reply('BAD_REQUEST request must be a JSON object with non-empty string prompt and user')
 end
+if not maxPending then
+  return redis.error_reply('BAD_REQUEST maximum pending must be a whole number >= 0')
+end
 
 if idemKey then
   local existing = redis.call('GET', idemKey)
@@ -55,6 +66,13 @@ end
 local jobKey = jobPrefix .. id
 if redis.call('EXISTS', jobKey) == 1 then
   return redis.error_reply('EXISTS job ' .. id .. ' already exists')
+end
+
+if maxPending > 0 then
+  local waiting = redis.call('ZCARD', pendingKey)
+  if waiting >= maxPending then
+    return redis.error_reply('QUEUE_FULL model ' .. model .. ' has ' .. waiting .. ' queued jobs, its limit is ' .. maxPending)
+  end
 end
 
 local now = nowMs()

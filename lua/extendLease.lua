@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   extendLease: the heartbeat. The owner pushes its job's lease deadline to now + lease. A
   worker may extend the leases of several jobs of the model in one call.

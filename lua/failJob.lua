@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   failJob: the owner gives up on this attempt. A retryable failure puts the job back at
   the head of its queue (under its original sequence, before every later job) while

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   purgeDead: delete dead-lettered jobs for good (their hashes too).
 

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   recoverExpired: the recovery sweep. Jobs whose lease deadline has passed (their worker
   died or lost Redis) go back to the HEAD of pending under their original sequence, or to

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   releaseJob: the owner hands its job back unfinished (graceful shutdown). It goes to the
   head of its queue at once, under its original sequence, and the attempt is not counted.

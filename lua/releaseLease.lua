@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   releaseLease: give a lease up (on shutdown) and hand it over at once: a standby blocked on
   the handover list wakes and takes the lease without waiting for it to expire.

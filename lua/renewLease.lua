@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   renewLease: extend a lease (the Telegram front's poller lease) while its holder still owns
   it. A holder that lost the lease (it expired and another took it) gets 0 and must stop.

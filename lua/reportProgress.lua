@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   reportProgress: the owner moves its job to another running stage and publishes it.
 

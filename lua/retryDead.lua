@@ -1,3 +1,4 @@
+#!lua
 --[[
   retryDead: put dead-lettered jobs back into their queue as new work: each gets a fresh
   sequence number (the tail of the queue), attempt 0, and its error cleared.
@@ -11,6 +12,9 @@
   Returns     how many jobs were put back
   Errors      NOT_FOUND job <id> ...   the id is not in the dead list
               BAD_REQUEST              the limit is not a whole number >= 1
+              OOM                      (from Redis) it is at maxmemory: the shebang without
+                                       allow-oom makes Redis refuse the call up front (it
+                                       adds work), nothing changed
 ]]
 --@include common.lua
 

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   setConcurrency: set how many jobs of the model may run at once across all workers.
   Raising it rings the doorbell so idle workers start the extra jobs at once.

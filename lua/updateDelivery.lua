@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   updateDelivery: rewrite a pending delivery's record (e.g. once its status message exists),
   only while the caller holds the poller lease and the delivery is still pending: a front

@@ -44,7 +44,8 @@ public final class ImageQueueClient: Sendable {
 
     /// Validates, rate-limits and enqueues one job.
     /// - Throws: `ImageQueueError`: a validation code (nothing written), `.rateLimited` with
-    ///   `retryAfter`, or `.redis`.
+    ///   `retryAfter`, `.queueFull` (the model's backlog is at `maxPending`), `.redisFull`
+    ///   (Redis at maxmemory: nothing queued), or `.redis`.
     public func enqueue(_ request: JobRequest) async throws(ImageQueueError) -> EnqueuedJob {
         try request.validate(against: configuration)
         return try await enqueue(request, id: JobID.make(model: request.model))
@@ -136,7 +137,7 @@ public final class ImageQueueClient: Sendable {
         if let key = request.idempotencyKey { extraKeys.append(runner.keys.idempotency(request.model, key: key)) }
         return runner.command(QueueScripts.enqueueJob, model: request.model, extraKeys: extraKeys,
                               arguments: [id.rawValue, payload, configuration.maxAttempts,
-                                          configuration.idempotencyTTL.wholeMilliseconds])
+                                          configuration.idempotencyTTL.wholeMilliseconds, configuration.maxPending ?? 0])
     }
 
     private static func rateLimitRefusal(_ reply: RESPValue, user: String) -> ImageQueueError? {

@@ -32,6 +32,12 @@ public struct ImageQueueError: Error, CustomStringConvertible, Sendable {
         case malformed = "malformed"
         /// Redis failed or could not be reached.
         case redis = "redis"
+        /// Redis is at `maxmemory` and refuses new data: nothing was written. Workers still
+        /// finish the jobs already queued, so it frees up by itself; see `retryAfter`.
+        case redisFull = "redis_full"
+        /// The model's backlog is at its cap (`IMAGEQUEUE_MAX_PENDING`): nothing was queued;
+        /// see `retryAfter`.
+        case queueFull = "queue_full"
     }
 
     /// What went wrong.
@@ -40,9 +46,9 @@ public struct ImageQueueError: Error, CustomStringConvertible, Sendable {
     public let message: String
     /// The job concerned, when there is one.
     public var jobID: String?
-    /// For `.rateLimited`: when the user may try again.
+    /// For `.rateLimited`, `.redisFull` and `.queueFull`: when the caller may try again.
     public var retryAfter: Duration?
-    /// For `.redis`: the underlying error.
+    /// For `.redis` and `.redisFull`: the underlying error.
     public var redisError: RedisError?
 
     /// Creates an error.
@@ -64,11 +70,22 @@ public struct ImageQueueError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { message }
 
-    /// Wraps a Redis failure.
+    /// How long a caller refused with `.redisFull` or `.queueFull` is told to wait.
+    public static let fullRetryAfter: Duration = .seconds(30)
+
+    /// Wraps a Redis failure. An `OOM` refusal becomes `.redisFull`, the one place where
+    /// Redis's out-of-memory reply is recognised: every surface maps that code.
     static func redis(_ error: any Error, operation: String, jobID: String? = nil) -> ImageQueueError {
         if let queueError = error as? ImageQueueError { return queueError }
         let redisError = error as? RedisError ?? RedisError(.protocolError, "\(error)")
-        var wrapped = ImageQueueError(.redis, "\(operation) failed: \(redisError.description)", jobID: jobID)
+        var wrapped: ImageQueueError
+        if redisError.isOutOfMemory {
+            let refused = operation == "enqueue" || operation == "rate limit" ? "nothing was queued" : "\(operation) was refused, nothing changed"
+            wrapped = ImageQueueError(.redisFull, "Redis is out of memory (maxmemory reached): \(refused); try again later", jobID: jobID)
+            wrapped.retryAfter = fullRetryAfter
+        } else {
+            wrapped = ImageQueueError(.redis, "\(operation) failed: \(redisError.description)", jobID: jobID)
+        }
         wrapped.redisError = redisError
         return wrapped
     }

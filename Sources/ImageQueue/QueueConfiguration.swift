@@ -13,8 +13,12 @@ public struct QueueConfiguration: Sendable {
     public var maxAttempts: Int = 3
     /// How long an idempotency key keeps returning its job.
     public var idempotencyTTL: Duration = .seconds(24 * 3600)
-    /// How long a finished (completed or cancelled) job stays readable.
+    /// How long a finished (completed or cancelled) job stays readable. Also how long a
+    /// Redis at maxmemory takes to free the memory of the jobs it has finished.
     public var retention: Duration = .seconds(7 * 24 * 3600)
+    /// Most jobs a model's queue may hold waiting; an enqueue past it is refused with
+    /// `.queueFull` (nothing written). nil: no cap.
+    public var maxPending: Int?
 
     /// A per-user sliding window.
     public struct RateLimit: Sendable, Equatable {
@@ -63,6 +67,8 @@ public struct QueueConfiguration: Sendable {
             throw ImageQueueError(.invalidRequest, "key prefix must be non-empty and hold no braces")
         }
         if maxPromptLength < 1 { throw ImageQueueError(.invalidRequest, "maximum prompt length must be at least 1") }
+        if let maxPending, maxPending < 1 { throw ImageQueueError(.invalidRequest, "maximum pending jobs must be at least 1") }
+        if retention < .milliseconds(1) { throw ImageQueueError(.invalidRequest, "retention must be at least 1 ms") }
         if maxAttempts < 1 { throw ImageQueueError(.invalidRequest, "maximum attempts must be at least 1") }
         if let rateLimit, rateLimit.requests < 1 || rateLimit.window <= .zero {
             throw ImageQueueError(.invalidRequest, "rate limit needs at least 1 request per positive window")

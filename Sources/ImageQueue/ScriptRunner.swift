@@ -35,6 +35,10 @@ struct ScriptRunner: Sendable {
         case "NOT_QUEUED": return ImageQueueError(.notQueued, detail, jobID: jobID)
         case "STALE_TOKEN": return ImageQueueError(.staleToken, detail, jobID: jobID)
         case "BAD_REQUEST", "EXISTS": return ImageQueueError(.invalidRequest, detail, jobID: jobID)
+        case "QUEUE_FULL":
+            var full = ImageQueueError(.queueFull, "the queue is full (\(detail)): nothing was queued; try again later", jobID: jobID)
+            full.retryAfter = ImageQueueError.fullRetryAfter
+            return full
         default: return .redis(error, operation: operation, jobID: jobID)
         }
     }

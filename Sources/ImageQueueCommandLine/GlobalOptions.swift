@@ -61,6 +61,18 @@ public struct GlobalOptions: ParsableArguments {
             guard let value = Int(text), value > 0 else { throw usage("IMAGEQUEUE_MAX_ATTEMPTS must be a positive number") }
             configuration.maxAttempts = value
         }
+        if let text = Self.environment("IMAGEQUEUE_RETENTION") {
+            guard let seconds = Double(text), seconds > 0, seconds < 1e9 else {
+                throw usage("IMAGEQUEUE_RETENTION must be a positive number of seconds (how long finished jobs stay readable)")
+            }
+            configuration.retention = .milliseconds(Int64((seconds * 1000).rounded(.up)))
+        }
+        if let text = Self.environment("IMAGEQUEUE_MAX_PENDING") {
+            guard let value = Int(text), value >= 0 else {
+                throw usage("IMAGEQUEUE_MAX_PENDING must be a whole number of queued jobs per model (0 = no cap)")
+            }
+            configuration.maxPending = value > 0 ? value : nil
+        }
         do {
             try configuration.validate()
         } catch {

@@ -38,6 +38,9 @@ struct APIError: Error, HTTPResponseError {
         case .notQueued: return APIError(.conflict, "not_queued", error.message)
         case .staleToken: return APIError(.conflict, "stale_token", error.message)
         case .redis: return APIError(.serviceUnavailable, "redis_unavailable", "Redis is not available right now")
+        case .redisFull, .queueFull:
+            let seconds = max(1, (error.retryAfter ?? ImageQueueError.fullRetryAfter).components.seconds)
+            return APIError(.serviceUnavailable, error.code.rawValue, error.message, headers: [.retryAfter: String(seconds)])
         case .malformed: return APIError(.internalServerError, "malformed", error.message)
         }
     }

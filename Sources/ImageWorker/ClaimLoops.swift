@@ -1,5 +1,6 @@
 import ImageQueue
 import Logging
+import RedisClient
 import ServiceLifecycle
 import Synchronization
 
@@ -78,7 +79,8 @@ struct ClaimLoops: Service {
                     if Task.isShuttingDownGracefully || Task.isCancelled { break }
                     failures += 1
                     if failures == 1 {
-                        logger.warning("cannot reach Redis; retrying with backoff", metadata: ["error": "\(error)"])
+                        logger.warning("\(RedisRetry.problem(error, otherwise: "cannot reach Redis")); retrying with backoff",
+                                       metadata: ["error": "\(error)"])
                     }
                     try? await Task.sleep(for: RedisRetry.pause(afterFailures: failures))
                 }
@@ -131,7 +133,8 @@ struct ClaimLoops: Service {
                     }
                 } catch {
                     if Task.isCancelled { return }
-                    logger.warning("heartbeat failed; retrying", metadata: ["error": "\(error.message)"])
+                    logger.warning("heartbeat failed (\(RedisRetry.problem(error, otherwise: "Redis failed"))); retrying",
+                                   metadata: ["error": "\(error.message)"])
                 }
             }
         }
@@ -259,6 +262,16 @@ enum RedisRetry {
     static func pause(afterFailures failures: Int) -> Duration {
         let ceiling = Int64(min(250, 100 << min(max(failures, 1), 6)))
         return .milliseconds(Int64.random(in: ceiling / 2...ceiling))
+    }
+
+    /// What a failed Redis call says about Redis, for the log: out of memory (it refuses
+    /// writes at maxmemory; queued jobs still drain), else `otherwise`.
+    static func problem(_ error: any Error, otherwise: String = "Redis unavailable") -> String {
+        let redisError = (error as? ImageQueueError)?.redisError ?? (error as? RedisError)
+        if (error as? ImageQueueError)?.code == .redisFull || redisError?.isOutOfMemory == true {
+            return "Redis is out of memory (maxmemory reached with noeviction): it refuses new writes until memory is freed"
+        }
+        return otherwise
     }
 }
 

@@ -79,7 +79,7 @@ public final class ImageWorker: Sendable {
         case .directory:
             store = try DirectoryResultStore(directory: configuration.outputDirectory, ttl: configuration.resultTTL)
         case .redis:
-            store = RedisResultStore(redis: redis, keys: configuration.queue.keys, ttl: configuration.resultTTL)
+            store = RedisResultStore(redis: redis, keys: configuration.queue.keys, ttl: configuration.resultTTL, logger: logger)
         }
         processor = JobProcessor(queue: queue, enhancer: enhancer, generator: generator, store: store,
                                  configuration: configuration, metrics: metrics, logger: logger,

@@ -166,7 +166,7 @@ struct JobProcessor: Sendable {
                                      metadata: ["error": "\(error)"])
                         return .abandoned
                     }
-                    if failures == 1 { logger.warning("Redis unavailable; retrying", metadata: ["error": "\(error)"]) }
+                    if failures == 1 { logger.warning("\(RedisRetry.problem(error)); retrying", metadata: ["error": "\(error)"]) }
                     try? await Task.sleep(for: delay)
                 }
             }

@@ -3,6 +3,7 @@ import ImageQueue
 import Logging
 import RedisClient
 import ServiceLifecycle
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,6 +22,12 @@ struct Maintenance: Service {
     let configuration: WorkerConfiguration
     let logger: Logger
     let started = ContinuousClock.now
+    /// Whether the last registration was refused for want of memory (said once per episode).
+    private let registryRefused = RefusalFlag()
+
+    private final class RefusalFlag: Sendable {
+        let refused = Mutex(false)
+    }
 
     /// How often the registry entry is refreshed; it lives three times as long.
     var registryInterval: Duration { .milliseconds(max(1000, min(configuration.lease.wholeMilliseconds / 3, 10_000))) }
@@ -84,11 +91,26 @@ struct Maintenance: Service {
                                 currentJobs: currentJobs.all)
         guard let json = try? JSONEncoder().encode(entry) else { return }
         let ttl = registryInterval.wholeMilliseconds * 3
-        _ = try? await redis.pipeline([
+        let replies = try? await redis.pipeline([
             RedisCommand("SET", keys.worker(workerID), Array(json), "PX", ttl),
             RedisCommand("ZADD", keys.workers, entry.heartbeatAt, workerID),
             RedisCommand("ZREMRANGEBYSCORE", keys.workers, "-inf", entry.heartbeatAt - ttl * 10),
         ])
+        guard let replies else { return }
+        let outOfMemory = replies.contains { reply in
+            if case .error(let text) = reply { return RedisError(.server, text).isOutOfMemory }
+            return false
+        }
+        let wasRefused = registryRefused.refused.withLock { refused in
+            defer { refused = outOfMemory }
+            return refused
+        }
+        if outOfMemory && !wasRefused {
+            let problem = RedisRetry.problem(RedisError(.server, "OOM"))
+            logger.warning("\(problem): new jobs are refused to producers; this worker keeps claiming and finishing the queued ones, but cannot refresh its registry entry")
+        } else if !outOfMemory && wasRefused {
+            logger.notice("Redis accepts writes again; the registry entry is refreshed")
+        }
     }
 
     /// The Redis server's clock in ms, nil when Redis does not answer.

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import ImageQueue
+import Logging
 import RedisClient
 #if canImport(Glibc)
 import Glibc
@@ -97,25 +98,43 @@ public struct DirectoryResultStore: ResultStore {
 }
 
 /// The image bytes in Redis under the job's hash tag, expiring after `ttl`.
+///
+/// While Redis is at maxmemory it refuses the bytes (`OOM`): the store keeps the image and
+/// tries again with backoff (the claim loop keeps the job's lease alive meanwhile) until it
+/// fits or the worker shuts down, instead of failing the job and burning its attempts.
 public struct RedisResultStore: ResultStore {
     let redis: RedisConnection
     let keys: QueueKeys
     let ttl: Duration
+    let logger: Logger
 
     /// Creates the store on a connection.
-    public init(redis: RedisConnection, keys: QueueKeys, ttl: Duration) {
+    public init(redis: RedisConnection, keys: QueueKeys, ttl: Duration, logger: Logger = Logger(label: "imagequeue.worker")) {
         self.redis = redis
         self.keys = keys
         self.ttl = ttl
+        self.logger = logger
     }
 
     public func store(_ image: GeneratedImage, job: ClaimedJob) async throws(GenerationError) -> JobResult {
         guard let id = try? JobID(job.id) else { throw GenerationError(.storageFailed, "bad job id") }
         let key = keys.result(id)
-        do {
-            try await redis.send(RedisCommand("SET", key, image.bytes, "PX", ttl.wholeMilliseconds))
-        } catch {
-            throw GenerationError(.storageFailed, "cannot store the image in Redis: \(error)")
+        var refusals = 0
+        while true {
+            do {
+                try await redis.send(RedisCommand("SET", key, image.bytes, "PX", ttl.wholeMilliseconds))
+                break
+            } catch let error as RedisError where error.isOutOfMemory && !Task.isCancelled {
+                refusals += 1
+                if refusals == 1 {
+                    logger.warning("\(RedisRetry.problem(error)); keeping the image and trying again",
+                                   metadata: ["job.id": "\(job.id)", "bytes": "\(image.bytes.count)"])
+                }
+                // Up to 2 s apart: memory frees as finished jobs and results expire.
+                try? await Task.sleep(for: .milliseconds(Int64.random(in: 1000...2000)))
+            } catch {
+                throw GenerationError(.storageFailed, "cannot store the image in Redis: \(error)")
+            }
         }
         return JobResult(contentType: image.contentType, bytes: image.bytes.count, store: "redis", key: key,
                          placeholder: image.placeholder ? true : nil)

@@ -50,6 +50,11 @@ public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
         return parts.count > 1 ? String(parts[1]) : ""
     }
 
+    /// Whether Redis refused the command because it is at `maxmemory` with the `noeviction`
+    /// policy (an `OOM` error reply, also when a script's write was refused). Nothing was
+    /// written; the same call succeeds once memory is freed.
+    public var isOutOfMemory: Bool { serverCode == "OOM" }
+
     /// Whether the operation may succeed if tried again once Redis is reachable.
     public var isTransient: Bool {
         switch kind {

@@ -12,7 +12,7 @@ public enum Replies {
         return lines.joined(separator: "\n")
     }
 
-    /// The answer to a request the queue refused (validation or rate limit).
+    /// The answer to a request the queue refused (validation, rate limit, a full queue).
     public static func refusal(_ error: ImageQueueError, models: [String]) -> String {
         switch error.code {
         case .unknownModel:
@@ -26,6 +26,8 @@ public enum Replies {
         case .rateLimited:
             let seconds = max(1, ((error.retryAfter ?? .seconds(1)).wholeMilliseconds + 999) / 1000)
             return "You have made too many requests. Please try again in \(seconds) s."
+        case .redisFull, .queueFull:
+            return "The queue is full right now, nothing was queued. Please try again later."
         default:
             return "This request cannot be accepted: \(error.message)."
         }

@@ -6,7 +6,7 @@ struct EnqueueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "enqueue",
         abstract: "Queue a prompt for a model; prints the job id.",
-        discussion: "Exit status: 0 queued, 2 invalid request, 3 rate limited, 1 Redis unavailable."
+        discussion: "Exit status: 0 queued, 2 invalid request, 3 rate limited, 1 Redis unavailable or full (nothing queued)."
     )
 
     @OptionGroup var global: GlobalOptions

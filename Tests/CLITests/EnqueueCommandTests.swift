@@ -112,6 +112,24 @@ struct EnqueueCommandTests {
         #expect(result.status == 0, "stderr: \(result.stderr)")
         #expect(try await cli.queues()["flux"]?["pending"] == .integer(2))
     }
+
+    @Test("a Redis at maxmemory (noeviction): one line saying it is out of memory and nothing was queued, exit 1")
+    func fullRedis() async throws {
+        // maxmemory 1 byte: full from the start, every write that needs memory is refused.
+        let server = try await RedisServer.launch(extraArguments: ["--maxmemory", "1", "--maxmemory-policy", "noeviction"])
+        let expected = "imagequeue: Redis is out of memory (maxmemory reached): nothing was queued; try again later\n"
+        // With the rate limit (its script is refused first) and without.
+        for rateLimit in ["10/60", "off"] {
+            let cli = try CLI(redisURL: server.url, rateLimit: rateLimit)
+            let result = try await cli.run(["enqueue", "--model", "flux", "--user", "alice", "a red fox in the snow"])
+            expectOneLineFailure(result, status: 1)
+            #expect(result.stderr == expected, "rate limit \(rateLimit)")
+            let json = try await cli.run(["enqueue", "--json", "--model", "flux", "--user", "alice", "a red fox in the snow"])
+            expectOneLineFailure(json, status: 1)
+            #expect(json.stderr == expected)
+            #expect(try await cli.queues()["flux"]?["pending"] == .integer(0))
+        }
+    }
 }
 
 extension CommandResult {

@@ -38,9 +38,132 @@ import TestSupport
                      "renewLease", "releaseLease", "commitUpdate", "updateDelivery"]
         #expect(Set(ImageQueueScripts.sources.keys) == Set(names))
         for (name, source) in ImageQueueScripts.sources {
-            #expect(source.hasPrefix("--[[\n  \(name):"), "\(name) opens with its header")
+            // A shebang line may come first (docs/PROTOCOL.md, "Script flags and a full Redis").
+            let body = source.hasPrefix("#!lua") ? String(source.drop { $0 != "\n" }.dropFirst()) : source
+            #expect(body.hasPrefix("--[[\n  \(name):"), "\(name) opens with its header")
             #expect(!source.contains("--@include"), "\(name) has its includes resolved")
         }
+    }
+
+    @Test func scriptsThatDrainAFullRedisCarryAllowOOMAndThoseThatAddWorkDoNot() {
+        func shebang(_ name: String) -> String? {
+            let first = ImageQueueScripts.sources[name]!.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+            return first.hasPrefix("#!") ? first : nil
+        }
+        for name in ["claimJob", "extendLease", "reportProgress", "completeJob", "failJob", "releaseJob", "recoverExpired",
+                     "cancelJob", "purgeDead", "setConcurrency", "renewLease", "releaseLease", "commitUpdate", "updateDelivery"] {
+            #expect(shebang(name) == "#!lua flags=allow-oom", "\(name)")
+        }
+        // Refused up front at maxmemory: they add work (or count a request that would be refused).
+        for name in ["checkRateLimit", "retryDead"] { #expect(shebang(name) == "#!lua", "\(name)") }
+        // No shebang: its first write (INCR) is refused at maxmemory, an idempotent repeat still answers.
+        #expect(shebang("enqueueJob") == nil)
+    }
+
+    /// A caller on a Redis of its own with `noeviction`, and a way to fill it: `maxmemory` set
+    /// below what it uses, so that (as in a Redis that filled up) every command that needs
+    /// memory is refused with `OOM`. Setting it back to 0 frees it.
+    func fullRedisCaller() async throws -> (server: RedisServer, caller: Caller) {
+        let server = try await RedisServer.launch(extraArguments: ["--maxmemory-policy", "noeviction"])
+        let caller = Caller(redis: RedisConnection(configuration: try RedisConfiguration(url: server.url)),
+                            keys: QueueKeys(prefix: TestEnvironment.uniquePrefix("oom")))
+        return (server, caller)
+    }
+
+    func setMaxmemory(_ s: Caller, _ bytes: String) async throws {
+        _ = try await s.redis.send("CONFIG", "SET", "maxmemory", bytes)
+    }
+
+    @Test func atMaxmemoryTheWorkerScriptsRunAndNewWorkIsRefusedWithoutWriting() async throws {
+        let (server, s) = try await fullRedisCaller()
+        defer { _ = server }
+        let request = #"{"prompt":"p","user":"u"}"#
+        func job(_ id: String) -> String { s.keys.jobPrefix("flux") + id }
+        func field(_ id: String, _ name: String) async throws -> String? { try await s.redis.send("HGET", job(id), name).string }
+        let idem = s.keys.idempotency("flux", key: "k")
+        let rateScript = RedisScript(name: "checkRateLimit", source: ImageQueueScripts.sources["checkRateLimit"]!)
+        let rateKey = s.keys.rateLimit(user: "u")
+        func rateLimit(_ member: String) async throws -> RESPValue {
+            try await s.redis.pipeline([.script(rateScript, keys: [rateKey], arguments: ["10", "60000", member])])[0]
+        }
+
+        // Before Redis is full: five jobs (the first with an idempotency key), the first one
+        // claimed and its lease passed, one request counted by the rate limit.
+        #expect(await s.call("enqueueJob", extraKeys: [idem], ["flux-1", request, "3", "60000"]).array?.first?.string == "flux-1")
+        for id in ["flux-2", "flux-3", "flux-4", "flux-5"] { _ = await s.enqueue(id) }
+        #expect(await s.call("claimJob", ["w", "60000"]).array?[1].string == "flux-1")
+        _ = try await s.redis.send("ZADD", s.keys.active("flux"), "XX", "1", "flux-1")
+        #expect(try await rateLimit("r1").array?.first?.int == 1)
+
+        try await setMaxmemory(s, "1")
+        #expect(code(try await s.redis.pipeline([RedisCommand("SET", s.keys.prefix + ":probe", "x")])[0]) == "OOM",
+                "Redis refuses writes now")
+
+        // New work is refused, and nothing is written.
+        #expect(code(await s.enqueue("flux-9")) == "OOM")
+        #expect(try await s.redis.send("EXISTS", job("flux-9")).int == 0)
+        #expect(try await s.redis.send("GET", s.keys.sequence("flux")).string == "5")
+        #expect(code(try await rateLimit("r2")) == "OOM", "the rate limit is refused up front")
+        #expect(try await s.redis.send("ZCARD", rateKey).int == 1, "and the refused request is not counted")
+        // An idempotent repeat writes nothing: it still answers.
+        let repeated = await s.call("enqueueJob", extraKeys: [idem], ["flux-10", request, "3", "60000"])
+        #expect(repeated.array?.first?.string == "flux-1" && repeated.array?.last?.int == 0, "\(repeated)")
+
+        // Everything that moves queued work forward, or removes it, runs.
+        #expect(await s.call("setConcurrency", ["3"]).int == 3)
+        #expect(await s.call("recoverExpired", ["10"]) == .array([.integer(1), .integer(0)]))
+        let claim = await s.call("claimJob", ["w", "60000", "c1", "0", "3"])
+        let claimed = claim.array ?? []
+        try #require(claimed.count == 19, "\(claim)")
+        #expect([claimed[1], claimed[7], claimed[13]].map(\.string) == ["flux-1", "flux-2", "flux-3"])
+        let token = { (n: Int) in String(claimed[2 + 6 * n].int ?? 0) }
+        #expect(await s.call("extendLease", ["flux-1", token(0), "60000", "flux-2", token(1)]).array?.count == 2)
+        #expect(await s.call("reportProgress", ["flux-1", token(0), "generating", #"{"enhanced_prompt":"q"}"#]).int != nil)
+        #expect(await s.call("completeJob", ["flux-1", token(0), #"{"bytes":1}"#, "60000"]).int == 1)
+        #expect(try await field("flux-1", "status") == "completed")
+        #expect(try await s.redis.send("PTTL", job("flux-1")).int ?? 0 > 0, "a completed job expires after its retention")
+        #expect(await s.call("failJob", ["flux-2", token(1), "retry", #"{"code":"x","message":"y"}"#]).string == "requeued")
+        #expect(await s.call("releaseJob", ["flux-3", token(2)]).int == 2)
+        let again = await s.call("claimJob", ["w", "60000"])
+        #expect(again.array?[1].string == "flux-2", "\(again)")
+        let retoken = String(again.array?[2].int ?? 0)
+        #expect(await s.call("failJob", ["flux-2", retoken, "permanent", #"{"code":"x","message":"y"}"#]).string == "dead")
+        #expect(await s.call("cancelJob", ["flux-5", "60000"]).int == 1)
+        #expect(try await field("flux-5", "status") == "cancelled")
+
+        // Dead jobs: put back (new work) is refused, deleting runs.
+        #expect(code(await s.call("retryDead", ["", "10"])) == "OOM")
+        #expect(try await s.redis.send("ZCARD", s.keys.dead("flux")).int == 1, "nothing changed")
+        #expect(await s.call("purgeDead", ["", "10"]).int == 1)
+        #expect(try await s.redis.send("EXISTS", job("flux-2")).int == 0)
+
+        // Memory freed: enqueueing works again.
+        try await setMaxmemory(s, "0")
+        #expect(await s.enqueue("flux-9").array?.first?.string == "flux-9")
+        #expect(try await rateLimit("r2").array?.first?.int == 1)
+    }
+
+    @Test func enqueueJobRefusesPastTheModelsPendingCapWithoutWriting() async throws {
+        let s = try caller()
+        let request = #"{"prompt":"p","user":"u"}"#
+        #expect(code(await s.call("enqueueJob", ["flux-1", request, "3", "0", "x"])) == "BAD_REQUEST")
+        #expect(code(await s.call("enqueueJob", ["flux-1", request, "3", "0", "-1"])) == "BAD_REQUEST")
+        #expect(await s.call("enqueueJob", ["flux-1", request, "3", "0", "2"]).array?.first?.string == "flux-1")
+        let idem = s.keys.idempotency("flux", key: "k")
+        #expect(await s.call("enqueueJob", extraKeys: [idem], ["flux-2", request, "3", "60000", "2"]).array?.first?.string == "flux-2")
+        let full = await s.call("enqueueJob", ["flux-3", request, "3", "0", "2"])
+        #expect(full == .error("QUEUE_FULL model flux has 2 queued jobs, its limit is 2"), "\(full)")
+        #expect(try await s.redis.send("EXISTS", s.keys.jobPrefix("flux") + "flux-3").int == 0)
+        #expect(try await s.redis.send("GET", s.keys.sequence("flux")).string == "2")
+        // A repeat of a known idempotency key still answers its job.
+        #expect(await s.call("enqueueJob", extraKeys: [idem], ["flux-4", request, "3", "60000", "2"]).array?.first?.string == "flux-2")
+        // No cap: "", "0" or absent.
+        #expect(await s.call("enqueueJob", ["flux-5", request, "3", "0", "0"]).array?.first?.string == "flux-5")
+        #expect(await s.call("enqueueJob", ["flux-6", request, "3", "0", ""]).array?.first?.string == "flux-6")
+        #expect(await s.enqueue("flux-7").array?.first?.string == "flux-7")
+        // A claimed job no longer counts.
+        _ = await s.call("claimJob", ["w", "60000"])
+        #expect(await s.call("enqueueJob", ["flux-8", request, "3", "0", "5"]).array?.first?.string == "flux-8")
     }
 
     @Test func enqueueJobRejectsBadInputWithoutWriting() async throws {

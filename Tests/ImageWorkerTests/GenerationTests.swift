@@ -1,5 +1,6 @@
 import Foundation
 import ImageQueue
+import Logging
 import Testing
 import TestSupport
 
@@ -70,6 +71,34 @@ struct GenerationTests {
         let body = try JSONSerialization.jsonObject(with: Data(request.body.utf8)) as? [String: Any]
         #expect(body?.keys.sorted() == ["prompt"])
         #expect(body?["prompt"] as? String == prompt)
+    }
+
+    @Test func atMaxmemoryTheRedisResultStoreKeepsTheImageAndStoresItOnceThereIsRoom() async throws {
+        let server = try await RedisServer.launch(extraArguments: ["--maxmemory-policy", "noeviction"])
+        let fixture = try await WorkerFixture.make(redisURL: server.url) { $0.resultStore = .redis; $0.resultTTL = .seconds(600) }
+        defer { fixture.close() }
+        let jpeg = try await fixture.cannedImage("sdxl")
+        let id = try await fixture.enqueue("a red bicycle", model: "sdxl")
+        // Full (maxmemory below what Redis uses): the job is claimed and generated, but Redis
+        // refuses the image's bytes.
+        _ = try await fixture.redis.send("CONFIG", "SET", "maxmemory", "1")
+        let lines = CapturedLines()
+        var logger = Logger(label: "imageworker.tests.captured") { label in CapturingLogHandler(label: label, lines: lines) }
+        logger.logLevel = .info
+        let info = try await fixture.withWorkers(logger: logger) { _ in
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !lines.all.contains(where: { $0.contains("Redis is out of memory") && $0.contains("keeping the image") }),
+                  ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await fixture.inspector.status(id).status == .generating, "the job waits, claimed")
+            _ = try await fixture.redis.send("CONFIG", "SET", "maxmemory", "0")
+            return try await fixture.waitForEnd(id)
+        }
+        #expect(lines.all.contains { $0.contains("Redis is out of memory") && $0.contains("keeping the image") }, "\(lines.all)")
+        #expect(info.status == .completed, "\(info)")
+        #expect(info.attempt == 1, "it was not failed and run again")
+        #expect(try await fixture.inspector.result(id).bytes == jpeg)
     }
 
     @Test func theRedisResultStoreKeepsTheBytesUnderAnExpiringKey() async throws {

@@ -37,7 +37,9 @@ final class WorkerFixture: Sendable {
 
     /// Starts the fake and builds the configuration: the fake's environment plus
     /// `environment`, then small test delays, then `configure`.
+    /// `redisURL`: a server of the test's own; the shared test server when nil.
     static func make(environment: [String: String] = [:], sdxlKey: String = "sdxl-test-key", llm: String = "none",
+                     redisURL: String? = nil,
                      configure: (inout WorkerConfiguration) -> Void = { _ in }) async throws -> WorkerFixture {
         let fake = try await FakeBackends.start()
         var values = fake.environment(sdxlKey: sdxlKey, llm: llm)
@@ -54,7 +56,9 @@ final class WorkerFixture: Sendable {
         configuration.connectTimeout = .seconds(2)
         configure(&configuration)
         // The first call starts the shared redis-server and waits for it: off the pool.
-        let redisConfiguration = try RedisConfiguration(url: try await offPool { try TestEnvironment.redisURL() })
+        let url: String
+        if let redisURL { url = redisURL } else { url = try await offPool { try TestEnvironment.redisURL() } }
+        let redisConfiguration = try RedisConfiguration(url: url)
         let events = try await EventRecorder.start(redis: redisConfiguration, keys: configuration.queue.keys)
         return try WorkerFixture(fake: fake, redisConfiguration: redisConfiguration, configuration: configuration, events: events)
     }

@@ -143,6 +143,42 @@ struct EnqueueTests {
         #expect(charset.status == 202, "application/json; charset=utf-8: \(charset)")
     }
 
+    @Test("a Redis at maxmemory (noeviction): POST /v1/jobs and dead retry are 503 redis_full with Retry-After; reads still work")
+    func fullRedis() async throws {
+        // maxmemory 1 byte: full from the start, every write that needs memory is refused.
+        let redis = try await RedisServer.launch(extraArguments: ["--maxmemory", "1", "--maxmemory-policy", "noeviction"])
+        let fixture = try ServeFixture(redisURL: redis.url)
+        let server = try await fixture.startServer(environment: ["IMAGEQUEUE_RATE_LIMIT": "10/60"])
+        let enqueue = try await server.send("POST", "/v1/jobs", json: try jsonText(["model": "flux", "prompt": "a fox", "user": "alice"]))
+        expectError(enqueue, 503, "redis_full", "enqueue into a full Redis")
+        #expect(enqueue.header("Retry-After").flatMap { Int($0) }.map { $0 >= 1 } == true, "\(enqueue.headers)")
+        #expect((try? enqueue.json())?["error"]?["message"]?.string
+                == "Redis is out of memory (maxmemory reached): nothing was queued; try again later", "\(enqueue)")
+        let retry = try await server.send("POST", "/v1/dead/flux/retry")
+        expectError(retry, 503, "redis_full", "dead retry into a full Redis")
+        #expect(retry.header("Retry-After") != nil, "\(retry.headers)")
+        let queues = try await server.json("/v1/queues")
+        #expect(queues["flux"]?["pending"] == .integer(0), "\(queues)")
+    }
+
+    @Test("past IMAGEQUEUE_MAX_PENDING queued jobs of a model, POST /v1/jobs is 503 queue_full with Retry-After")
+    func pendingCap() async throws {
+        let fixture = try ServeFixture()
+        let server = try await fixture.startServer(environment: ["IMAGEQUEUE_MAX_PENDING": "2", "IMAGEQUEUE_RATE_LIMIT": "off"])
+        let body = try jsonText(["model": "flux", "prompt": "a fox", "user": "erin"])
+        for _ in 0..<2 {
+            let accepted = try await server.send("POST", "/v1/jobs", json: body)
+            #expect(accepted.status == 202, "\(accepted)")
+        }
+        let third = try await server.send("POST", "/v1/jobs", json: body)
+        expectError(third, 503, "queue_full", "a third job past the cap of 2")
+        #expect(third.header("Retry-After").flatMap { Int($0) }.map { $0 >= 1 } == true, "\(third.headers)")
+        let other = try await server.send("POST", "/v1/jobs", json: try jsonText(["model": "sdxl", "prompt": "a fox", "user": "erin"]))
+        #expect(other.status == 202, "the cap is per model: \(other)")
+        let queues = try await server.json("/v1/queues")
+        #expect(queues["flux"]?["pending"] == .integer(2), "\(queues)")
+    }
+
     @Test("past the rate limit (IMAGEQUEUE_RATE_LIMIT=1/60) a user gets 429 rate_limited with Retry-After; others do not")
     func rateLimit() async throws {
         let fixture = try ServeFixture()

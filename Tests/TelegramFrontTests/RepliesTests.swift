@@ -43,6 +43,10 @@ import TelegramFront
         var limited = ImageQueueError(.rateLimited, "too many")
         limited.retryAfter = .milliseconds(41_200)
         #expect(Replies.refusal(limited, models: models).contains("try again in 42 s"))
+        for code in [ImageQueueError.Code.redisFull, .queueFull] {
+            #expect(Replies.refusal(ImageQueueError(code, "Redis is out of memory"), models: models)
+                    == "The queue is full right now, nothing was queued. Please try again later.")
+        }
     }
 }
 

@@ -27,6 +27,32 @@ import TestSupport
         await call("commitUpdate", keys: [keys.lease, keys.offset, keys.deliveries], [owner, offset, job, record])
     }
 
+    @Test func theFrontsScriptsRunWhileRedisIsAtMaxmemory() async throws {
+        // A Redis of its own, filled the quick way: maxmemory below what it uses, noeviction.
+        let server = try await RedisServer.launch(extraArguments: ["--maxmemory-policy", "noeviction"])
+        let full = RedisConnection(configuration: try RedisConfiguration(url: server.url))
+        func call(_ name: String, keys: [String], _ arguments: [String]) async throws -> RESPValue {
+            let script = RedisScript(name: name, source: ImageQueueScripts.sources[name]!)
+            return try await full.pipeline([.script(script, keys: keys, arguments: arguments)])[0]
+        }
+        _ = try await full.send("SET", keys.lease, "a", "PX", "60000")
+        _ = try await full.send("CONFIG", "SET", "maxmemory", "1")
+        #expect(code(try await full.pipeline([RedisCommand("SET", keys.offset, "1")])[0]) == "OOM", "Redis refuses writes now")
+
+        // A refused command is answered and committed (the offset moves on, once), an
+        // accepted one's delivery is recorded and rewritten, the lease renewed and handed over.
+        #expect(try await call("commitUpdate", keys: [keys.lease, keys.offset, keys.deliveries], ["a", "8", "", ""]).int == 0)
+        #expect(try await full.send("GET", keys.offset).string == "8")
+        #expect(try await call("commitUpdate", keys: [keys.lease, keys.offset, keys.deliveries],
+                               ["a", "9", "flux-1", #"{"job":"flux-1"}"#]).int == 1)
+        #expect(try await call("updateDelivery", keys: [keys.lease, keys.deliveries], ["a", "flux-1", #"{"job":"flux-1","m":2}"#]).int == 1)
+        #expect(try await full.send("HGET", keys.deliveries, "flux-1").string == #"{"job":"flux-1","m":2}"#)
+        #expect(try await call("renewLease", keys: [keys.lease], ["a", "120000"]).int == 1)
+        #expect(try await call("releaseLease", keys: [keys.lease, keys.handover], ["a", "5000"]).int == 1)
+        #expect(try await full.send("LLEN", keys.handover).int == 1)
+        _ = server
+    }
+
     @Test func renewLeaseExtendsOnlyTheOwnersLease() async throws {
         #expect(code(await call("renewLease", keys: [keys.lease], ["", "1000"])) == "BAD_REQUEST")
         #expect(code(await call("renewLease", keys: [keys.lease], ["a", "0"])) == "BAD_REQUEST")

@@ -64,6 +64,30 @@ struct TelegramCommandTests {
         #expect(queues["flux"]?["pending"]?.integer == 3, "\(queues)")
     }
 
+    @Test("a Redis at maxmemory: the bot answers once that the queue is full, moves past the update, and queues nothing")
+    func fullRedis() async throws {
+        let server = try await RedisServer.launch(extraArguments: ["--maxmemory-policy", "noeviction"])
+        let h = try await TelegramHarness.start(redisURL: server.url)
+        let front = try h.startFront("\(h.cli.prefix)-front")
+        // The front takes its poller lease (a plain SET) before Redis fills.
+        try await h.telegram.waitFor("the front holds the lease") { [h] in
+            try await h.cli.runRedis(["EXISTS", "\(h.cli.prefix):telegram:{123456}:lease"]) == "1"
+        }
+        // Full: maxmemory below what Redis uses, so every write that needs memory is refused.
+        #expect(try await h.cli.runRedis(["CONFIG", "SET", "maxmemory", "1"]) == "OK")
+        let command = try await h.telegram.sendUpdate(text: "/image=flux/a lighthouse in a full queue")
+        try await h.waitForMessages("an answer") { $0.count >= 1 }
+        try await h.telegram.waitFor("the update confirmed") { [h] in
+            (try await h.telegram.state()["pending_updates"] as? NSNumber)?.intValue == 0
+        }
+        await h.stop(front)
+        let messages = try await h.messages()
+        #expect(messages.count == 1, "answered once, not again and again: \(messages)")
+        #expect(messages.first?.replyTo == command.messageID, "\(messages)")
+        #expect(messages.first?.text == "The queue is full right now, nothing was queued. Please try again later.", "\(messages)")
+        #expect(try await h.cli.json(["queues", "--json"])["flux"]?["pending"]?.integer == 0)
+    }
+
     @Test("TELEGRAM_ALLOWED_IDS: others get a short refusal and queue nothing")
     func allowList() async throws {
         let h = try await TelegramHarness.start()
