@@ -13,6 +13,34 @@ struct EnqueueBody: Decodable {
     enum CodingKeys: String, CodingKey {
         case model, prompt, user, enhance, idempotencyKey = "idempotency_key"
     }
+
+    /// The optional fields may be left out, but not sent as null or as another type: the
+    /// spec declares them boolean and string, and null is neither.
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        model = try container.decode(String.self, forKey: .model)
+        prompt = try container.decode(String.self, forKey: .prompt)
+        user = try container.decode(String.self, forKey: .user)
+        enhance = container.contains(.enhance) ? try container.decode(Bool.self, forKey: .enhance) : nil
+        idempotencyKey = container.contains(.idempotencyKey) ? try container.decode(String.self, forKey: .idempotencyKey) : nil
+    }
+}
+
+/// `POST /v1/jobs`'s answer: every property always present (`position` null when the job
+/// is not queued, as for an idempotent repeat of a job that has started or finished).
+struct EnqueuedJobBody: Encodable {
+    let job: EnqueuedJob
+
+    enum CodingKeys: String, CodingKey { case id, model, status, position, created }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(job.id, forKey: .id)
+        try container.encode(job.model, forKey: .model)
+        try container.encode(job.status, forKey: .status)
+        try container.encode(job.position, forKey: .position)  // null, not left out, when nil
+        try container.encode(job.created, forKey: .created)
+    }
 }
 
 extension APIServer {
@@ -24,7 +52,7 @@ extension APIServer {
                 try await client.enqueue(JobRequest(model: body.model, prompt: body.prompt, user: body.user,
                                                     enhance: body.enhance ?? true, idempotencyKey: body.idempotencyKey))
             }
-            return .json(job, status: .accepted)
+            return .json(EnqueuedJobBody(job: job), status: .accepted)
         }
 
         router.get("/v1/jobs/:id") { request, context -> Response in
@@ -43,6 +71,12 @@ extension APIServer {
         router.get("/v1/jobs/:id/image") { request, context -> Response in
             try authorize(request, mutating: false)
             let id = try context.parameters.require("id")
+            // A job that exists but has no image (yet, or ever) is a 409 naming its status, so
+            // a client can tell it from an unknown job or an expired image (404).
+            let info = try await queueCall { try await client.inspector.status(id) }
+            guard info.status == .completed else {
+                throw APIError(.conflict, "not_completed", "job \(id) has no image: it is \(info.status.rawValue), not completed")
+            }
             let image = try await queueCall { try await client.inspector.result(id) }
             return Response(status: .ok, headers: [.contentType: image.contentType, .cacheControl: "private, max-age=3600"],
                             body: .init(byteBuffer: ByteBuffer(bytes: image.bytes)))
@@ -82,7 +116,9 @@ extension APIServer {
     static func describe(_ error: any Error) -> String {
         switch error {
         case DecodingError.keyNotFound(let key, _): "missing field '\(key.stringValue)'"
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+        case DecodingError.valueNotFound(_, let context):
+            "'\(context.codingPath.map(\.stringValue).joined(separator: "."))' is null; send a value or leave it out"
+        case DecodingError.typeMismatch(_, let context):
             "wrong type for '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
         default: "malformed JSON"
         }

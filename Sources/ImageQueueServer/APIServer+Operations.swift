@@ -18,9 +18,18 @@ struct DashboardSnapshot: Encodable {
     }
 }
 
-/// `POST /v1/dead/{model}/retry`'s optional body.
+/// `POST /v1/dead/{model}/retry`'s optional body: `{}` (retry all) or `{"id": "<job id>"}`.
+/// A present `id` must be a string: `{"id": null}` is refused rather than read as "all".
 struct RetryBody: Decodable {
     let id: String?
+
+    enum CodingKeys: String, CodingKey { case id }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        // decode(String.self) throws valueNotFound for null and typeMismatch for 5, true, [...]
+        id = container.contains(.id) ? try container.decode(String.self, forKey: .id) : nil
+    }
 }
 
 extension APIServer {
@@ -41,14 +50,18 @@ extension APIServer {
             // The body is optional: an empty one (whatever its content type) retries all.
             let body: RetryBody? = try await decodeJSON(request, allowEmpty: true)
             let id = body?.id
-            let count = try await queueCall { try await client.retryDead(model: model, id: id) }
+            // An id is checked here: the script reads an empty one as "every dead job".
+            if let id {
+                do throws(ImageQueueError) { _ = try JobID(id) } catch { throw APIError.from(error) }
+            }
+            let count = try await deadListCall { try await client.retryDead(model: model, id: id) }
             return .json(["retried": count])
         }
 
         router.delete("/v1/dead/:model") { request, context -> Response in
             try authorize(request, mutating: true)
             let model = try context.parameters.require("model")
-            let count = try await queueCall { try await client.purgeDead(model: model) }
+            let count = try await deadListCall { try await client.purgeDead(model: model) }
             return .json(["purged": count])
         }
 
@@ -73,6 +86,16 @@ extension APIServer {
             } catch {
                 throw APIError(.serviceUnavailable, "redis_unavailable", "Redis does not answer")
             }
+        }
+    }
+
+    /// A queue call on `/v1/dead/{model}...`: the path names the model's dead list, so a model
+    /// that is not configured is a 404 (code `unknown_model`), like any other unknown resource.
+    func deadListCall<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await queueCall(body)
+        } catch let error as APIError where error.code == "unknown_model" {
+            throw APIError(.notFound, error.code, error.message)
         }
     }
 

@@ -3,6 +3,7 @@ import ImageQueue
 import Logging
 import RedisClient
 import ServiceLifecycle
+import Synchronization
 
 /// `imagequeue serve`: the HTTP API for other services (enqueue, status, cancel, image,
 /// live events), the operators' routes (queues, workers, dead lists, Prometheus metrics,
@@ -66,7 +67,10 @@ public struct APIServer: Service {
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: JSONErrorMiddleware())
+        // The middleware is added first (it wraps only what is added after it); it learns the
+        // routes once they are all there, to answer other methods on them with 405.
+        let routes = RouteTable()
+        router.add(middleware: JSONErrorMiddleware(routes: routes))
         addJobRoutes(to: router)
         addStreamRoutes(to: router)
         addOperatorRoutes(to: router)
@@ -74,6 +78,7 @@ public struct APIServer: Service {
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
         }
+        routes.set(router.routes.map { ($0.path, $0.method) })
         return router
     }
 
@@ -92,15 +97,46 @@ public struct APIServer: Service {
     }
 }
 
+/// The router's routes, to tell "no such path" (404) from "no such method on this path" (405).
+final class RouteTable: Sendable {
+    private let routes = Mutex<[(path: RouterPath, method: HTTPRequest.Method)]>([])
+
+    func set(_ routes: [(path: RouterPath, method: HTTPRequest.Method)]) {
+        self.routes.withLock { $0 = routes }
+    }
+
+    /// The methods routed for `path` (a request path), sorted; empty for an unknown path.
+    func methods(for path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        let methods = routes.withLock { routes in
+            routes.filter { route in
+                route.path.components.count == segments.count
+                    && zip(route.path.components, segments).allSatisfy { $0 ~= $1 }
+            }.map(\.method.rawValue)
+        }
+        return Set(methods).sorted()
+    }
+}
+
 /// Answers the framework's own errors (no such route, wrong method...) in the API's JSON
-/// error shape, like every other error.
+/// error shape, like every other error. A method the API does not serve on a known path
+/// (TRACE, PUT, HEAD, OPTIONS...) is a 405 with `Allow` listing the ones it does.
 struct JSONErrorMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
+    let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as HTTPError {
+            if error.status == .notFound {
+                let allowed = routes.methods(for: request.uri.path)
+                if !allowed.isEmpty, !allowed.contains(request.method.rawValue) {
+                    let list = allowed.joined(separator: ", ")
+                    throw APIError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not served on \(request.uri.path); use \(list)",
+                                   headers: [.allow: list])
+                }
+            }
             let code = switch error.status {
             case .notFound: "not_found"
             case .methodNotAllowed: "method_not_allowed"

@@ -84,8 +84,8 @@ struct AuthTests {
             let reply = try await server.get(path)
             #expect(reply.status == 200, "GET \(path) with the token: \(reply)")
         }
-        // Not completed: a 404, not a 401.
-        expectError(try await server.get("/v1/jobs/\(queued)/image"), 404, "not_found", "image of a queued job with the token")
+        // Not completed: a 409, not a 401.
+        expectError(try await server.get("/v1/jobs/\(queued)/image"), 409, "not_completed", "image of a queued job with the token")
         for path in ["/v1/jobs/\(queued)/events", "/v1/events"] {
             let stream = try server.stream(path)
             #expect(await stream.waitForHead() == 200, "\(path) with the token: \(stream.process.output)")

@@ -23,7 +23,7 @@ struct DeadLetterTests {
         _ = try await worker.waitForExit()
     }
 
-    @Test("retry one by id, retry all, purge; unknown model 400, a job that is not dead 404")
+    @Test("retry one by id, retry all, purge; unknown model 404 unknown_model, a job that is not dead 404 not_found")
     func retryAndPurge() async throws {
         let fixture = try ServeFixture()
         defer { fixture.removeOutputDirectory() }
@@ -57,9 +57,15 @@ struct DeadLetterTests {
                     "retry a job that is not dead")
         expectError(try await server.send("POST", "/v1/dead/flux/retry", json: try jsonText(["id": "flux-01jzzzzzzzzzzzzzzzzzzzzzzz"])),
                     404, "not_found", "retry an unknown job")
-        // Unknown models.
-        expectError(try await server.send("POST", "/v1/dead/nope/retry"), 400, "unknown_model", "retry of an unknown model")
-        expectError(try await server.send("DELETE", "/v1/dead/nope"), 400, "unknown_model", "purge of an unknown model")
+        // Unknown models: the path names a dead list that does not exist here.
+        expectError(try await server.send("POST", "/v1/dead/nope/retry"), 404, "unknown_model", "retry of an unknown model")
+        expectError(try await server.send("DELETE", "/v1/dead/nope"), 404, "unknown_model", "purge of an unknown model")
+        // An id that is null, empty or not a job id retries nothing: the 2 other jobs stay dead.
+        expectError(try await server.send("POST", "/v1/dead/flux/retry", json: #"{"id": null}"#), 400, "invalid_json", "id null")
+        expectError(try await server.send("POST", "/v1/dead/flux/retry", json: #"{"id": ""}"#), 400, "invalid_job_id", "id empty")
+        expectError(try await server.send("POST", "/v1/dead/flux/retry", json: #"{"id": "nodash"}"#), 400, "invalid_job_id",
+                    "id not a job id")
+        #expect(try await server.json("/v1/queues")["flux"]?["dead"] == .integer(2), "a refused retry requeued jobs")
 
         // All the rest, with no body.
         let rest = try await server.send("POST", "/v1/dead/flux/retry")
@@ -90,7 +96,12 @@ struct DeadLetterTests {
                                   headers: [("Authorization", "Bearer \(server.token)")])
         let response = try await HTTPClient().send(request)
         #expect(response.status == 200, "\(response.status) \(String(decoding: response.body, as: UTF8.self))")
-        // A JSON body of the wrong shape is refused.
+        // A JSON body of the wrong shape is refused; `{}` is "all", like no body.
         expectError(try await server.send("POST", "/v1/dead/flux/retry", json: #"{"id": 5}"#), 400, "invalid_json", "id not a string")
+        expectError(try await server.send("POST", "/v1/dead/flux/retry", json: #"{"id": null}"#), 400, "invalid_json", "id null")
+        expectError(try await server.send("POST", "/v1/dead/flux/retry", json: #"[]"#), 400, "invalid_json", "not an object")
+        let all = try await server.send("POST", "/v1/dead/flux/retry", json: "{}")
+        #expect(all.status == 200, "\(all)")
+        #expect(try all.json() == .object(["retried": .integer(0)]), "\(all)")
     }
 }

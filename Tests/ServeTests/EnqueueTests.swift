@@ -57,7 +57,7 @@ struct EnqueueTests {
         #expect(try await server.json("/v1/jobs/\(secondID)")["enhance"] == .bool(false))
     }
 
-    @Test("a repeated idempotency_key returns the same job with created: false")
+    @Test("a repeated idempotency_key returns the same job with created: false; position is null (not left out) once it is not queued")
     func idempotencyKey() async throws {
         let fixture = try ServeFixture()
         let server = try await fixture.startServer()
@@ -69,8 +69,21 @@ struct EnqueueTests {
         #expect(try first.json()["created"] == .bool(true))
         #expect(try again.json()["created"] == .bool(false), "\(again)")
         #expect(try again.json()["id"] == (try first.json()["id"]), "\(first) vs \(again)")
+        #expect(try again.json()["position"] == .integer(1), "\(again)")
         let queues = try await server.json("/v1/queues")
         #expect(queues["sdxl"]?["pending"] == .integer(1), "\(queues)")
+
+        // Once the job is no longer queued (here: cancelled), a repeat still has every
+        // property of EnqueuedJob: position is there, and null.
+        let id = try #require(try first.json()["id"]?.string)
+        #expect(try await server.send("DELETE", "/v1/jobs/\(id)").status == 200)
+        let late = try await server.send("POST", "/v1/jobs", json: body)
+        #expect(late.status == 202, "\(late)")
+        let object = try #require(try late.json().object, "\(late)")
+        #expect(Set(object.keys) == ["id", "model", "status", "position", "created"], "\(late)")
+        #expect(object["position"] == .null, "\(late)")
+        #expect(object["status"] == .string("cancelled"), "\(late)")
+        #expect(object["created"] == .bool(false), "\(late)")
     }
 
     @Test("validation failures are 400 with the contract's error code, and enqueue nothing")
@@ -97,6 +110,10 @@ struct EnqueueTests {
             ("enhance not a boolean", try jsonText(["model": "flux", "prompt": fox, "user": "alice", "enhance": "yes"]),
              ["invalid_json"]),
             ("prompt not a string", try jsonText(["model": "flux", "prompt": 42, "user": "alice"]), ["invalid_json"]),
+            // The optional fields may be left out, not sent as null.
+            ("enhance null", #"{"model": "flux", "prompt": "a fox", "user": "alice", "enhance": null}"#, ["invalid_json"]),
+            ("idempotency_key null", #"{"model": "flux", "prompt": "a fox", "user": "alice", "idempotency_key": null}"#,
+             ["invalid_json"]),
             ("a JSON array", #"["flux", "a fox", "alice"]"#, ["invalid_json"]),
             ("malformed JSON", #"{"model": "flux", "prompt": "#, ["invalid_json"]),
             ("not JSON at all", "model=flux&prompt=fox", ["invalid_json"]),

@@ -42,10 +42,11 @@ struct JobRoutesTests {
         #expect(queues["flux"]?["pending"] == .integer(0), "\(queues)")
 
         expectError(try await server.send("DELETE", "/v1/jobs/\(id)"), 409, "not_queued", "cancel a cancelled job")
-        expectError(try await server.get("/v1/jobs/\(id)/image"), 404, "not_found", "image of a cancelled job")
+        expectError(try await server.get("/v1/jobs/\(id)/image"), 409, "not_completed", "image of a cancelled job")
+        #expect(try await server.get("/v1/jobs/\(id)/image").text.contains("cancelled"), "the 409 does not name the status")
     }
 
-    @Test("a running job cannot be cancelled (409 not_queued); once a placeholder worker completes it, /image serves the PNG")
+    @Test("a running job cannot be cancelled (409 not_queued) and has no image yet (409 not_completed); once completed, /image serves the PNG")
     func runningThenImage() async throws {
         let fixture = try ServeFixture()
         defer { fixture.removeOutputDirectory() }
@@ -57,7 +58,7 @@ struct JobRoutesTests {
         try #require(["enhancing", "generating"].contains(running["status"]?.string ?? ""),
                      "the job never started: \(running)\nworker output:\n\(worker.output)")
         expectError(try await server.send("DELETE", "/v1/jobs/\(id)"), 409, "not_queued", "cancel a running job")
-        expectError(try await server.get("/v1/jobs/\(id)/image"), 404, "not_found", "image of a running job")
+        expectError(try await server.get("/v1/jobs/\(id)/image"), 409, "not_completed", "image of a running job")
 
         let done = try await server.waitForJob(id, status: "completed")
         try #require(done["status"] == .string("completed"), "\(done)\nworker output:\n\(worker.output)")

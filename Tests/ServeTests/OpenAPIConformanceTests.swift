@@ -247,6 +247,31 @@ struct OpenAPIConformanceTests {
         }
     }
 
+    @Test("a method the spec does not list for a path is 405 method_not_allowed, with Allow listing exactly the spec's methods")
+    func otherMethodsAre405() async throws {
+        let spec = try await OpenAPISpec.load()
+        let fixture = try ServeFixture()
+        let server = try await fixture.startServer()
+        let paths = Set(spec.operations.map(\.path))
+        #expect(!paths.isEmpty)
+        for path in paths.sorted() {
+            let declared = spec.operations.filter { $0.path == path }.map { $0.method.uppercased() }.sorted()
+            // Any id or model: the method is judged before the route's handler runs.
+            let concrete = path.replacingOccurrences(of: "{id}", with: "flux-01jzzzzzzzzzzzzzzzzzzzzzzz")
+                .replacingOccurrences(of: "{model}", with: "flux")
+            for method in ["PUT", "PATCH", "TRACE", "OPTIONS", "DELETE", "POST", "GET"] where !declared.contains(method) {
+                let reply = try await server.send(method, concrete, auth: .none)
+                expectError(reply, 405, "method_not_allowed", "\(method) \(concrete)")
+                let allow = reply.header("Allow")?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                #expect(allow == declared, "\(method) \(concrete): Allow \(reply.header("Allow") ?? "missing"), the spec lists \(declared)")
+            }
+        }
+        // A path the spec does not list stays a 404, whatever the method.
+        expectError(try await server.send("TRACE", "/v1/no-such-route", auth: .none), 404, "not_found", "TRACE unknown path")
+        expectError(try await server.send("PUT", "/v1/jobs/flux-01jzzzzzzzzzzzzzzzzzzzzzzz/nothing", auth: .none), 404, "not_found",
+                    "PUT under a job")
+    }
+
     @Test("every operation in docs/openapi.yaml answers a declared status, content type and schema")
     func serverMatchesSpec() async throws {
         let spec = try await OpenAPISpec.load()
