@@ -4,7 +4,8 @@
 # libcurl4-openssl-dev, redis-py),
 # starts a private redis-server on a free loopback port, builds the release executables (as
 # ops/Dockerfile does: every process-level test runs them) and the tests, runs the short chaos run
-# (ops/chaos.py, with its own Redis), the network-namespace run (ops/netns-test.sh) and
+# (ops/chaos.py, with its own Redis), the network-namespace run (ops/netns-test.sh), the
+# API's conformance to docs/openapi.yaml (ops/api-conformance.sh, schemathesis) and
 # `swift test`, and stops that server by its pid.
 # Usage: bash Tests/run.sh [extra swift test arguments]
 set -euo pipefail
@@ -57,5 +58,8 @@ python3 ops/chaos.py --short --binary "$IMAGEQUEUE_BINARY"
 # Workers on two hosts (network namespaces), one cut off mid-job; SKIPs without root (docs/MULTIHOST.md).
 log "workers on several hosts (network namespaces)"
 bash ops/netns-test.sh --binary "$IMAGEQUEUE_BINARY"
+# The HTTP API against its own spec: schemathesis --checks all, bounded to two minutes.
+log "serve against docs/openapi.yaml (schemathesis)"
+bash ops/api-conformance.sh --binary "$IMAGEQUEUE_BINARY"
 log "testing"
 swift test --skip-build "$@"
