@@ -71,7 +71,7 @@ trap 'exit 130' INT TERM
 
 # Starts redis-server, `imagequeue serve` (token in IMAGEQUEUE_API_TOKEN, rate limit off,
 # models flux and sdxl) and one placeholder worker (its environment: the arguments, e.g.
-# IMAGEQUEUE_PLACEHOLDER_DELAY=1). Sets redis_url, url, server_pid, worker_pid.
+# IMAGEQUEUE_PLACEHOLDER_DELAY=1). Sets redis_port, redis_url, url, server_pid, worker_pid.
 start_stack() {
     command -v redis-server >/dev/null 2>&1 || apt_install redis-server
     command -v redis-cli >/dev/null 2>&1 || apt_install redis-tools
@@ -79,7 +79,7 @@ start_stack() {
     [ -x "$binary" ] || fail "no imagequeue binary at $binary"
     "$binary" serve --help >/dev/null 2>&1 || fail "$binary has no 'serve' command"
 
-    local redis_port http_port
+    local http_port
     redis_port="$(free_port)" || fail "no free port for redis-server"
     redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
         --daemonize yes --pidfile "$redis_pidfile" --dir "$work" --logfile "$work/redis.log"
