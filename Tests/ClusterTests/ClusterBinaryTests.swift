@@ -100,16 +100,14 @@ struct ClusterBinaryTests {
         }
     }
 
-    @Test("a redis+cluster:// URL at a standalone server: one line saying so, exit 2, at once")
+    @Test("a redis+cluster:// URL at a standalone server: one line saying so, exit 2")
     func clusterURLAtAStandaloneServer() async throws {
         let standalone = try TestEnvironment.redisURL()
         let cli = try QueueCLI(redisURL: standalone.replacingOccurrences(of: "redis://", with: "redis+cluster://"), label: "cs")
-        let started = ContinuousClock.now
         let result = try await cli.run(["queues"])
         #expect(result.status == 2, "\(result.stderr)")
+        // Not the server's raw "cluster support disabled" after the reconnect deadline's retries.
         #expect(result.stderr.contains("is not a Redis Cluster node") && result.stderr.contains("use redis://"), "\(result.stderr)")
-        // Not after the reconnect deadline's retries: the answer does not change by waiting.
-        #expect(ContinuousClock.now - started < .seconds(3), "\(result.stderr)")
     }
 
     struct Counts: Equatable, CustomStringConvertible {

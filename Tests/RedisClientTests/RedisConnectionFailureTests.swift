@@ -191,12 +191,13 @@ import TestSupport
         let waiter = try sharedConnection(clientName: name)
         let observer = try sharedConnection()
 
-        let blocked = Task { try await waiter.send(RedisCommand("BLPOP", key, 10), timeout: .seconds(15)) }
-        let isBlocking = try await eventually(within: .seconds(20)) {
-            try await lastCommand(ofClientNamed: name, on: observer) == "blpop"
+        // A block far longer than a loaded machine can stall this test: the BLPOP must end by
+        // the cancellation, never by its own timeout.
+        let blocked = Task { try await waiter.send(RedisCommand("BLPOP", key, 300), timeout: .seconds(310)) }
+        let isBlocking = try await eventually(within: .seconds(120)) {
+            try await blockedClients(named: name, on: observer) == 1
         }
         try #require(isBlocking)
-        try await Task.sleep(for: .milliseconds(200))
         blocked.cancel()
 
         switch await blocked.result {
@@ -237,8 +238,9 @@ import TestSupport
         let key = TestEnvironment.uniquePrefix("rc-cancel-queued")
         let redis = try connection(to: server.url)
         let other = try connection(to: server.url)
-        let blocked = Task { try await redis.send(RedisCommand("BLPOP", key, 10), timeout: .seconds(15)) }
-        let isBlocked = try await eventually {
+        // Long enough that the BLPOP cannot time out however loaded the machine is.
+        let blocked = Task { try await redis.send(RedisCommand("BLPOP", key, 300), timeout: .seconds(310)) }
+        let isBlocked = try await eventually(within: .seconds(120)) {
             try await infoField("blocked_clients", section: "clients", on: other) == "1"
         }
         #expect(isBlocked)
