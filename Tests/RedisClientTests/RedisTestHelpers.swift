@@ -117,7 +117,7 @@ final class StreamReader: Sendable {
     }
 
     /// Waits until `text` has been received on `channel`; false if it did not arrive.
-    func waitFor(_ text: String, on channel: String, within limit: Duration = .seconds(5)) async -> Bool {
+    func waitFor(_ text: String, on channel: String, within limit: Duration = .seconds(60)) async -> Bool {
         await eventually(within: limit) { payloads(on: channel).contains(text) }
     }
 
