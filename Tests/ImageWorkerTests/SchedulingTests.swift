@@ -9,7 +9,8 @@ struct SchedulingTests {
     @Test func aSlowModelDoesNotHoldUpAnother() async throws {
         let fixture = try await WorkerFixture.make()
         defer { fixture.close() }
-        try await fixture.fake.setDelay("flux", milliseconds: 2000)
+        // Far longer than the sdxl job takes, however loaded the machine.
+        try await fixture.fake.setDelay("flux", milliseconds: 20_000)
         try await fixture.withWorkers { _ in
             let fluxID = try await fixture.enqueue("a slow glacier", model: "flux", enhance: false)
             let sdxlID = try await fixture.enqueue("a quick hummingbird", model: "sdxl", enhance: false)

@@ -49,7 +49,10 @@ final class WorkerFixture: Sendable {
         configuration.queue.keyPrefix = prefix
         configuration.queue.rateLimit = nil
         configuration.outputDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("iq-worker-\(prefix)").path
-        configuration.lease = .seconds(3)
+        // Long enough that a test process stalled on a loaded machine keeps its jobs: with a
+        // 3 s lease such a stall let the recovery sweep run a job twice (two backend calls).
+        // No test here waits for a lease to expire.
+        configuration.lease = .seconds(30)
         configuration.grace = .seconds(2)
         configuration.retryBaseDelay = .milliseconds(50)
         configuration.retryMaxDelay = .milliseconds(200)
