@@ -31,6 +31,13 @@ public final class ImageQueueClient: Sendable {
         subscriber = RedisSubscriber(configuration: redisConfiguration, logger: logger)
     }
 
+    /// Checks, on this client's own connection, that Redis accepts the credentials and is
+    /// the kind of server the URL says (`RedisConnection.verifyEndpoint`).
+    /// - Throws: `RedisError`: `.authentication`, `.misconfigured`, or a connection error.
+    public func verifyServer() async throws {
+        try await runner.redis.verifyEndpoint()
+    }
+
     /// The connection commands go through (shared with the inspector).
     public var redis: RedisConnection { runner.redis }
 

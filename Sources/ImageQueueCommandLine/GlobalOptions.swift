@@ -81,13 +81,20 @@ public struct GlobalOptions: ParsableArguments {
         return configuration
     }
 
-    /// A producer client, once `verifyRedis` has passed.
-    /// - Throws: `CommandFailure`, `RedisError` (see `verifyRedis`).
+    /// A producer client whose connection has passed `ImageQueueClient.verifyServer` (on
+    /// that same connection: a command connects once).
+    /// - Throws: `CommandFailure`, `RedisError` (exit 2 for refused credentials or a server
+    ///   of another kind than the URL says, see `CommandRunner`).
     public func client() async throws -> ImageQueueClient {
-        let redis = try redisConfiguration(clientName: "imagequeue-cli")
-        let queue = try queueConfiguration()
-        try await Self.verifyRedis(redis, tolerateUnreachable: false)
-        return try ImageQueueClient(redis: redis, configuration: queue)
+        let client = try ImageQueueClient(redis: redisConfiguration(clientName: "imagequeue-cli"),
+                                          configuration: queueConfiguration())
+        do {
+            try await client.verifyServer()
+        } catch {
+            client.close()
+            throw error
+        }
+        return client
     }
 
     /// Checks Redis before a command or a service starts: credentials refused, or a server
@@ -95,7 +102,7 @@ public struct GlobalOptions: ParsableArguments {
     /// with one line and exit 2 (`CommandRunner`) instead of failing every command later.
     /// - Parameter tolerateUnreachable: services (worker, serve, telegram) start while Redis
     ///   is down and wait for it: for them only those two answers count, and the check tries
-    ///   once. Commands report an unreachable Redis too.
+    ///   once. Commands report an unreachable Redis too (they check through `client()`).
     /// - Throws: `RedisError`.
     public static func verifyRedis(_ configuration: RedisConfiguration, tolerateUnreachable: Bool) async throws {
         var probe = configuration
