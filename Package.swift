@@ -60,7 +60,7 @@ let package = Package(
                 "RedisClient",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            plugins: ["EmbedLuaPlugin"]
+            plugins: ["EmbedPlugin"]
         ),
 
         // The worker: claim loops, prompt enhancement, generation, result stores, metrics.
@@ -104,7 +104,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "MultipartKit", package: "multipart-kit"),
-            ]
+            ],
+            plugins: ["EmbedPlugin"]
         ),
 
         // What `imagequeue worker` and the lean `imagequeue-worker` share: options, output,
@@ -169,13 +170,14 @@ let package = Package(
             ]
         ),
 
-        // Build-time embedding of lua/*.lua into the binary.
-        .executableTarget(name: "LuaEmbedder"),
+        // Build-time embedding of text files into the binary: lua/*.lua into ImageQueue,
+        // lua/telegram/*.lua into TelegramFront (Sources/EmbedPlugin says which target gets what).
+        .executableTarget(name: "Embedder"),
         .plugin(
-            name: "EmbedLuaPlugin",
+            name: "EmbedPlugin",
             capability: .buildTool(),
-            dependencies: ["LuaEmbedder"],
-            path: "Sources/EmbedLuaPlugin"
+            dependencies: ["Embedder"],
+            path: "Sources/EmbedPlugin"
         ),
 
         // Real redis-server processes and helpers shared by the test targets.

@@ -22,11 +22,6 @@ package enum QueueScripts {
     static let purgeDead = named("purgeDead")
     static let setConcurrency = named("setConcurrency")
     static let checkRateLimit = named("checkRateLimit")
-    // The Telegram front's poller lease and delivery bookkeeping.
-    package static let renewLease = named("renewLease")
-    package static let releaseLease = named("releaseLease")
-    package static let commitUpdate = named("commitUpdate")
-    package static let updateDelivery = named("updateDelivery")
 
     /// Every embedded script's exact text, by name (what `imagequeue scripts` prints).
     package static var sources: [String: String] { EmbeddedLua.sources }

@@ -4,7 +4,7 @@ import Logging
 import RedisClient
 
 /// The front's shared state in Redis: the poller lease, the update offset and the pending
-/// deliveries (keys in `TelegramKeys`, scripts in `lua/`). Every change a poller makes is
+/// deliveries (keys in `TelegramKeys`, scripts in `lua/telegram/`). Every change a poller makes is
 /// fenced by its lease: a front that lost the lease gets `LeadershipLost`.
 struct FrontState: Sendable {
     let redis: RedisConnection
@@ -20,12 +20,12 @@ struct FrontState: Sendable {
 
     /// Extends the lease; false when `owner` no longer holds it.
     func renew(owner: String, ttl: Duration) async throws -> Bool {
-        try await redis.send(.script(QueueScripts.renewLease, keys: [keys.lease], arguments: [owner, ttl.wholeMilliseconds])).int == 1
+        try await redis.send(.script(TelegramScripts.renewLease, keys: [keys.lease], arguments: [owner, ttl.wholeMilliseconds])).int == 1
     }
 
     /// Gives the lease up and wakes a standby.
     func release(owner: String, ttl: Duration) async throws {
-        try await redis.send(.script(QueueScripts.releaseLease, keys: [keys.lease, keys.handover],
+        try await redis.send(.script(TelegramScripts.releaseLease, keys: [keys.lease, keys.handover],
                                      arguments: [owner, ttl.wholeMilliseconds]))
     }
 
@@ -51,7 +51,7 @@ struct FrontState: Sendable {
     func commit(owner: String, offset: Int64, record: DeliveryRecord?) async throws -> Bool {
         let json = try record.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) } ?? ""
         do {
-            return try await redis.send(.script(QueueScripts.commitUpdate, keys: [keys.lease, keys.offset, keys.deliveries],
+            return try await redis.send(.script(TelegramScripts.commitUpdate, keys: [keys.lease, keys.offset, keys.deliveries],
                                                 arguments: [owner, offset, record?.job ?? "", json])).int == 1
         } catch let error as RedisError where error.serverCode == "NOT_LEADER" {
             throw LeadershipLost()
@@ -63,7 +63,7 @@ struct FrontState: Sendable {
     func update(owner: String, record: DeliveryRecord) async throws {
         let json = String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
         do {
-            try await redis.send(.script(QueueScripts.updateDelivery, keys: [keys.lease, keys.deliveries],
+            try await redis.send(.script(TelegramScripts.updateDelivery, keys: [keys.lease, keys.deliveries],
                                          arguments: [owner, record.job, json]))
         } catch let error as RedisError where error.serverCode == "NOT_LEADER" {
             throw LeadershipLost()

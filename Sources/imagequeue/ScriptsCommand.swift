@@ -1,6 +1,7 @@
 import ArgumentParser
 import ImageQueueCommandLine
 import ImageQueue
+import TelegramFront
 
 struct ScriptsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,7 +14,8 @@ struct ScriptsCommand: AsyncParsableCommand {
     var name: String?
 
     func run() async throws {
-        let sources = ImageQueueScripts.sources
+        // The queue's scripts and the Telegram front's: their names never overlap.
+        let sources = ImageQueueScripts.sources.merging(TelegramScripts.sources) { queue, _ in queue }
         guard let name else {
             sources.keys.sorted().forEach(Output.line)
             return

@@ -34,8 +34,7 @@ import TestSupport
 
     @Test func everyScriptIsEmbeddedWithItsHeaderAndIncludesResolved() {
         let names = ["enqueueJob", "claimJob", "extendLease", "reportProgress", "completeJob", "failJob", "releaseJob",
-                     "recoverExpired", "cancelJob", "retryDead", "purgeDead", "setConcurrency", "checkRateLimit",
-                     "renewLease", "releaseLease", "commitUpdate", "updateDelivery"]
+                     "recoverExpired", "cancelJob", "retryDead", "purgeDead", "setConcurrency", "checkRateLimit"]
         #expect(Set(ImageQueueScripts.sources.keys) == Set(names))
         for (name, source) in ImageQueueScripts.sources {
             // A shebang line may come first (docs/PROTOCOL.md, "Script flags and a full Redis").
@@ -51,7 +50,7 @@ import TestSupport
             return first.hasPrefix("#!") ? first : nil
         }
         for name in ["claimJob", "extendLease", "reportProgress", "completeJob", "failJob", "releaseJob", "recoverExpired",
-                     "cancelJob", "purgeDead", "setConcurrency", "renewLease", "releaseLease", "commitUpdate", "updateDelivery"] {
+                     "cancelJob", "purgeDead", "setConcurrency"] {
             #expect(shebang(name) == "#!lua flags=allow-oom", "\(name)")
         }
         // Refused up front at maxmemory: they add work (or count a request that would be refused).

@@ -1,4 +1,5 @@
 import ImageQueue
+import TelegramFront
 import RedisClient
 import Testing
 import TestSupport
@@ -14,13 +15,24 @@ import TestSupport
     }
 
     func call(_ name: String, keys: [String], _ arguments: [String]) async -> RESPValue {
-        let script = RedisScript(name: name, source: ImageQueueScripts.sources[name]!)
+        let script = RedisScript(name: name, source: TelegramScripts.sources[name]!)
         return (try? await redis.pipeline([.script(script, keys: keys, arguments: arguments)]).first) ?? .error("CONNECTION failed")
     }
 
     func code(_ value: RESPValue) -> String? {
         if case .error(let text) = value { return text.split(separator: " ").first.map(String.init) }
         return nil
+    }
+
+    @Test func everyScriptIsEmbeddedWithItsHeaderAndRunsOnAFullRedis() {
+        let names = ["renewLease", "releaseLease", "commitUpdate", "updateDelivery"]
+        #expect(Set(TelegramScripts.sources.keys) == Set(names))
+        for (name, source) in TelegramScripts.sources {
+            let lines = source.split(separator: "\n", maxSplits: 1).map(String.init)
+            // They only drain or hand over work: a full Redis must still run them (PROTOCOL.md §16).
+            #expect(lines.first == "#!lua flags=allow-oom", "\(name)")
+            #expect(lines.last?.hasPrefix("--[[\n  \(name):") == true, "\(name) opens with its header")
+        }
     }
 
     func commit(_ owner: String, offset: String, job: String = "", record: String = "") async -> RESPValue {
@@ -32,7 +44,7 @@ import TestSupport
         let server = try await RedisServer.launch(extraArguments: ["--maxmemory-policy", "noeviction"])
         let full = RedisConnection(configuration: try RedisConfiguration(url: server.url))
         func call(_ name: String, keys: [String], _ arguments: [String]) async throws -> RESPValue {
-            let script = RedisScript(name: name, source: ImageQueueScripts.sources[name]!)
+            let script = RedisScript(name: name, source: TelegramScripts.sources[name]!)
             return try await full.pipeline([.script(script, keys: keys, arguments: arguments)])[0]
         }
         _ = try await full.send("SET", keys.lease, "a", "PX", "60000")
