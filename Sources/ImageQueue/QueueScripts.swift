@@ -2,12 +2,7 @@ import RedisClient
 
 /// The Lua scripts of `lua/`, embedded into the binary at build time.
 package enum QueueScripts {
-    static func named(_ name: String) -> RedisScript {
-        guard let source = EmbeddedLua.sources[name] else {
-            fatalError("lua/\(name).lua is not embedded: touch Package.swift after adding a script")
-        }
-        return RedisScript(name: name, source: source)
-    }
+    static func named(_ name: String) -> RedisScript { RedisScript(embedded: name, from: EmbeddedLua.sources, in: "lua") }
 
     static let enqueueJob = named("enqueueJob")
     static let claimJob = named("claimJob")
@@ -31,4 +26,15 @@ package enum QueueScripts {
 public enum ImageQueueScripts {
     /// Every embedded script's exact text (includes resolved), keyed by name.
     public static var sources: [String: String] { EmbeddedLua.sources }
+}
+
+extension RedisScript {
+    /// The script `<directory>/<name>.lua` out of a target's embedded sources (`EmbedPlugin`).
+    /// A missing one is a build mistake, not a runtime condition: it stops the process at once.
+    package convenience init(embedded name: String, from sources: [String: String], in directory: String) {
+        guard let source = sources[name] else {
+            fatalError("\(directory)/\(name).lua is not embedded: touch Package.swift after adding a script")
+        }
+        self.init(name: name, source: source)
+    }
 }

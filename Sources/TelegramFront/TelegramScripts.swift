@@ -1,13 +1,11 @@
+import ImageQueue
 import RedisClient
 
 /// The Telegram front's Lua scripts (`lua/telegram/`): the poller lease and the delivery
 /// bookkeeping, embedded into the binary at build time.
 public enum TelegramScripts {
     static func named(_ name: String) -> RedisScript {
-        guard let source = EmbeddedLua.sources[name] else {
-            fatalError("lua/telegram/\(name).lua is not embedded: touch Package.swift after adding a script")
-        }
-        return RedisScript(name: name, source: source)
+        RedisScript(embedded: name, from: EmbeddedLua.sources, in: "lua/telegram")
     }
 
     static let renewLease = named("renewLease")
