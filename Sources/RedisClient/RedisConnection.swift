@@ -1,32 +1,26 @@
 import Logging
 import Synchronization
 
-/// A Redis connection driven by its own OS thread, safe to use from any task.
+/// A connection to one Redis server (`redis://…`), driven by its own OS thread, safe to use
+/// from any task. `RedisClusterClient` uses one per cluster master.
 ///
 /// Commands sent while others are in flight are pipelined together automatically: the
 /// thread writes everything queued in one go, then reads the replies in order. When the
 /// connection breaks, commands in flight fail with `.connectionLost` (they may have run);
 /// queued ones wait up to `reconnectDeadline` while the thread reconnects with capped
 /// exponential backoff and jitter. Give blocking commands (BLPOP…) their own connection.
-public final class RedisConnection: Sendable {
+public final class RedisConnection: RedisClientProtocol {
     private let engine: ConnectionEngine
-    /// In cluster mode (`configuration.isCluster`): routes commands to one single-node
-    /// connection per master by their keys' slots (RedisCluster.swift); `engine` stays idle.
-    let cluster: RedisClusterRouter?
 
     /// Opens a connection (lazily: the first command connects).
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "imagequeue.redis")) {
+        precondition(!configuration.isCluster, "a redis+cluster:// configuration needs RedisClusterClient (see makeRedisClient)")
         engine = ConnectionEngine(configuration: configuration, logger: logger)
-        if configuration.isCluster {
-            cluster = RedisClusterRouter(configuration: configuration, logger: logger)
-            return
-        }
-        cluster = nil
         let engine = engine
         startDedicatedThread(name: "iq-redis") { engine.run() }
     }
 
-    deinit { engine.close(); cluster?.close() }
+    deinit { engine.close() }
 
     /// The endpoint, with the password masked.
     public var endpointDescription: String { engine.configuration.endpointDescription }
@@ -34,33 +28,39 @@ public final class RedisConnection: Sendable {
     /// The endpoint this connection was configured with.
     var endpoint: RedisEndpoint { engine.configuration.endpoint }
 
-    /// Sends one command and returns its reply.
-    /// - Throws: `RedisError`: `.server` for an error reply, or a connection error.
     @discardableResult
-    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RESPValue {
+    public func send(_ command: RedisCommand, timeout: Duration?) async throws -> RESPValue {
         try await submit([command], timeout: timeout)[0].orThrow()
     }
 
-    /// Sends one command built from its words.
-    /// - Throws: `RedisError`.
-    @discardableResult
-    public func send(_ words: any RedisArgument...) async throws -> RESPValue {
-        try await submit([RedisCommand(arguments: words.map(\.redisBytes))], timeout: nil)[0].orThrow()
-    }
-
-    /// Sends several commands in one round trip; error replies come back as `.error`
-    /// values in their place, not as a thrown error.
-    /// - Throws: `RedisError` for connection failures only.
-    public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RESPValue] {
+    public func pipeline(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
         if commands.isEmpty { return [] }
         return try await submit(commands, timeout: timeout)
     }
 
+    public func scanKeys(matching pattern: String, count: Int) async throws -> [[UInt8]] {
+        try await Self.scan(self, matching: pattern, count: count)
+    }
+
+    /// Every key matching `pattern` on one server, by SCAN.
+    static func scan(_ connection: RedisConnection, matching pattern: String, count: Int) async throws -> [[UInt8]] {
+        var keys: [[UInt8]] = []
+        var cursor = "0"
+        repeat {
+            let reply = try await connection.send("SCAN", cursor, "MATCH", pattern, "COUNT", count)
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+                throw RedisError(.protocolError, "unexpected SCAN reply")
+            }
+            keys += parts[1].array?.compactMap(\.bytes) ?? []
+            cursor = next
+        } while cursor != "0"
+        return keys
+    }
+
     /// Stops the thread; queued and later commands fail with `.closed`.
-    public func close() { engine.close(); cluster?.close() }
+    public func close() { engine.close() }
 
     private func submit(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
-        if let cluster { return try await cluster.submit(commands, timeout: timeout ?? engine.configuration.commandTimeout) }
         let id = engine.makeRequestID()
         let timeout = timeout ?? engine.configuration.commandTimeout
         return try await withTaskCancellationHandler {
