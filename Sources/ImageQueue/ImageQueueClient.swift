@@ -25,21 +25,21 @@ public final class ImageQueueClient: Sendable {
         self.configuration = configuration
         self.redisConfiguration = redisConfiguration
         self.logger = logger
-        let connection = RedisConnection(configuration: redisConfiguration, logger: logger)
+        let connection = makeRedisClient(configuration: redisConfiguration, logger: logger)
         runner = ScriptRunner(redis: connection, keys: configuration.keys)
         inspector = QueueInspector(redis: connection, configuration: configuration)
         subscriber = RedisSubscriber(configuration: redisConfiguration, logger: logger)
     }
 
     /// Checks, on this client's own connection, that Redis accepts the credentials and is
-    /// the kind of server the URL says (`RedisConnection.verifyEndpoint`).
+    /// the kind of server the URL says (`RedisClientProtocol.verifyEndpoint`).
     /// - Throws: `RedisError`: `.authentication`, `.misconfigured`, or a connection error.
     public func verifyServer() async throws {
         try await runner.redis.verifyEndpoint()
     }
 
     /// The connection commands go through (shared with the inspector).
-    public var redis: RedisConnection { runner.redis }
+    public var redis: any RedisClientProtocol { runner.redis }
 
     /// Closes the connections.
     public func close() {

@@ -3,13 +3,13 @@ import RedisClient
 /// Read-only questions about jobs and queues. Changes nothing in Redis, so the CLI, the
 /// HTTP server and dashboards can all sit on it.
 public struct QueueInspector: Sendable {
-    let redis: RedisConnection
+    let redis: any RedisClientProtocol
     /// The settings (models and key prefix) it reads with.
     public let configuration: QueueConfiguration
     private var keys: QueueKeys { configuration.keys }
 
     /// Creates an inspector on a connection.
-    public init(redis: RedisConnection, configuration: QueueConfiguration) {
+    public init(redis: any RedisClientProtocol, configuration: QueueConfiguration) {
         self.redis = redis
         self.configuration = configuration
     }

@@ -3,7 +3,7 @@ import RedisClient
 /// Calls the model scripts with the protocol's fixed KEYS and first ARGV, and turns their
 /// error replies into `ImageQueueError`s.
 struct ScriptRunner: Sendable {
-    let redis: RedisConnection
+    let redis: any RedisClientProtocol
     let keys: QueueKeys
 
     /// The command for a model script: KEYS = the model keys (+ `extraKeys`),

@@ -61,7 +61,7 @@ public final class WorkerQueue: Sendable {
     private let redisConfiguration: RedisConfiguration
     private let logger: Logger
     /// One blocking connection per model and waiter slot, made on first use.
-    private let waiters = Mutex<[String: RedisConnection]>([:])
+    private let waiters = Mutex<[String: any RedisClientProtocol]>([:])
 
     /// How long one doorbell wait blocks inside Redis before it loops (below the socket timeout).
     public let blockTimeout: Duration
@@ -74,7 +74,7 @@ public final class WorkerQueue: Sendable {
         self.redisConfiguration = redisConfiguration
         self.blockTimeout = blockTimeout
         self.logger = logger
-        runner = ScriptRunner(redis: RedisConnection(configuration: redisConfiguration, logger: logger), keys: configuration.keys)
+        runner = ScriptRunner(redis: makeRedisClient(configuration: redisConfiguration, logger: logger), keys: configuration.keys)
     }
 
     deinit { close() }
@@ -352,13 +352,13 @@ public final class WorkerQueue: Sendable {
     }
 
     /// The blocking connection of one model and waiter slot.
-    private func waiter(model: String, slot: Int) -> RedisConnection {
+    private func waiter(model: String, slot: Int) -> any RedisClientProtocol {
         waiters.withLock { waiters in
             let name = "\(model)#\(slot)"
             if let existing = waiters[name] { return existing }
             var blocking = redisConfiguration
             blocking.commandTimeout = blockTimeout + .seconds(5)
-            let made = RedisConnection(configuration: blocking, logger: logger)
+            let made = makeRedisClient(configuration: blocking, logger: logger)
             waiters[name] = made
             return made
         }

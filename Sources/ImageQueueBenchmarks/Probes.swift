@@ -46,7 +46,7 @@ func mebibytes(_ kib: Int) -> String { fixed(Double(kib) / 1024, 1) + " MiB" }
 
 /// INFO, CONFIG and key cleanup on the bench's own connection.
 struct RedisProbe {
-    let redis: RedisConnection
+    let redis: any RedisClientProtocol
     let endpoint: RedisEndpoint
 
     /// `INFO section` as field -> value.

@@ -28,7 +28,7 @@ struct BenchContext: Sendable {
     func redisCPU() -> Double? { redisPid.flatMap(ProcFS.cpuSeconds) }
 }
 
-extension RedisProbe: @unchecked Sendable {}  // RedisConnection and RedisEndpoint are Sendable.
+extension RedisProbe: @unchecked Sendable {}  // RedisClientProtocol and RedisEndpoint are Sendable.
 
 func runBench(_ options: BenchOptions) async -> Int32 {
     let loadBefore = Machine.loadAverage()
@@ -39,7 +39,7 @@ func runBench(_ options: BenchOptions) async -> Int32 {
         progress("imagequeue-bench: \(error)")
         return 2
     }
-    let connection = RedisConnection(configuration: redisConfiguration)
+    let connection = makeRedisClient(configuration: redisConfiguration)
     defer { connection.close() }
     let probe = RedisProbe(redis: connection, endpoint: redisConfiguration.endpoint)
     let report = Report()

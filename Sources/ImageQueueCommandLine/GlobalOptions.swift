@@ -107,7 +107,7 @@ public struct GlobalOptions: ParsableArguments {
     public static func verifyRedis(_ configuration: RedisConfiguration, tolerateUnreachable: Bool) async throws {
         var probe = configuration
         if tolerateUnreachable { probe.reconnectDeadline = .zero }
-        let connection = RedisConnection(configuration: probe, logger: Logger(label: "imagequeue.verify") { _ in SwiftLogNoOpLogHandler() })
+        let connection = makeRedisClient(configuration: probe, logger: Logger(label: "imagequeue.verify") { _ in SwiftLogNoOpLogHandler() })
         defer { connection.close() }
         do {
             try await connection.verifyEndpoint()

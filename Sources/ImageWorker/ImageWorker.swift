@@ -17,7 +17,7 @@ public final class ImageWorker: Sendable {
     /// The worker's metrics.
     public let metrics: WorkerMetrics
     let queue: WorkerQueue
-    let redis: RedisConnection
+    let redis: any RedisClientProtocol
     let configuration: WorkerConfiguration
     let processor: JobProcessor
     let store: any ResultStore
@@ -47,7 +47,7 @@ public final class ImageWorker: Sendable {
         metrics = WorkerMetrics()
         queue = WorkerQueue(redis: redisConfiguration, configuration: configuration.queue, workerID: workerID,
                             blockTimeout: .seconds(5), logger: logger)
-        redis = RedisConnection(configuration: redisConfiguration, logger: logger)
+        redis = makeRedisClient(configuration: redisConfiguration, logger: logger)
 
         let http = HTTPClient()
         let enhancer: any PromptEnhancer

@@ -13,7 +13,7 @@ import Glibc
 /// workers, and removing expired result files.
 struct Maintenance: Service {
     let queue: WorkerQueue
-    let redis: RedisConnection
+    let redis: any RedisClientProtocol
     let keys: QueueKeys
     let models: [String]
     let workerID: String

@@ -103,13 +103,13 @@ public struct DirectoryResultStore: ResultStore {
 /// tries again with backoff (the claim loop keeps the job's lease alive meanwhile) until it
 /// fits or the worker shuts down, instead of failing the job and burning its attempts.
 public struct RedisResultStore: ResultStore {
-    let redis: RedisConnection
+    let redis: any RedisClientProtocol
     let keys: QueueKeys
     let ttl: Duration
     let logger: Logger
 
     /// Creates the store on a connection.
-    public init(redis: RedisConnection, keys: QueueKeys, ttl: Duration, logger: Logger = Logger(label: "imagequeue.worker")) {
+    public init(redis: any RedisClientProtocol, keys: QueueKeys, ttl: Duration, logger: Logger = Logger(label: "imagequeue.worker")) {
         self.redis = redis
         self.keys = keys
         self.ttl = ttl

@@ -68,7 +68,7 @@ extension ClusterRoute {
         case "KEYS": return .everyMaster(.concatenate)
         case "DBSIZE": return .everyMaster(.sum)
         case "SCAN":
-            return .refused("ERR SCAN sees one node of a cluster; use RedisConnection.scanKeys(matching:), which scans every master")
+            return .refused("ERR SCAN sees one node of a cluster; use scanKeys(matching:) of RedisClusterClient, which scans every master")
         case "SELECT", "MOVE", "SWAPDB":
             return .refused("ERR \(name) is not available in Redis Cluster (it has database 0 only)")
         case "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH":
@@ -100,6 +100,16 @@ extension ClusterRoute {
             // The usual case: the first argument is the key. A guess that is wrong for some
             // command outside this table is corrected by the server's MOVED reply.
             return count > 1 ? .keys([words[1]]) : .anyNode
+        }
+    }
+}
+
+extension RedisCommand {
+    /// The command's name (its first word, or EVALSHA for a script call), for messages.
+    var name: String {
+        switch body {
+        case .arguments(let words): words.first.map { String(decoding: $0, as: UTF8.self).uppercased() } ?? ""
+        case .script: "EVALSHA"
         }
     }
 }

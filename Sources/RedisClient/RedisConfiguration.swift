@@ -18,7 +18,7 @@ public struct RedisConfiguration: Sendable {
     /// Name shown by `CLIENT LIST`, or nil.
     public var clientName: String?
     /// Seed nodes of a Redis Cluster (`redis+cluster://` URLs); empty for one server.
-    /// When set, commands are routed by their keys' hash slots (RedisCluster.swift).
+    /// When set, `makeRedisClient` makes a `RedisClusterClient`, which routes commands by their keys' hash slots.
     public var clusterSeeds: [RedisEndpoint] = []
 
     /// Creates a configuration for `endpoint` with default timeouts.

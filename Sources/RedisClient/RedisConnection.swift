@@ -1,32 +1,26 @@
 import Logging
 import Synchronization
 
-/// A Redis connection driven by its own OS thread, safe to use from any task.
+/// A connection to one Redis server (`redis://…`), driven by its own OS thread, safe to use
+/// from any task. `RedisClusterClient` uses one per cluster master.
 ///
 /// Commands sent while others are in flight are pipelined together automatically: the
 /// thread writes everything queued in one go, then reads the replies in order. When the
 /// connection breaks, commands in flight fail with `.connectionLost` (they may have run);
 /// queued ones wait up to `reconnectDeadline` while the thread reconnects with capped
 /// exponential backoff and jitter. Give blocking commands (BLPOP…) their own connection.
-public final class RedisConnection: Sendable {
+public final class RedisConnection: RedisClientProtocol {
     private let engine: ConnectionEngine
-    /// In cluster mode (`configuration.isCluster`): routes commands to one single-node
-    /// connection per master by their keys' slots (RedisCluster.swift); `engine` stays idle.
-    let cluster: RedisClusterRouter?
 
     /// Opens a connection (lazily: the first command connects).
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "imagequeue.redis")) {
+        precondition(!configuration.isCluster, "a redis+cluster:// configuration needs RedisClusterClient (see makeRedisClient)")
         engine = ConnectionEngine(configuration: configuration, logger: logger)
-        if configuration.isCluster {
-            cluster = RedisClusterRouter(configuration: configuration, logger: logger)
-            return
-        }
-        cluster = nil
         let engine = engine
         startDedicatedThread(name: "iq-redis") { engine.run() }
     }
 
-    deinit { engine.close(); cluster?.close() }
+    deinit { engine.close() }
 
     /// The endpoint, with the password masked.
     public var endpointDescription: String { engine.configuration.endpointDescription }
@@ -34,33 +28,39 @@ public final class RedisConnection: Sendable {
     /// The endpoint this connection was configured with.
     var endpoint: RedisEndpoint { engine.configuration.endpoint }
 
-    /// Sends one command and returns its reply.
-    /// - Throws: `RedisError`: `.server` for an error reply, or a connection error.
     @discardableResult
-    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RESPValue {
+    public func send(_ command: RedisCommand, timeout: Duration?) async throws -> RESPValue {
         try await submit([command], timeout: timeout)[0].orThrow()
     }
 
-    /// Sends one command built from its words.
-    /// - Throws: `RedisError`.
-    @discardableResult
-    public func send(_ words: any RedisArgument...) async throws -> RESPValue {
-        try await submit([RedisCommand(arguments: words.map(\.redisBytes))], timeout: nil)[0].orThrow()
-    }
-
-    /// Sends several commands in one round trip; error replies come back as `.error`
-    /// values in their place, not as a thrown error.
-    /// - Throws: `RedisError` for connection failures only.
-    public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RESPValue] {
+    public func pipeline(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
         if commands.isEmpty { return [] }
         return try await submit(commands, timeout: timeout)
     }
 
+    public func scanKeys(matching pattern: String, count: Int) async throws -> [[UInt8]] {
+        try await Self.scan(self, matching: pattern, count: count)
+    }
+
+    /// Every key matching `pattern` on one server, by SCAN.
+    static func scan(_ connection: RedisConnection, matching pattern: String, count: Int) async throws -> [[UInt8]] {
+        var keys: [[UInt8]] = []
+        var cursor = "0"
+        repeat {
+            let reply = try await connection.send("SCAN", cursor, "MATCH", pattern, "COUNT", count)
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+                throw RedisError(.protocolError, "unexpected SCAN reply")
+            }
+            keys += parts[1].array?.compactMap(\.bytes) ?? []
+            cursor = next
+        } while cursor != "0"
+        return keys
+    }
+
     /// Stops the thread; queued and later commands fail with `.closed`.
-    public func close() { engine.close(); cluster?.close() }
+    public func close() { engine.close() }
 
     private func submit(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
-        if let cluster { return try await cluster.submit(commands, timeout: timeout ?? engine.configuration.commandTimeout) }
         let id = engine.makeRequestID()
         let timeout = timeout ?? engine.configuration.commandTimeout
         return try await withTaskCancellationHandler {
@@ -259,7 +259,7 @@ final class ConnectionEngine: @unchecked Sendable {
             for request in incoming { request.complete(.failure(RedisError(.connectionLost, "not connected to Redis"))) }
             return
         }
-        var answered = 0
+        var answered = 0  // requests of `batch` completed, always a prefix
         var batch: [Request] = []
         batch.reserveCapacity(incoming.count)
         var examined = 0  // requests of `incoming` whose scripts have been loaded or refused
@@ -285,7 +285,10 @@ final class ConnectionEngine: @unchecked Sendable {
                 for command in request.commands { try socket.append(command.words()) }
             }
             try socket.flush(deadline: ContinuousClock.now + configuration.commandTimeout)
-            var retries: [(request: Int, command: Int)] = []
+            // The first call of the pipeline that met NOSCRIPT (scripts flushed meanwhile).
+            // Redis ran everything after it already; requests from that one on are completed
+            // only once the tail has been sent again (`resend`).
+            var stale: Position?
             var replies: [[RESPValue]] = []
             replies.reserveCapacity(batch.count)
             for (requestIndex, request) in batch.enumerated() {
@@ -294,30 +297,23 @@ final class ConnectionEngine: @unchecked Sendable {
                 values.reserveCapacity(request.commands.count)
                 for (commandIndex, command) in request.commands.enumerated() {
                     let value = try read(deadline: deadline, alone: batch.count == 1 ? request.id : nil)
-                    if case .error(let text) = value, text.hasPrefix("NOSCRIPT"), command.script != nil {
-                        retries.append((requestIndex, commandIndex))
-                    }
+                    if stale == nil, Self.isNoScript(value, command) { stale = Position(request: requestIndex, command: commandIndex) }
                     values.append(value)
                 }
                 replies.append(values)
-                if retries.isEmpty {
+                if stale == nil {
                     request.complete(.success(values))
                     answered += 1
                 }
             }
-            if !retries.isEmpty {
-                // Scripts vanished (SCRIPT FLUSH): load them again and repeat those calls in order.
-                for (requestIndex, commandIndex) in retries {
-                    let command = batch[requestIndex].commands[commandIndex]
-                    try load(command.script!, on: socket)
-                    try socket.append(command.words())
-                    let deadline = ContinuousClock.now + batch[requestIndex].timeout
-                    try socket.flush(deadline: deadline)
-                    replies[requestIndex][commandIndex] = try read(deadline: deadline, alone: nil)
-                }
-                for index in answered..<batch.count { batch[index].complete(.success(replies[index])) }
-                answered = batch.count
+            // Another flush may come during a resend: a few rounds, then NOSCRIPT stays the reply.
+            var rounds = 0
+            while let from = stale, rounds < 3 {
+                rounds += 1
+                stale = try resend(from: from, of: batch, into: &replies, on: socket)
             }
+            for index in answered..<batch.count { batch[index].complete(.success(replies[index])) }
+            answered = batch.count
         } catch {
             self.socket = nil
             if error.kind != .cancelled {
@@ -325,10 +321,56 @@ final class ConnectionEngine: @unchecked Sendable {
             }
             let failure = error.kind == .timeout || error.kind == .cancelled || error.kind == .connectionLost
                 ? error : RedisError(.connectionLost, error.message)
+            // In flight, or waiting for a resend that broke off: they may have run.
             for request in batch[answered...] { request.complete(.failure(failure)) }
             // Requests not examined yet (the failure came while loading scripts) fail too.
             for request in incoming[examined...] { request.complete(.failure(failure)) }
         }
+    }
+
+    /// A call of a batch: its request's index, and the command's index in that request.
+    private struct Position {
+        let request: Int
+        let command: Int
+    }
+
+    private static func isNoScript(_ reply: RESPValue, _ command: RedisCommand) -> Bool {
+        if case .error(let text) = reply, text.hasPrefix("NOSCRIPT"), command.script != nil { return true }
+        return false
+    }
+
+    /// Scripts vanished (SCRIPT FLUSH) under the call at `from`, and Redis ran the rest of the
+    /// pipeline without it. Loads the scripts of the tail again, then sends that call and every
+    /// later one of the batch (later requests too) once more, in order, so the effects end in
+    /// the pipeline's order; their replies replace the first ones. Calls after `from` run twice.
+    /// - Returns: the first call of the tail that met NOSCRIPT again, if any.
+    private func resend(from: Position, of batch: [Request], into replies: inout [[RESPValue]],
+                        on socket: RedisSocket) throws(RedisError) -> Position? {
+        func tail(of request: Int) -> Range<Int> {
+            (request == from.request ? from.command : 0)..<batch[request].commands.count
+        }
+        var loaded = Set<ObjectIdentifier>()
+        for request in from.request..<batch.count {
+            for command in batch[request].commands[tail(of: request)] {
+                if let script = command.script, loaded.insert(ObjectIdentifier(script)).inserted { try load(script, on: socket) }
+            }
+        }
+        for request in from.request..<batch.count {
+            for command in batch[request].commands[tail(of: request)] { try socket.append(command.words()) }
+        }
+        try socket.flush(deadline: ContinuousClock.now + configuration.commandTimeout)
+        var again: Position?
+        for request in from.request..<batch.count {
+            let deadline = ContinuousClock.now + batch[request].timeout
+            for index in tail(of: request) {
+                let value = try read(deadline: deadline, alone: batch.count == 1 ? batch[request].id : nil)
+                if again == nil, Self.isNoScript(value, batch[request].commands[index]) {
+                    again = Position(request: request, command: index)
+                }
+                replies[request][index] = value
+            }
+        }
+        return again
     }
 
     /// Reads one reply; a cancelled lone request (a blocking wait) is interrupted.

@@ -7,9 +7,9 @@ import RedisClient
 /// deliveries (keys in `TelegramKeys`, scripts in `lua/telegram/`). Every change a poller makes is
 /// fenced by its lease: a front that lost the lease gets `LeadershipLost`.
 struct FrontState: Sendable {
-    let redis: RedisConnection
+    let redis: any RedisClientProtocol
     /// A connection of its own for the standby's blocking wait.
-    let blocking: RedisConnection
+    let blocking: any RedisClientProtocol
     let keys: TelegramKeys
     let logger: Logger
 

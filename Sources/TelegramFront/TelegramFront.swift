@@ -41,7 +41,7 @@ public final class TelegramFront: Service, Sendable {
         bot = BotAPI(token: configuration.token, apiURL: configuration.apiURL, http: http, logger: logger)
         var blockingConfiguration = redis
         blockingConfiguration.commandTimeout = configuration.leaseDuration + .seconds(10)
-        state = FrontState(redis: client.redis, blocking: RedisConnection(configuration: blockingConfiguration, logger: logger),
+        state = FrontState(redis: client.redis, blocking: makeRedisClient(configuration: blockingConfiguration, logger: logger),
                            keys: queue.keys.telegram(bot: botID), logger: logger)
         subscriber = RedisSubscriber(configuration: redis, logger: logger)
     }

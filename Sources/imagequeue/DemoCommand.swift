@@ -138,7 +138,7 @@ struct DemoCommand: AsyncParsableCommand {
         var probe = configuration
         probe.reconnectDeadline = .milliseconds(300)
         probe.connectTimeout = .milliseconds(500)
-        let connection = RedisConnection(configuration: probe, logger: Logger(label: "imagequeue.demo.probe"))
+        let connection = makeRedisClient(configuration: probe, logger: Logger(label: "imagequeue.demo.probe"))
         defer { connection.close() }
         do {
             try await connection.send("PING")

@@ -11,7 +11,7 @@ struct ClusterClientTests {
     @Test("a pipeline over keys of every master comes back in order")
     func pipelineAcrossMasters() async throws {
         let cluster = try await LocalCluster.shared()
-        let redis = RedisConnection(configuration: try RedisConfiguration(url: cluster.url))
+        let redis = RedisClusterClient(configuration: try RedisConfiguration(url: cluster.url))
         defer { redis.close() }
         let keys = (0..<60).map { "\(tag):key:\($0)" }
         let sets = try await redis.pipeline(keys.enumerated().map { RedisCommand("SET", $0.element, "value \($0.offset)") })
@@ -37,7 +37,7 @@ struct ClusterClientTests {
     @Test("scripts run on their keys' master, SCRIPT LOAD reaches every master")
     func scripts() async throws {
         let cluster = try await LocalCluster.shared()
-        let redis = RedisConnection(configuration: try RedisConfiguration(url: cluster.url))
+        let redis = RedisClusterClient(configuration: try RedisConfiguration(url: cluster.url))
         defer { redis.close() }
         let script = RedisScript(name: "incrTwo", source: "redis.call('INCR', KEYS[1]); return redis.call('INCRBY', KEYS[2], ARGV[1])")
         let models = (0..<12).map { "\(tag)-model\($0)" }
@@ -58,7 +58,7 @@ struct ClusterClientTests {
     @Test("commands over several slots, SCAN and transactions get a clear error, not a wrong node")
     func refusals() async throws {
         let cluster = try await LocalCluster.shared()
-        let redis = RedisConnection(configuration: try RedisConfiguration(url: cluster.url))
+        let redis = RedisClusterClient(configuration: try RedisConfiguration(url: cluster.url))
         defer { redis.close() }
         let (a, b) = ("\(tag):{one}", "\(tag):{two}")
         try #require(RedisClusterSlot.slot(of: a) != RedisClusterSlot.slot(of: b))
@@ -93,7 +93,7 @@ struct ClusterClientTests {
             let received = await messages.next()
             #expect(received == .message(channel: channel, payload: "from \(port)".redisBytes))
         }
-        let redis = RedisConnection(configuration: configuration)
+        let redis = RedisClusterClient(configuration: configuration)
         defer { redis.close() }
         let publish = RedisScript(name: "publish", source: "return redis.call('PUBLISH', ARGV[1], ARGV[2])")
         try await redis.send(.script(publish, keys: ["\(tag):{\(tag)}:k"], arguments: [channel, "from lua"]))
@@ -105,7 +105,7 @@ struct ClusterClientTests {
         let cluster = try await LocalCluster.shared()
         let dead = try RedisServer.freePort()  // nothing listens there
         let url = "redis+cluster://127.0.0.1:\(dead),127.0.0.1:\(cluster.ports[1])"
-        let redis = RedisConnection(configuration: try RedisConfiguration(url: url))
+        let redis = RedisClusterClient(configuration: try RedisConfiguration(url: url))
         defer { redis.close() }
         let key = "\(tag):{dead-seed}"
         try await redis.send("SET", key, "reached")

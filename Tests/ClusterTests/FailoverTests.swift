@@ -14,7 +14,7 @@ struct FailoverTests {
         let url = "redis+cluster://" + cluster.ports.map { "127.0.0.1:\($0)" }.joined(separator: ",")
         var configuration = try RedisConfiguration(url: url)
         configuration.reconnectDeadline = .seconds(2)
-        let redis = RedisConnection(configuration: configuration)
+        let redis = RedisClusterClient(configuration: configuration)
         defer { redis.close() }
 
         // A key on the master the subscriber connects to (the first node that is a master).

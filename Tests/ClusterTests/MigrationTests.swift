@@ -10,7 +10,7 @@ struct MigrationTests {
     @Test("ASK during a migration, MOVED after it: commands and scripts succeed, the map follows")
     func askThenMoved() async throws {
         let cluster = try await LocalCluster.shared()
-        let redis = RedisConnection(configuration: try RedisConfiguration(url: cluster.url))
+        let redis = RedisClusterClient(configuration: try RedisConfiguration(url: cluster.url))
         defer { redis.close() }
         // A slot no other test uses (they use the models flux and sdxl, and random tags).
         var tag = TestEnvironment.uniquePrefix("mig")
