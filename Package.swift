@@ -91,7 +91,11 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
-            ]
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            // The dashboard's HTML, CSS and JS, embedded by the plugin (not Swift sources).
+            exclude: ["Dashboard"],
+            plugins: ["EmbedPlugin"]
         ),
 
         // The Telegram Bot API front: /image= commands in, live status edits and photos out.
@@ -171,7 +175,8 @@ let package = Package(
         ),
 
         // Build-time embedding of text files into the binary: lua/*.lua into ImageQueue,
-        // lua/telegram/*.lua into TelegramFront (Sources/EmbedPlugin says which target gets what).
+        // lua/telegram/*.lua into TelegramFront, Sources/ImageQueueServer/Dashboard/ into
+        // ImageQueueServer (Sources/EmbedPlugin says which target gets what).
         .executableTarget(name: "Embedder"),
         .plugin(
             name: "EmbedPlugin",

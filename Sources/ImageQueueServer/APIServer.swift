@@ -74,9 +74,8 @@ public struct APIServer: Service {
         addJobRoutes(to: router)
         addStreamRoutes(to: router)
         addOperatorRoutes(to: router)
-        router.get("/") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
+        for asset in DashboardAsset.all {
+            router.get(RouterPath(asset.path)) { request, _ in asset.response(to: request) }
         }
         routes.set(router.routes.map { ($0.path, $0.method) })
         return router

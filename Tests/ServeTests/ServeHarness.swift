@@ -150,8 +150,9 @@ final class ServeProcess: Sendable {
     /// Sends a request. `json` is sent as the body with `Content-Type: application/json`
     /// unless `contentType` says otherwise.
     func send(_ method: String, _ path: String, auth: Auth = .token, json: String? = nil, body: [UInt8]? = nil,
-              contentType: String? = nil, timeout: Duration = .seconds(30)) async throws -> Reply {
-        var headers: [(name: String, value: String)] = []
+              contentType: String? = nil, headers extra: [(name: String, value: String)] = [],
+              timeout: Duration = .seconds(30)) async throws -> Reply {
+        var headers: [(name: String, value: String)] = extra
         switch auth {
         case .none: break
         case .token: headers.append(("Authorization", "Bearer \(token)"))

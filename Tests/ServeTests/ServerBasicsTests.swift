@@ -51,6 +51,49 @@ struct ServerBasicsTests {
         #expect(try await server.stop() == .exited(0), "output:\n\(server.process.output)")
     }
 
+    @Test("the dashboard's files are served byte for byte, with their types, a validator and a policy allowing this origin only")
+    func dashboardFilesAreServedAsTheyAre() async throws {
+        let fixture = try ServeFixture()
+        let server = try await fixture.startServer()
+        let directory = TestEnvironment.packageRoot.appendingPathComponent("Sources/ImageQueueServer/Dashboard")
+        let files = ["index.html": ("/", "text/html"), "app.css": ("/dashboard/app.css", "text/css"),
+                     "app.js": ("/dashboard/app.js", "text/javascript")]
+        let onDisk = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { !$0.hasPrefix(".") }
+        #expect(Set(onDisk) == Set(files.keys), "every file of Dashboard/ has a route here")
+        for (file, (path, type)) in files {
+            let reply = try await server.get(path, auth: .none)
+            #expect(reply.status == 200, "\(path): \(reply)")
+            #expect(reply.mediaType == type, "\(path): \(reply)")
+            #expect(reply.body == Array(try Data(contentsOf: directory.appendingPathComponent(file))), "\(path) is \(file) as it is")
+            #expect(reply.header("X-Content-Type-Options") == "nosniff", "\(path)")
+            let etag = try #require(reply.header("ETag"), "\(path) has no ETag")
+            let again = try await server.send("GET", path, auth: .none, headers: [("If-None-Match", etag)])
+            #expect(again.status == 304, "\(path) with its own ETag: \(again)")
+            #expect(again.body.isEmpty, "\(path): a 304 has no body")
+            let other = try await server.send("GET", path, auth: .none, headers: [("If-None-Match", "\"other\"")])
+            #expect(other.status == 200, "\(path) with another ETag: \(other)")
+        }
+        let page = try await server.get("/", auth: .none)
+        let policy = try #require(page.header("Content-Security-Policy"), "the page has no Content-Security-Policy")
+        for directive in ["default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"] {
+            #expect(policy.contains(directive), "\(directive) in \(policy)")
+        }
+        #expect(!page.text.contains("<style"), "no inline style sheet")
+        #expect(!page.text.contains("<script>"), "no inline script")
+        #expect(try await server.stop() == .exited(0), "output:\n\(server.process.output)")
+    }
+
+    @Test("node --check accepts the dashboard's script")
+    func dashboardScriptParses() async throws {
+        let script = TestEnvironment.packageRoot.appendingPathComponent("Sources/ImageQueueServer/Dashboard/app.js").path
+        let node = try #require(["/usr/bin/node", "/usr/bin/nodejs", "/usr/local/bin/node"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }, "no node: ops/install-deps.sh --tests installs Debian's nodejs")
+        let check = try SpawnedProcess(node, ["--check", script], environment: ProcessInfo.processInfo.environment)
+        let ended = try await check.waitForExit()
+        #expect(ended == .exited(0), "node --check app.js:\n\(check.output)")
+    }
+
     @Test("an unknown route is a 404 with a JSON error body (errors are always JSON)")
     func unknownRouteIsJSON() async throws {
         let fixture = try ServeFixture()
