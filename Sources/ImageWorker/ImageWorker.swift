@@ -94,7 +94,7 @@ public final class ImageWorker: Sendable {
     /// The worker's services, for a `ServiceGroup`: the claim loops last, so a graceful
     /// shutdown stops them first and deregisters afterwards.
     public var services: [any Service] {
-        [Maintenance(queue: queue, redis: redis, keys: configuration.queue.keys, models: models, workerID: workerID, store: store,
+        [Maintenance(queue: queue, registry: WorkerRegistry(redis: redis, keys: configuration.queue.keys), models: models, workerID: workerID, store: store,
                      currentJobs: currentJobs, configuration: configuration, logger: logger),
          ClaimLoops(queue: queue, processor: processor, models: models, slotsPerModel: slotsPerModel,
                     configuration: configuration, metrics: metrics, currentJobs: currentJobs, logger: logger)]
