@@ -39,10 +39,16 @@ public final class TelegramFront: Service, Sendable {
         self.botID = botID
         self.logger = logger
         bot = BotAPI(token: configuration.token, apiURL: configuration.apiURL, http: http, logger: logger)
+        // The front's own keys go through connections of its own, built from the same
+        // settings as the client's: the queue library never hands its connection out, so it
+        // stays the only writer of the queue's keys, and the front the only one of its own.
+        // (A hook in the library to run a front's scripts would have been a raw connection
+        // by another name.)
         var blockingConfiguration = redis
         blockingConfiguration.commandTimeout = configuration.leaseDuration + .seconds(10)
-        state = FrontState(redis: client.redis, blocking: RedisConnection(configuration: blockingConfiguration, logger: logger),
-                           keys: queue.keys.telegram(bot: botID), logger: logger)
+        state = FrontState(redis: RedisConnection(configuration: redis, logger: logger),
+                           blocking: RedisConnection(configuration: blockingConfiguration, logger: logger),
+                           keys: TelegramKeys(prefix: queue.keyPrefix, bot: botID), logger: logger)
         subscriber = RedisSubscriber(configuration: redis, logger: logger)
     }
 
@@ -55,6 +61,7 @@ public final class TelegramFront: Service, Sendable {
         defer {
             client.close()
             subscriber.close()
+            state.redis.close()
             state.blocking.close()
         }
         guard let me = try await identify() else { return }  // shut down while waiting for the Bot API
