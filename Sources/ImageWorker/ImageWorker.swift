@@ -30,11 +30,11 @@ public final class ImageWorker: Sendable {
     public init(configuration: WorkerConfiguration, redis redisConfiguration: RedisConfiguration, models requested: [String],
                 workerID: String, slotsPerModel: Int = 1, logger: Logger) throws(ConfigurationError) {
         for model in requested where !configuration.queue.models.contains(model) {
-            throw ConfigurationError(setting: "--models", "names unknown model '\(model)' (configured: \(configuration.queue.models.joined(separator: ", ")))")
+            throw ConfigurationError(setting: "--models", reason: "names unknown model '\(model)' (configured: \(configuration.queue.models.joined(separator: ", ")))")
         }
         let (serve, skipped) = configuration.servableModels(requested)
         guard !serve.isEmpty else {
-            throw ConfigurationError(setting: "--models", "leaves nothing to serve: " + skipped.map { "\($0.model): \($0.reason)" }.joined(separator: "; "))
+            throw ConfigurationError(setting: "--models", reason: "leaves nothing to serve: " + skipped.map { "\($0.model): \($0.reason)" }.joined(separator: "; "))
         }
         var logger = logger
         logger[metadataKey: "worker.id"] = "\(workerID)"

@@ -31,10 +31,10 @@ public struct DirectoryResultStore: ResultStore {
         do {
             try FileManager.default.createDirectory(atPath: absolute, withIntermediateDirectories: true)
         } catch {
-            throw ConfigurationError(setting: "IMAGEQUEUE_OUTPUT_DIR", "cannot create \(absolute)")
+            throw ConfigurationError(setting: "IMAGEQUEUE_OUTPUT_DIR", reason: "cannot create \(absolute)")
         }
         guard access(absolute, W_OK) == 0 else {
-            throw ConfigurationError(setting: "IMAGEQUEUE_OUTPUT_DIR", "\(absolute) is not writable")
+            throw ConfigurationError(setting: "IMAGEQUEUE_OUTPUT_DIR", reason: "\(absolute) is not writable")
         }
         self.directory = absolute
         self.ttl = ttl
