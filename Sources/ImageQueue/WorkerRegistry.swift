@@ -18,52 +18,27 @@ public struct WorkerRegistry: Sendable {
         self.keys = keys
     }
 
-    /// What a worker says about itself at each registration.
-    public struct Registration: Sendable {
-        /// The worker's id (`<host>:<pid>` unless named).
-        public var id: String
-        /// Its host name.
-        public var host: String
-        /// Its process id.
-        public var pid: Int
-        /// The models it serves.
-        public var models: [String]
-        /// How long it has been running.
-        public var uptime: Duration
-        /// The jobs it runs now.
-        public var currentJobs: [String]
-
-        /// Creates a registration.
-        public init(id: String, host: String, pid: Int, models: [String], uptime: Duration, currentJobs: [String]) {
-            self.id = id
-            self.host = host
-            self.pid = pid
-            self.models = models
-            self.uptime = uptime
-            self.currentJobs = currentJobs
-        }
-    }
-
     /// Writes (or refreshes) a worker's entry, living `ttl`, and trims entries of the set
-    /// that have not been refreshed for ten times `ttl`.
+    /// that have not been refreshed for ten times `ttl`. The entry's `started_at` is the
+    /// server's time less `uptime`, its `heartbeat_at` the server's time.
     /// - Returns: false when Redis is at maxmemory and refused the entry (the worker can go
     ///   on claiming and finishing jobs meanwhile; see docs/PROTOCOL.md §16).
     /// - Throws: `ImageQueueError` `.redis` when Redis does not answer.
     @discardableResult
-    public func register(_ worker: Registration, ttl: Duration) async throws(ImageQueueError) -> Bool {
+    public func register(id: String, host: String, pid: Int, models: [String], uptime: Duration, currentJobs: [String],
+                         ttl: Duration) async throws(ImageQueueError) -> Bool {
         let replies: [RESPValue]
         do {
             guard let now = try await redis.send("TIME").redisTimeMilliseconds else {
                 throw ImageQueueError(.malformed, "unexpected reply from TIME")
             }
-            let entry = WorkerInfo(id: worker.id, host: worker.host, pid: worker.pid, models: worker.models,
-                                   startedAt: now - worker.uptime.wholeMilliseconds, heartbeatAt: now,
-                                   currentJobs: worker.currentJobs)
+            let entry = WorkerInfo(id: id, host: host, pid: pid, models: models, startedAt: now - uptime.wholeMilliseconds,
+                                   heartbeatAt: now, currentJobs: currentJobs)
             let json = try JSONEncoder().encode(entry)
             let milliseconds = ttl.wholeMilliseconds
             replies = try await redis.pipeline([
-                RedisCommand("SET", keys.worker(worker.id), Array(json), "PX", milliseconds),
-                RedisCommand("ZADD", keys.workers, now, worker.id),
+                RedisCommand("SET", keys.worker(id), Array(json), "PX", milliseconds),
+                RedisCommand("ZADD", keys.workers, now, id),
                 RedisCommand("ZREMRANGEBYSCORE", keys.workers, "-inf", now - milliseconds * 10),
             ])
         } catch {

@@ -83,9 +83,9 @@ struct Maintenance: Service {
     private func register() async {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
-        let entry = WorkerRegistry.Registration(id: workerID, host: String(cString: host), pid: Int(getpid()), models: models,
-                                                uptime: ContinuousClock.now - started, currentJobs: currentJobs.all)
-        guard let stored = try? await registry.register(entry, ttl: registryInterval * 3) else { return }
+        guard let stored = try? await registry.register(id: workerID, host: String(cString: host), pid: Int(getpid()), models: models,
+                                                        uptime: ContinuousClock.now - started, currentJobs: currentJobs.all,
+                                                        ttl: registryInterval * 3) else { return }
         let outOfMemory = !stored
         let wasRefused = registryRefused.refused.withLock { refused in
             defer { refused = outOfMemory }
