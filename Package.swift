@@ -202,7 +202,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ImageWorkerTests",
-            dependencies: ["ImageWorker", "ImageQueue", "RedisClient", "CurlHTTP", "TestSupport",
+            dependencies: ["ImageWorker", "ImageQueue", "ImageQueueCommandLine", "RedisClient", "CurlHTTP", "TestSupport",
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                            .product(name: "Logging", package: "swift-log")]
         ),

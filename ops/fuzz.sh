@@ -30,11 +30,12 @@ MAX_LEN=${IMAGEQUEUE_FUZZ_MAX_LEN:-4096}
 # names, instrumented like the harnesses, so coverage guides the fuzzer through it. Only the
 # files the targets need: the rest of those modules needs swift-log, NIO and the Lua plugin.
 MODULE_RedisClient=(RESPValue RedisError RedisEndpoint RedisConfiguration RedisSocket)
-MODULE_ImageQueue=(ImageQueueError JSONValue JobID JobInfo JobRequest JobResult JobStatus QueueConfiguration
+MODULE_ImageQueue=(ConfigurationError ImageQueueError JSONValue JobID JobInfo JobRequest JobResult JobStatus QueueConfiguration
                    QueueKeys StatusEvent TextAndTime WorkerInfo)
 MODULE_TelegramFront=(ImageCommand Replies TelegramConfiguration DeliveryRecord BotAPITypes)
 MODULE_ImageWorker=(WorkerConfiguration PromptCleaner)
-MODULES=(RedisClient ImageQueue TelegramFront ImageWorker)   # in dependency order
+MODULE_ImageQueueCommandLine=(Settings WorkerConfiguration+Settings)
+MODULES=(RedisClient ImageQueue TelegramFront ImageWorker ImageQueueCommandLine)   # in dependency order
 declare -A HARNESS=([image-command]=ImageCommandFuzz [job-json]=JobJSONFuzz [resp]=RESPFuzz [config]=ConfigFuzz)
 FLAGS=(-O -g -swift-version 6 -parse-as-library -enable-testing -sanitize=fuzzer,address
        -I "$BUILD/modules" -I "$ROOT/Sources/CHiredis")

@@ -38,8 +38,11 @@ public final class ImageQueueClient: Sendable {
         try await runner.redis.verifyEndpoint()
     }
 
-    /// The connection commands go through (shared with the inspector).
-    public var redis: any RedisClientProtocol { runner.redis }
+    /// Checks that Redis answers, on this client's connection (readiness probes).
+    /// - Throws: `ImageQueueError` `.redis`.
+    public func ping() async throws(ImageQueueError) {
+        _ = try await runRaw(RedisCommand("PING"), operation: "ping")
+    }
 
     /// Closes the connections.
     public func close() {

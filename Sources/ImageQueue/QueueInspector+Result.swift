@@ -1,5 +1,4 @@
 import FoundationEssentials
-import RedisClient
 
 extension QueueInspector {
     /// A completed job's image, from whichever store the worker used: the Redis blob, or
@@ -14,14 +13,7 @@ extension QueueInspector {
         switch result.store {
         case "redis":
             let jobID = try JobID(id)
-            let key = result.key ?? configuration.keys.result(jobID)
-            let reply: RESPValue
-            do {
-                reply = try await redis.send("GET", key)
-            } catch {
-                throw ImageQueueError.redis(error, operation: "read result", jobID: id)
-            }
-            guard let bytes = reply.bytes else {
+            guard let bytes = try await ResultBlobs(redis: redis, keys: configuration.keys).read(jobID, key: result.key) else {
                 throw ImageQueueError(.notFound, "the image of job \(id) has expired", jobID: id)
             }
             return (bytes, result.contentType)

@@ -1,4 +1,5 @@
-/// Every Redis key and channel name ImageQueue uses, built in this one place.
+/// Every Redis key and channel name of the job queue, built in this one place. A front built
+/// on the library keeps its own keys under the same prefix, in its own module.
 ///
 /// A model's keys all carry the hash tag `{<model>}`, so each model's state lives in one
 /// Redis Cluster slot and a script may touch any of it. See docs/PROTOCOL.md.
@@ -41,10 +42,6 @@ public struct QueueKeys: Sendable, Equatable {
     /// One live worker's description (JSON), under a TTL.
     public func worker(_ id: String) -> String { "\(prefix):worker:\(id)" }
 
-    /// The Telegram front's keys for one bot (its numeric id, the public part of its token),
-    /// under the bot's own hash tag so the front's scripts touch one Cluster slot.
-    public func telegram(bot: String) -> TelegramKeys { TelegramKeys(base: "\(prefix):telegram:{\(bot)}:") }
-
     /// Pub/sub channel of every event of a model.
     public func events(_ model: String) -> String { base(model) + "events" }
     /// Pub/sub channel of one job's events.
@@ -57,18 +54,4 @@ public struct QueueKeys: Sendable, Equatable {
         [pending(model), active(model), dead(model), meta(model), wake(model), sequence(model), fence(model),
          jobPrefix(model)]
     }
-}
-
-/// The keys one Telegram bot's fronts share (see docs/PROTOCOL.md).
-public struct TelegramKeys: Sendable, Equatable {
-    let base: String
-
-    /// STRING: the poller lease, holding the current poller's owner token.
-    public var lease: String { base + "lease" }
-    /// LIST: a token pushed when a poller hands the lease over, for a standby to BLPOP.
-    public var handover: String { base + "handover" }
-    /// STRING: the next update_id to ask the Bot API for.
-    public var offset: String { base + "offset" }
-    /// HASH: job id -> delivery record JSON, for every job whose result is still to be sent.
-    public var deliveries: String { base + "deliveries" }
 }

@@ -65,7 +65,7 @@ enum ClaimCostSection {
         var clientSeconds = 0.0
         progress("claim: \(claims) claims with \(pending) pending")
         for _ in 0..<(claims / round) {
-            let queued = Int(try await client.redis.send("ZCARD", keys.pending("flux")).int ?? 0)
+            let queued = Int(try await context.probe.redis.send("ZCARD", keys.pending("flux")).int ?? 0)
             if queued < pending + round { try await fill(client, model: "flux", count: pending + round - queued, batch: 1000, parallel: 1) }
             let before = try await context.probe.commandStats()["evalsha"] ?? (0, 0)
             let elapsed = try await clock.measure {

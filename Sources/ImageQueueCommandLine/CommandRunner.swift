@@ -18,7 +18,7 @@ public struct CommandFailure: Error {
 }
 
 /// Runs a root command and maps every failure to an exit code: 2 for usage and
-/// validation errors and for Redis settings to fix (URL, credentials, a Cluster node behind a
+/// validation errors, for every `ConfigurationError` and for Redis settings to fix (URL, credentials, a Cluster node behind a
 /// single-node URL), 3 when rate limited, 1 for anything else; one line on stderr.
 public enum CommandRunner {
     public static func run<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]) async -> Never {
@@ -40,6 +40,9 @@ public enum CommandRunner {
             Output.error(error.description)
             // A URL, credentials or server of the wrong kind is a setting to fix: exit 2.
             status = [.invalidURL, .authentication, .misconfigured].contains(error.kind) ? 2 : 1
+        } catch let error as ConfigurationError {
+            Output.error(error.description)
+            status = 2
         } catch let error as CommandFailure {
             Output.error(error.message)
             status = error.status
@@ -61,7 +64,7 @@ public enum CommandRunner {
 
     /// Logs go to stderr at `IMAGEQUEUE_LOG_LEVEL`, else at `fallback`.
     public static func bootstrapLogging(fallback: Logger.Level) {
-        let level = GlobalOptions.environment("IMAGEQUEUE_LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? fallback
+        let level = Settings.process["IMAGEQUEUE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? fallback
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
     }
 }

@@ -16,34 +16,28 @@ public struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("prefix"), help: "Key prefix (default $IMAGEQUEUE_PREFIX, else iq).")
     public var keyPrefix: String?
 
-    public static func environment(_ name: String) -> String? {
-        guard let value = getenv(name) else { return nil }
-        let text = String(cString: value)
-        return text.isEmpty ? nil : text
-    }
-
     /// The Redis connection settings.
     /// - Throws: `RedisError` `.invalidURL`.
     public func redisConfiguration(clientName: String) throws -> RedisConfiguration {
-        let url = redisURL ?? Self.environment("IMAGEQUEUE_REDIS_URL") ?? "redis://127.0.0.1:6379"
+        let url = redisURL ?? Settings.process["IMAGEQUEUE_REDIS_URL"] ?? "redis://127.0.0.1:6379"
         var configuration = try RedisConfiguration(url: url, clientName: clientName)
         configuration.reconnectDeadline = .seconds(3)  // a CLI says "unreachable" quickly
         return configuration
     }
 
-    /// The queue settings from flags and environment.
-    /// - Throws: `CommandFailure` (exit 2) naming the bad setting.
+    /// The queue settings from flags and environment (`Settings.process`).
+    /// - Throws: `ConfigurationError` naming the bad setting.
     public func queueConfiguration() throws -> QueueConfiguration {
         var configuration = QueueConfiguration()
-        if let prefix = keyPrefix ?? Self.environment("IMAGEQUEUE_PREFIX") { configuration.keyPrefix = prefix }
-        if let models = Self.environment("IMAGEQUEUE_MODELS") {
+        if let prefix = keyPrefix ?? Settings.process["IMAGEQUEUE_PREFIX"] { configuration.keyPrefix = prefix }
+        if let models = Settings.process["IMAGEQUEUE_MODELS"] {
             configuration.models = models.split(separator: ",").map { $0.trimmingWhitespace() }
         }
-        if let text = Self.environment("IMAGEQUEUE_MAX_PROMPT_LENGTH") {
-            guard let value = Int(text), value > 0 else { throw usage("IMAGEQUEUE_MAX_PROMPT_LENGTH must be a positive number") }
+        if let text = Settings.process["IMAGEQUEUE_MAX_PROMPT_LENGTH"] {
+            guard let value = Int(text), value > 0 else { throw ConfigurationError(setting: "IMAGEQUEUE_MAX_PROMPT_LENGTH", reason: "must be a positive number") }
             configuration.maxPromptLength = value
         }
-        if let text = Self.environment("IMAGEQUEUE_RATE_LIMIT") {
+        if let text = Settings.process["IMAGEQUEUE_RATE_LIMIT"] {
             if text == "off" {
                 configuration.rateLimit = nil
             } else {
@@ -52,31 +46,33 @@ public struct GlobalOptions: ParsableArguments {
                 // would trap converting to milliseconds.
                 guard parts.count == 2, let requests = Int(parts[0]), let seconds = Double(parts[1]), requests > 0,
                       seconds > 0, seconds < 1e7 else {
-                    throw usage("IMAGEQUEUE_RATE_LIMIT must be REQUESTS/SECONDS (e.g. 10/60; seconds less than 10000000) or off")
+                    throw ConfigurationError(setting: "IMAGEQUEUE_RATE_LIMIT", reason: "must be REQUESTS/SECONDS (e.g. 10/60; seconds less than 10000000) or off")
                 }
                 configuration.rateLimit = .init(requests: requests, window: .milliseconds(Int64((seconds * 1000).rounded(.up))))
             }
         }
-        if let text = Self.environment("IMAGEQUEUE_MAX_ATTEMPTS") {
-            guard let value = Int(text), value > 0 else { throw usage("IMAGEQUEUE_MAX_ATTEMPTS must be a positive number") }
+        if let text = Settings.process["IMAGEQUEUE_MAX_ATTEMPTS"] {
+            guard let value = Int(text), value > 0 else { throw ConfigurationError(setting: "IMAGEQUEUE_MAX_ATTEMPTS", reason: "must be a positive number") }
             configuration.maxAttempts = value
         }
-        if let text = Self.environment("IMAGEQUEUE_RETENTION") {
+        if let text = Settings.process["IMAGEQUEUE_RETENTION"] {
             guard let seconds = Double(text), seconds > 0, seconds < 1e9 else {
-                throw usage("IMAGEQUEUE_RETENTION must be a positive number of seconds (how long finished jobs stay readable)")
+                throw ConfigurationError(setting: "IMAGEQUEUE_RETENTION", reason: "must be a positive number of seconds (how long finished jobs stay readable)")
             }
             configuration.retention = .milliseconds(Int64((seconds * 1000).rounded(.up)))
         }
-        if let text = Self.environment("IMAGEQUEUE_MAX_PENDING") {
+        if let text = Settings.process["IMAGEQUEUE_MAX_PENDING"] {
             guard let value = Int(text), value >= 0 else {
-                throw usage("IMAGEQUEUE_MAX_PENDING must be a whole number of queued jobs per model (0 = no cap)")
+                throw ConfigurationError(setting: "IMAGEQUEUE_MAX_PENDING", reason: "must be a whole number of queued jobs per model (0 = no cap)")
             }
             configuration.maxPending = value > 0 ? value : nil
         }
         do {
             try configuration.validate()
         } catch {
-            throw usage(error.message)
+            // The models and the prefix are the settings the checks above leave to validate.
+            let setting = error.message.hasPrefix("key prefix") ? (keyPrefix != nil ? "--prefix" : "IMAGEQUEUE_PREFIX") : "IMAGEQUEUE_MODELS"
+            throw ConfigurationError(setting: setting, reason: error.message)
         }
         return configuration
     }
@@ -117,6 +113,4 @@ public struct GlobalOptions: ParsableArguments {
             return  // the service's own connections wait for Redis and report what they meet
         }
     }
-
-    private func usage(_ message: String) -> CommandFailure { CommandFailure(status: 2, message: message) }
 }

@@ -92,44 +92,21 @@ public struct WorkerOptions: ParsableArguments {
     }
 
     func loadConfiguration() throws -> WorkerConfiguration {
-        do {
-            var configuration = try WorkerConfiguration.load(environment: processEnvironment(), configFile: config)
-            configuration.queue = try global.queueConfiguration()
-            return configuration
-        } catch let error as ConfigurationError {
-            throw CommandFailure(status: 2, message: "configuration: \(error.description)")
-        }
+        var configuration = try WorkerConfiguration.load(environment: Settings.process.values, configFile: config)
+        configuration.queue = try global.queueConfiguration()
+        return configuration
     }
 
     func makeWorker(_ configuration: WorkerConfiguration, logger: Logger) throws -> ImageWorker {
         let requested = models.split(separator: ",").map { $0.trimmingWhitespace() }
         let workerID = id ?? "\(hostName()):\(getpid())"
-        let worker: ImageWorker
-        do {
-            worker = try ImageWorker(configuration: configuration, redis: global.redisConfiguration(clientName: "imagequeue-worker"),
+        let worker = try ImageWorker(configuration: configuration, redis: global.redisConfiguration(clientName: "imagequeue-worker"),
                                      models: requested, workerID: workerID, slotsPerModel: concurrency, logger: logger)
-        } catch let error as ConfigurationError {
-            throw CommandFailure(status: 2, message: "configuration: \(error.description)")
-        }
         let backendText = configuration.backend == .placeholder ? "placeholder backend (offline images)" : "http backend"
         Output.error("worker \(workerID) serving \(worker.models.joined(separator: ", ")) with the \(backendText)")
         for (model, reason) in worker.skipped { Output.error("not serving \(model): \(reason)") }
         return worker
     }
-}
-
-/// The process environment as a dictionary.
-public func processEnvironment() -> [String: String] {
-    var result: [String: String] = [:]
-    var pointer = environ
-    while let entry = pointer.pointee {
-        let text = String(cString: entry)
-        if let equals = text.firstIndex(of: "=") {
-            result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-        }
-        pointer += 1
-    }
-    return result
 }
 
 public func hostName() -> String {

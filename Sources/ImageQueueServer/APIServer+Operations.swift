@@ -81,7 +81,7 @@ extension APIServer {
 
         router.get("/readyz") { _, _ -> Response in
             do {
-                try await client.redis.send("PING")
+                try await client.ping()
                 return .json(["status": "ready"])
             } catch {
                 throw APIError(.serviceUnavailable, "redis_unavailable", "Redis does not answer")

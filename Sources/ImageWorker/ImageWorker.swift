@@ -30,11 +30,11 @@ public final class ImageWorker: Sendable {
     public init(configuration: WorkerConfiguration, redis redisConfiguration: RedisConfiguration, models requested: [String],
                 workerID: String, slotsPerModel: Int = 1, logger: Logger) throws(ConfigurationError) {
         for model in requested where !configuration.queue.models.contains(model) {
-            throw ConfigurationError(setting: "--models", "names unknown model '\(model)' (configured: \(configuration.queue.models.joined(separator: ", ")))")
+            throw ConfigurationError(setting: "--models", reason: "names unknown model '\(model)' (configured: \(configuration.queue.models.joined(separator: ", ")))")
         }
         let (serve, skipped) = configuration.servableModels(requested)
         guard !serve.isEmpty else {
-            throw ConfigurationError(setting: "--models", "leaves nothing to serve: " + skipped.map { "\($0.model): \($0.reason)" }.joined(separator: "; "))
+            throw ConfigurationError(setting: "--models", reason: "leaves nothing to serve: " + skipped.map { "\($0.model): \($0.reason)" }.joined(separator: "; "))
         }
         var logger = logger
         logger[metadataKey: "worker.id"] = "\(workerID)"
@@ -94,7 +94,7 @@ public final class ImageWorker: Sendable {
     /// The worker's services, for a `ServiceGroup`: the claim loops last, so a graceful
     /// shutdown stops them first and deregisters afterwards.
     public var services: [any Service] {
-        [Maintenance(queue: queue, redis: redis, keys: configuration.queue.keys, models: models, workerID: workerID, store: store,
+        [Maintenance(queue: queue, registry: WorkerRegistry(redis: redis, keys: configuration.queue.keys), models: models, workerID: workerID, store: store,
                      currentJobs: currentJobs, configuration: configuration, logger: logger),
          ClaimLoops(queue: queue, processor: processor, models: models, slotsPerModel: slotsPerModel,
                     configuration: configuration, metrics: metrics, currentJobs: currentJobs, logger: logger)]

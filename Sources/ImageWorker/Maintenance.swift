@@ -13,8 +13,7 @@ import Glibc
 /// workers, and removing expired result files.
 struct Maintenance: Service {
     let queue: WorkerQueue
-    let redis: any RedisClientProtocol
-    let keys: QueueKeys
+    let registry: WorkerRegistry
     let models: [String]
     let workerID: String
     let store: any ResultStore
@@ -79,28 +78,15 @@ struct Maintenance: Service {
         }
     }
 
-    /// The registry entry: `<prefix>:worker:<id>` (JSON, expiring) and `<prefix>:workers` (ZSET).
-    /// Its times are the Redis server's, like every time in the queue: a worker whose clock
-    /// is off must neither look dead to the others nor trim their entries as stale.
+    /// Refreshes this worker's entry in the registry (`WorkerRegistry`, which owns its keys
+    /// and stamps it with the Redis server's time).
     private func register() async {
-        guard let now = await serverTime() else { return }
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
-        let entry = WorkerInfo(id: workerID, host: String(cString: host), pid: Int(getpid()), models: models,
-                                startedAt: now - (ContinuousClock.now - started).wholeMilliseconds, heartbeatAt: now,
-                                currentJobs: currentJobs.all)
-        guard let json = try? JSONEncoder().encode(entry) else { return }
-        let ttl = registryInterval.wholeMilliseconds * 3
-        let replies = try? await redis.pipeline([
-            RedisCommand("SET", keys.worker(workerID), Array(json), "PX", ttl),
-            RedisCommand("ZADD", keys.workers, entry.heartbeatAt, workerID),
-            RedisCommand("ZREMRANGEBYSCORE", keys.workers, "-inf", entry.heartbeatAt - ttl * 10),
-        ])
-        guard let replies else { return }
-        let outOfMemory = replies.contains { reply in
-            if case .error(let text) = reply { return RedisError(.server, text).isOutOfMemory }
-            return false
-        }
+        guard let stored = try? await registry.register(id: workerID, host: String(cString: host), pid: Int(getpid()), models: models,
+                                                        uptime: ContinuousClock.now - started, currentJobs: currentJobs.all,
+                                                        ttl: registryInterval * 3) else { return }
+        let outOfMemory = !stored
         let wasRefused = registryRefused.refused.withLock { refused in
             defer { refused = outOfMemory }
             return refused
@@ -113,13 +99,8 @@ struct Maintenance: Service {
         }
     }
 
-    /// The Redis server's clock in ms, nil when Redis does not answer.
-    private func serverTime() async -> Int64? {
-        try? await redis.send("TIME").redisTimeMilliseconds
-    }
-
     private func deregister() async {
-        _ = try? await redis.pipeline([RedisCommand("DEL", keys.worker(workerID)), RedisCommand("ZREM", keys.workers, workerID)])
+        try? await registry.deregister(workerID)
     }
 }
 

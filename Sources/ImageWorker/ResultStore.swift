@@ -31,10 +31,10 @@ public struct DirectoryResultStore: ResultStore {
         do {
             try FileManager.default.createDirectory(atPath: absolute, withIntermediateDirectories: true)
         } catch {
-            throw ConfigurationError(setting: "IMAGEQUEUE_OUTPUT_DIR", "cannot create \(absolute)")
+            throw ConfigurationError(setting: "IMAGEQUEUE_OUTPUT_DIR", reason: "cannot create \(absolute)")
         }
         guard access(absolute, W_OK) == 0 else {
-            throw ConfigurationError(setting: "IMAGEQUEUE_OUTPUT_DIR", "\(absolute) is not writable")
+            throw ConfigurationError(setting: "IMAGEQUEUE_OUTPUT_DIR", reason: "\(absolute) is not writable")
         }
         self.directory = absolute
         self.ttl = ttl
@@ -103,28 +103,26 @@ public struct DirectoryResultStore: ResultStore {
 /// tries again with backoff (the claim loop keeps the job's lease alive meanwhile) until it
 /// fits or the worker shuts down, instead of failing the job and burning its attempts.
 public struct RedisResultStore: ResultStore {
-    let redis: any RedisClientProtocol
-    let keys: QueueKeys
+    let blobs: ResultBlobs
     let ttl: Duration
     let logger: Logger
 
-    /// Creates the store on a connection.
+    /// Creates the store on a connection (the keys are `ResultBlobs`', beside their reader).
     public init(redis: any RedisClientProtocol, keys: QueueKeys, ttl: Duration, logger: Logger = Logger(label: "imagequeue.worker")) {
-        self.redis = redis
-        self.keys = keys
+        blobs = ResultBlobs(redis: redis, keys: keys)
         self.ttl = ttl
         self.logger = logger
     }
 
     public func store(_ image: GeneratedImage, job: ClaimedJob) async throws(GenerationError) -> JobResult {
         guard let id = try? JobID(job.id) else { throw GenerationError(.storageFailed, "bad job id") }
-        let key = keys.result(id)
         var refusals = 0
         while true {
             do {
-                try await redis.send(RedisCommand("SET", key, image.bytes, "PX", ttl.wholeMilliseconds))
-                break
-            } catch let error as RedisError where error.isOutOfMemory && !Task.isCancelled {
+                let key = try await blobs.write(image.bytes, for: id, ttl: ttl)
+                return JobResult(contentType: image.contentType, bytes: image.bytes.count, store: "redis", key: key,
+                                 placeholder: image.placeholder ? true : nil)
+            } catch where error.code == .redisFull && !Task.isCancelled {
                 refusals += 1
                 if refusals == 1 {
                     logger.warning("\(RedisRetry.problem(error)); keeping the image and trying again",
@@ -133,11 +131,9 @@ public struct RedisResultStore: ResultStore {
                 // Up to 2 s apart: memory frees as finished jobs and results expire.
                 try? await Task.sleep(for: .milliseconds(Int64.random(in: 1000...2000)))
             } catch {
-                throw GenerationError(.storageFailed, "cannot store the image in Redis: \(error)")
+                throw GenerationError(.storageFailed, "cannot store the image in Redis: \(error.redisError.map { "\($0)" } ?? error.message)")
             }
         }
-        return JobResult(contentType: image.contentType, bytes: image.bytes.count, store: "redis", key: key,
-                         placeholder: image.placeholder ? true : nil)
     }
 
     public func removeExpired() async {}

@@ -1,4 +1,5 @@
-/// The Telegram front's settings, with the defaults a deployment wants.
+/// The Telegram front's settings as typed values, with the defaults a deployment wants (the
+/// command line reads them from the environment).
 public struct TelegramConfiguration: Sendable {
     /// The bot token from @BotFather (`<bot id>:<secret>`). Never logged.
     public var token: String
@@ -39,26 +40,4 @@ public struct TelegramConfiguration: Sendable {
         else { return nil }
         return String(id)
     }
-
-    /// Parses `TELEGRAM_ALLOWED_IDS`: ids separated by commas or spaces.
-    /// - Returns: nil for an empty list; throws nothing, but returns the bad entry instead.
-    public static func parseAllowedIDs(_ text: String) -> Result<Set<Int64>?, TelegramSettingError> {
-        var ids: Set<Int64> = []
-        for entry in text.split(whereSeparator: { $0 == "," || $0 == " " }) where !entry.isEmpty {
-            guard let id = Int64(entry) else {
-                return .failure(TelegramSettingError("TELEGRAM_ALLOWED_IDS holds '\(entry.prefix(32))', which is not a numeric user or chat id"))
-            }
-            ids.insert(id)
-        }
-        return .success(ids.isEmpty ? nil : ids)
-    }
-}
-
-/// A setting that cannot be used; the message names it (never its secret value).
-public struct TelegramSettingError: Error, CustomStringConvertible, Sendable {
-    /// What is wrong.
-    public let message: String
-    /// Creates an error.
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }

@@ -54,7 +54,7 @@ extension TelegramFront {
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { return }
                 if let error = error as? BotAPIError, error.kind == .unauthorized {
-                    throw TelegramSettingError("the Bot API refused TELEGRAM_BOT_TOKEN (401 Unauthorized)")
+                    throw ConfigurationError(setting: "TELEGRAM_BOT_TOKEN", reason: "the Bot API refused TELEGRAM_BOT_TOKEN (401 Unauthorized)")
                 }
                 failures += 1
                 logger.warning("getUpdates failed; polling again after a pause", metadata: ["error": "\(error)"])

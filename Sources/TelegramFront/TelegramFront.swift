@@ -23,26 +23,32 @@ public final class TelegramFront: Service, Sendable {
     let botID: String
 
     /// Creates a front; nothing is contacted until `run`.
-    /// - Throws: `TelegramSettingError` for a token without a bot token's shape, or an
-    ///   invalid queue configuration.
+    /// - Throws: `ConfigurationError` for a token without a bot token's shape, or an invalid
+    ///   queue configuration.
     public init(configuration: TelegramConfiguration, redis: RedisConfiguration, queue: QueueConfiguration,
-                http: HTTPClient = HTTPClient(), logger: Logger = Logger(label: "imagequeue.telegram")) throws(TelegramSettingError) {
+                http: HTTPClient = HTTPClient(), logger: Logger = Logger(label: "imagequeue.telegram")) throws(ConfigurationError) {
         guard let botID = configuration.botID else {
-            throw TelegramSettingError("TELEGRAM_BOT_TOKEN does not look like a bot token (<bot id>:<secret>)")
+            throw ConfigurationError(setting: "the bot token", reason: "does not look like a bot token (<bot id>:<secret>)")
         }
         do {
             client = try ImageQueueClient(redis: redis, configuration: queue, logger: logger)
         } catch {
-            throw TelegramSettingError(error.message)
+            throw ConfigurationError(setting: "the queue configuration", reason: "cannot be used: \(error.message)")
         }
         self.configuration = configuration
         self.botID = botID
         self.logger = logger
         bot = BotAPI(token: configuration.token, apiURL: configuration.apiURL, http: http, logger: logger)
+        // The front's own keys go through connections of its own, built from the same
+        // settings as the client's: the queue library never hands its connection out, so it
+        // stays the only writer of the queue's keys, and the front the only one of its own.
+        // (A hook in the library to run a front's scripts would have been a raw connection
+        // by another name.)
         var blockingConfiguration = redis
         blockingConfiguration.commandTimeout = configuration.leaseDuration + .seconds(10)
-        state = FrontState(redis: client.redis, blocking: makeRedisClient(configuration: blockingConfiguration, logger: logger),
-                           keys: queue.keys.telegram(bot: botID), logger: logger)
+        state = FrontState(redis: makeRedisClient(configuration: redis, logger: logger),
+                           blocking: makeRedisClient(configuration: blockingConfiguration, logger: logger),
+                           keys: TelegramKeys(prefix: queue.keyPrefix, bot: botID), logger: logger)
         subscriber = RedisSubscriber(configuration: redis, logger: logger)
     }
 
@@ -50,11 +56,12 @@ public final class TelegramFront: Service, Sendable {
 
     /// Runs until a graceful shutdown (SIGTERM): waits for the lease, then polls and
     /// delivers; on shutdown, finishes the sends in progress and hands the lease over.
-    /// - Throws: `TelegramSettingError` when the Bot API refuses the token.
+    /// - Throws: `ConfigurationError` when the Bot API refuses the token.
     public func run() async throws {
         defer {
             client.close()
             subscriber.close()
+            state.redis.close()
             state.blocking.close()
         }
         guard let me = try await identify() else { return }  // shut down while waiting for the Bot API
@@ -78,7 +85,7 @@ public final class TelegramFront: Service, Sendable {
                     failures = 0
                     try await cancelWhenGracefulShutdown { try await self.state.waitForHandover(ttl: self.configuration.leaseDuration) }
                 }
-            } catch let error as TelegramSettingError {
+            } catch let error as ConfigurationError {
                 throw error
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
@@ -104,9 +111,9 @@ public final class TelegramFront: Service, Sendable {
             }
             switch error.kind {
             case .unauthorized:
-                throw TelegramSettingError("the Bot API refused TELEGRAM_BOT_TOKEN (401 Unauthorized)")
+                throw ConfigurationError(setting: "TELEGRAM_BOT_TOKEN", reason: "the Bot API refused TELEGRAM_BOT_TOKEN (401 Unauthorized)")
             case .notFound:
-                throw TelegramSettingError("the Bot API at TELEGRAM_API_URL does not know getMe (404): check the URL")
+                throw ConfigurationError(setting: "TELEGRAM_API_URL", reason: "the Bot API at TELEGRAM_API_URL does not know getMe (404): check the URL")
             case .cancelled:
                 return nil
             default:
@@ -120,7 +127,7 @@ public final class TelegramFront: Service, Sendable {
 
     /// Holds the lease: renews it, polls, delivers. Returns on graceful shutdown (after the
     /// sends in progress) or when the lease is lost.
-    /// - Throws: `TelegramSettingError` when the Bot API stops accepting the token.
+    /// - Throws: `ConfigurationError` when the Bot API stops accepting the token.
     private func lead(owner: String, me: BotUser, lease: LeaseClock) async throws {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -131,7 +138,7 @@ public final class TelegramFront: Service, Sendable {
             }
         } catch is LeadershipLost {
             logger.warning("lost the poller lease; another front carries on", metadata: ["front.id": "\(configuration.frontID)"])
-        } catch let error as TelegramSettingError {
+        } catch let error as ConfigurationError {
             throw error
         } catch {
             if !(error is CancellationError) { logger.error("the poller stopped", metadata: ["error": "\(error)"]) }

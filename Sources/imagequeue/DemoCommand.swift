@@ -60,7 +60,7 @@ struct DemoCommand: AsyncParsableCommand {
             Output.line("redis     \(configured.endpoint)")
             return (configured, nil)
         }
-        let explicit = global.redisURL != nil || GlobalOptions.environment("IMAGEQUEUE_REDIS_URL") != nil
+        let explicit = global.redisURL != nil || Settings.process["IMAGEQUEUE_REDIS_URL"] != nil
         if explicit { throw CommandFailure(status: 1, message: "Redis at \(configured.endpoint) does not answer") }
         let server = try await ThrowawayRedis.start()
         Output.line("redis     started a throwaway redis-server on \(server.url) (removed at the end)")
@@ -68,12 +68,7 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     private func workerConfiguration(_ queueConfiguration: QueueConfiguration) throws -> WorkerConfiguration {
-        var configuration: WorkerConfiguration
-        do {
-            configuration = try WorkerConfiguration.load(environment: processEnvironment())
-        } catch {
-            throw CommandFailure(status: 2, message: "configuration: \(error.description)")
-        }
+        var configuration = try WorkerConfiguration.load(environment: Settings.process.values)
         configuration.queue = queueConfiguration
         configuration.outputDirectory = outputDirectory
         let endpointSet = model == "flux" ? configuration.fluxURL != nil : configuration.sdxlURL != nil
@@ -92,13 +87,8 @@ struct DemoCommand: AsyncParsableCommand {
         let configuration = try workerConfiguration(queueConfiguration)
         var logger = Logger(label: "imagequeue.demo")
         logger.logLevel = .error
-        let worker: ImageWorker
-        do {
-            worker = try ImageWorker(configuration: configuration, redis: redisConfiguration, models: [model],
+        let worker = try ImageWorker(configuration: configuration, redis: redisConfiguration, models: [model],
                                      workerID: "demo-\(getpid())", logger: logger)
-        } catch {
-            throw CommandFailure(status: 2, message: "configuration: \(error.description)")
-        }
         let group = ServiceGroup(configuration: .init(services: worker.services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigint, .sigterm], logger: logger))
         let running = Task { try await group.run() }

@@ -31,11 +31,11 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard let token = GlobalOptions.environment("IMAGEQUEUE_API_TOKEN") else {
-            throw CommandFailure(status: 2, message: "IMAGEQUEUE_API_TOKEN is not set: the API needs a token for its mutating routes")
+        guard let token = Settings.process["IMAGEQUEUE_API_TOKEN"] else {
+            throw ConfigurationError(setting: "IMAGEQUEUE_API_TOKEN", reason: "is not set: the API needs a token for its mutating routes")
         }
         guard token.utf8.count >= 8 else {
-            throw CommandFailure(status: 2, message: "IMAGEQUEUE_API_TOKEN is too short (at least 8 characters)")
+            throw ConfigurationError(setting: "IMAGEQUEUE_API_TOKEN", reason: "is too short (at least 8 characters)")
         }
         var configuration = APIServer.Configuration(token: token)
         configuration.host = host

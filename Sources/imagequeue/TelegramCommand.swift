@@ -48,22 +48,16 @@ struct TelegramCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard let token = GlobalOptions.environment("TELEGRAM_BOT_TOKEN") else {
-            throw CommandFailure(status: 2, message: "TELEGRAM_BOT_TOKEN is not set: the front needs the bot's token from @BotFather")
+        let settings = Settings.process
+        guard let token = settings["TELEGRAM_BOT_TOKEN"] else {
+            throw ConfigurationError(setting: "TELEGRAM_BOT_TOKEN", reason: "is not set: the front needs the bot's token from @BotFather")
         }
         var configuration = TelegramConfiguration(token: token, frontID: id ?? "\(hostName()):\(getpid())")
-        if let url = GlobalOptions.environment("TELEGRAM_API_URL") {
-            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                throw CommandFailure(status: 2, message: "TELEGRAM_API_URL must be an http:// or https:// URL")
-            }
-            configuration.apiURL = url
+        guard configuration.botID != nil else {
+            throw ConfigurationError(setting: "TELEGRAM_BOT_TOKEN", reason: "does not look like a bot token (<bot id>:<secret>)")
         }
-        if let text = GlobalOptions.environment("TELEGRAM_ALLOWED_IDS") {
-            switch TelegramConfiguration.parseAllowedIDs(text) {
-            case .success(let ids): configuration.allowedIDs = ids
-            case .failure(let error): throw CommandFailure(status: 2, message: error.message)
-            }
-        }
+        if let url = try settings.url("TELEGRAM_API_URL") { configuration.apiURL = url }
+        configuration.allowedIDs = try settings.identifiers("TELEGRAM_ALLOWED_IDS", what: "user or chat id")
         configuration.pollTimeout = .milliseconds(Int64(pollTimeout * 1000))
         configuration.leaseDuration = .milliseconds(Int64(leaseSeconds * 1000))
         configuration.editInterval = .milliseconds(Int64(editInterval * 1000))
@@ -71,15 +65,11 @@ struct TelegramCommand: AsyncParsableCommand {
         configuration.enhance = !noEnhance
         let logger = Logger(label: "imagequeue.telegram")
         try await GlobalOptions.verifyRedis(global.redisConfiguration(clientName: "imagequeue-telegram"), tolerateUnreachable: true)
-        do {
-            let front = try TelegramFront(configuration: configuration, redis: global.redisConfiguration(clientName: "imagequeue-telegram"),
-                                          queue: global.queueConfiguration(), logger: logger)
-            Output.error("telegram front \(configuration.frontID) starting (bot \(configuration.botID ?? "?"))")
-            let group = ServiceGroup(configuration: .init(services: [.init(service: front)],
-                                                          gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
-        } catch let error as TelegramSettingError {
-            throw CommandFailure(status: 2, message: error.message)
-        }
+        let front = try TelegramFront(configuration: configuration, redis: global.redisConfiguration(clientName: "imagequeue-telegram"),
+                                      queue: global.queueConfiguration(), logger: logger)
+        Output.error("telegram front \(configuration.frontID) starting (bot \(configuration.botID ?? "?"))")
+        let group = ServiceGroup(configuration: .init(services: [.init(service: front)],
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }

@@ -1,8 +1,10 @@
 import Foundation
+import ImageQueue
+import ImageQueueCommandLine
 import ImageWorker
 import RedisClient
-import Testing
 import TestSupport
+import Testing
 
 /// Settings from the environment and a config file, checked at start.
 struct WorkerConfigurationTests {

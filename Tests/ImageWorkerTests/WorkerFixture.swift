@@ -1,6 +1,7 @@
 import CurlHTTP
 import Foundation
 import ImageQueue
+import ImageQueueCommandLine
 import ImageWorker
 import Logging
 import RedisClient

@@ -11,7 +11,7 @@ import TestSupport
 
     init() throws {
         redis = RedisConnection(configuration: try RedisConfiguration(url: TestEnvironment.redisURL()))
-        keys = QueueKeys(prefix: TestEnvironment.uniquePrefix("tg")).telegram(bot: "123456")
+        keys = TelegramKeys(prefix: TestEnvironment.uniquePrefix("tg"), bot: "123456")
     }
 
     func call(_ name: String, keys: [String], _ arguments: [String]) async -> RESPValue {

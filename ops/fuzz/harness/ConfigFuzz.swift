@@ -5,9 +5,10 @@
 // environment taken from the second part's `KEY=VALUE` lines (as the worker does with
 // `--config` and its environment). Then the whole input and each of its lines are read as a Redis URL
 // (`RedisConfiguration(url:)`, `RedisEndpoint.description`), a `TELEGRAM_ALLOWED_IDS` list
-// (`TelegramConfiguration.parseAllowedIDs`) and a bot token (`TelegramConfiguration.botID`).
+// (`Settings.identifiers`) and a bot token (`TelegramConfiguration.botID`).
 import FoundationEssentials
 import ImageQueue
+import ImageQueueCommandLine
 import ImageWorker
 import RedisClient
 import TelegramFront
@@ -81,9 +82,11 @@ private func settings(_ text: String) {
             precondition(!host.isEmpty && (1...65535).contains(port), "an unusable host or port")
         }
     }
-    switch TelegramConfiguration.parseAllowedIDs(text) {
-    case .success(let ids): precondition(ids.map { !$0.isEmpty } ?? true, "an empty allow-list instead of nil")
-    case .failure(let error): _ = error.description
+    do {
+        let ids = try Settings(["TELEGRAM_ALLOWED_IDS": text]).identifiers("TELEGRAM_ALLOWED_IDS", what: "user or chat id")
+        precondition(ids.map { !$0.isEmpty } ?? true, "an empty allow-list instead of nil")
+    } catch {
+        _ = error.description
     }
     let telegram = TelegramConfiguration(token: text, frontID: "fuzz")
     if let id = telegram.botID {
