@@ -211,6 +211,13 @@ let package = Package(
             dependencies: ["TestSupport", "CurlHTTP"]
         ),
         .testTarget(
+            name: "ImageQueueServerTests",
+            dependencies: ["ImageQueueServer", "ImageQueue", "RedisClient", "TestSupport",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
             name: "ServeTests",
             dependencies: ["TestSupport", "CurlHTTP"]
         ),

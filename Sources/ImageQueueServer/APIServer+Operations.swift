@@ -33,19 +33,16 @@ struct RetryBody: Decodable {
 }
 
 extension APIServer {
-    func addOperatorRoutes(to router: Router<BasicRequestContext>) {
+    func addOperatorRoutes(to router: RouterGroup<BasicRequestContext>) {
         router.get("/v1/queues") { request, _ -> Response in
-            try authorize(request, mutating: false)
             return .json(try await queueCall { try await client.inspector.stats() })
         }
 
         router.get("/v1/workers") { request, _ -> Response in
-            try authorize(request, mutating: false)
             return .json(try await queueCall { try await client.inspector.workers() })
         }
 
         router.post("/v1/dead/:model/retry") { request, context -> Response in
-            try authorize(request, mutating: true)
             let model = try context.parameters.require("model")
             // The body is optional: an empty one (whatever its content type) retries all.
             let body: RetryBody? = try await decodeJSON(request, allowEmpty: true)
@@ -59,24 +56,25 @@ extension APIServer {
         }
 
         router.delete("/v1/dead/:model") { request, context -> Response in
-            try authorize(request, mutating: true)
             let model = try context.parameters.require("model")
             let count = try await deadListCall { try await client.purgeDead(model: model) }
             return .json(["purged": count])
         }
 
         router.get("/v1/dashboard") { request, _ -> Response in
-            try authorize(request, mutating: false)
             return .json(try await queueCall { try await dashboard() })
         }
 
         router.get("/metrics") { request, _ -> Response in
-            try authorize(request, mutating: false)
             let text = try await queueCall { try await metricsText() }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
 
+    }
+
+    /// Liveness and readiness: open to everyone (probes carry no token), whatever `protectReads` says.
+    func addProbeRoutes(to router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in Response.json(["status": "ok"]) }
 
         router.get("/readyz") { _, _ -> Response in

@@ -159,13 +159,15 @@ func jsonText(_ value: ParsedJSON) throws -> String {
 
 @Suite("serve: docs/openapi.yaml against the running server")
 struct OpenAPIConformanceTests {
-    /// The contract's routes (/tmp/serve-contract.md): the spec must describe exactly these.
+    /// The API's routes: the spec must describe exactly these.
     static let contractRoutes: Set<String> = [
         "POST /v1/jobs", "GET /v1/jobs/{id}", "DELETE /v1/jobs/{id}", "GET /v1/jobs/{id}/image",
         "GET /v1/jobs/{id}/events", "GET /v1/events", "GET /v1/queues", "GET /v1/workers",
         "POST /v1/dead/{model}/retry", "DELETE /v1/dead/{model}", "GET /v1/dashboard", "GET /metrics",
-        "GET /healthz", "GET /readyz", "GET /",
+        "GET /healthz", "GET /readyz", "GET /", "GET /dashboard/app.css", "GET /dashboard/app.js",
     ]
+    /// Open to everyone: the probes, and the dashboard's page and files.
+    static let openPaths: Set<String> = ["/healthz", "/readyz", "/", "/dashboard/app.css", "/dashboard/app.js"]
 
     /// What one call returned: a buffered reply, or the head of an event stream.
     private struct Answer {
@@ -235,7 +237,7 @@ struct OpenAPIConformanceTests {
         for operation in spec.operations {
             let route = operation.description
             let mutating = operation.method != "get"
-            let open = ["/healthz", "/readyz", "/"].contains(operation.path)
+            let open = Self.openPaths.contains(operation.path)
             if mutating {
                 #expect(!spec.allowsAnonymous(operation) && spec.acceptsBearer(operation), "\(route) must require the token")
             } else if open {
