@@ -35,8 +35,9 @@ struct DashboardAsset: Sendable {
         DashboardAsset(path: "/dashboard/app.js", file: "app.js", contentType: "text/javascript; charset=utf-8"),
     ]
 
-    /// This origin only (job images may come as data: URLs); no inline script or style.
-    static let contentSecurityPolicy = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    /// This origin only (thumbnails are fetched with the token and shown as blob: URLs; the icon is a
+    /// data: URL); no inline script or style.
+    static let contentSecurityPolicy = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
         + "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
     func response(to request: Request) -> Response {
