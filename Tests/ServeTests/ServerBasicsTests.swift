@@ -75,7 +75,8 @@ struct ServerBasicsTests {
         }
         let page = try await server.get("/", auth: .none)
         let policy = try #require(page.header("Content-Security-Policy"), "the page has no Content-Security-Policy")
-        for directive in ["default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"] {
+        // Thumbnails are fetched with the token and shown as blob: URLs.
+        for directive in ["default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:", "frame-ancestors 'none'"] {
             #expect(policy.contains(directive), "\(directive) in \(policy)")
         }
         #expect(!page.text.contains("<style"), "no inline style sheet")
