@@ -6,8 +6,8 @@ import Synchronization
 
 /// The claim loops of every served model, as one service: each model has its own loop, so a
 /// slow model never delays another. A loop claims as many jobs as it has free slots in one
-/// call, runs each in its own task, and keeps all their leases alive with one heartbeat call
-/// per lease third. On graceful shutdown the loops stop claiming; jobs in flight get the grace
+/// call, runs each as a child task of the loop, and keeps all their leases alive with one
+/// heartbeat call per lease third. On graceful shutdown the loops stop claiming; jobs in flight get the grace
 /// period to finish and are then released to the head of their queue.
 struct ClaimLoops: Service {
     let queue: WorkerQueue
@@ -20,10 +20,18 @@ struct ClaimLoops: Service {
     let logger: Logger
 
     func run() async throws {
+        let completions = processor.completions
         await withDiscardingTaskGroup { group in
-            for model in models {
-                group.addTask { await loop(model: model) }
+            // The sender of the jobs' completions, shielded: a job finishing after a
+            // cancellation still needs its completion sent. It ends once every loop has ended,
+            // so once no job can complete any more.
+            group.addTask { await withoutCancellation { await completions.run() } }
+            await withDiscardingTaskGroup { loops in
+                for model in models {
+                    loops.addTask { await loop(model: model) }
+                }
             }
+            completions.finish()
         }
     }
 
@@ -32,77 +40,84 @@ struct ClaimLoops: Service {
         modelLogger[metadataKey: "job.model"] = "\(model)"
         let logger = modelLogger
         let lane = Lane(slots: slotsPerModel)
-        let keeper = Task { await keepLeases(lane, model: model, logger: logger) }
         let grace = configuration.grace
-        await withGracefulShutdownHandler {
-            var failures = 0
-            // After an empty or full answer, the next claim goes out behind the doorbell wait.
-            var waitFirst = false
-            while !Task.isShuttingDownGracefully, !Task.isCancelled {
-                metrics.tick(model: model)
-                var free = lane.free
-                if free == 0 {
-                    // Every slot busy: wait for one to free up (shutdown interrupts the wait).
-                    free = (try? await cancelWhenGracefulShutdown { await lane.freeSlots() }) ?? 0
-                    guard free > 0 else { break }
-                }
+        // The lane's jobs are children of this group; the lease keeper and the grace timer are
+        // their siblings, cancelled once the last job has ended.
+        await withDiscardingTaskGroup { group in
+            group.addTask { await keepLeases(lane, model: model, logger: logger) }
+            group.addTask {
+                // The grace timer: from the start of a graceful shutdown, the jobs in flight
+                // have `grace` to finish; then they are cancelled (and released).
                 do {
-                    let lease = configuration.lease
-                    let count = free
-                    let batch = waitFirst
-                        // Blocks inside Redis until the doorbell rings; shutdown interrupts it.
-                        ? try await cancelWhenGracefulShutdown { try await queue.waitThenClaim(model: model, lease: lease, upTo: count) }
-                        : try await queue.claim(model: model, lease: lease, upTo: count)
-                    switch batch {
-                    case .claimed(let jobs):
-                        failures = 0
-                        waitFirst = false
-                        if Task.isShuttingDownGracefully {
-                            // The shutdown began while the claim was on its way: hand the jobs
-                            // back at once (the attempt does not count), none is started.
-                            for job in jobs { _ = try? await queue.release(job) }
-                            continue
-                        }
-                        for job in jobs {
-                            currentJobs.add(job.id)
-                            lane.start(job) { lost in
-                                let outcome = await processor.process(job, leaseLost: lost)
-                                currentJobs.remove(job.id)
-                                return outcome
-                            }
-                        }
-                    case .full, .empty:
-                        failures = 0
-                        waitFirst = true
-                    }
+                    try await gracefulShutdown()
+                    try await Task.sleep(for: grace)
                 } catch {
-                    if Task.isShuttingDownGracefully || Task.isCancelled { break }
-                    failures += 1
-                    if failures == 1 {
-                        logger.warning("\(RedisRetry.problem(error, otherwise: "cannot reach Redis")); retrying with backoff",
-                                       metadata: ["error": "\(error)"])
+                    return  // cancelled: the loop has ended
+                }
+                lane.cancelAll()
+            }
+            await withGracefulShutdownHandler {
+                var failures = 0
+                // After an empty or full answer, the next claim goes out behind the doorbell wait.
+                var waitFirst = false
+                while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                    metrics.tick(model: model)
+                    var free = lane.free
+                    if free == 0 {
+                        // Every slot busy: wait for one to free up (shutdown interrupts the wait).
+                        free = (try? await cancelWhenGracefulShutdown { await lane.freeSlots() }) ?? 0
+                        guard free > 0 else { break }
                     }
-                    try? await Task.sleep(for: RedisRetry.pause(afterFailures: failures))
+                    do {
+                        let lease = configuration.lease
+                        let count = free
+                        let batch = waitFirst
+                            // Blocks inside Redis until the doorbell rings; shutdown interrupts it.
+                            ? try await cancelWhenGracefulShutdown { try await queue.waitThenClaim(model: model, lease: lease, upTo: count) }
+                            : try await queue.claim(model: model, lease: lease, upTo: count)
+                        switch batch {
+                        case .claimed(let jobs):
+                            failures = 0
+                            waitFirst = false
+                            if Task.isShuttingDownGracefully {
+                                // The shutdown began while the claim was on its way: hand the jobs
+                                // back at once (the attempt does not count), none is started.
+                                for job in jobs { _ = try? await queue.release(job) }
+                                continue
+                            }
+                            for job in jobs {
+                                currentJobs.add(job.id)
+                                lane.start(job, in: &group) { lost in
+                                    let outcome = await processor.process(job, leaseLost: lost)
+                                    currentJobs.remove(job.id)
+                                    return outcome
+                                }
+                            }
+                        case .full, .empty:
+                            failures = 0
+                            waitFirst = true
+                        }
+                    } catch {
+                        if Task.isShuttingDownGracefully || Task.isCancelled { break }
+                        failures += 1
+                        if failures == 1 {
+                            logger.warning("\(RedisRetry.problem(error, otherwise: "cannot reach Redis")); retrying with backoff",
+                                           metadata: ["error": "\(error)"])
+                        }
+                        try? await Task.sleep(for: RedisRetry.pause(afterFailures: failures))
+                    }
+                }
+                logger.debug("claim loop stopped")
+                // A cancellation of the loop reaches the jobs by itself: they are its children.
+                await lane.drained()
+            } onGracefulShutdown: {
+                let count = lane.running
+                if count > 0 {
+                    logger.info("shutting down: waiting for the jobs in flight", metadata: ["jobs": "\(count)", "grace_s": "\(grace.seconds)"])
                 }
             }
-            logger.debug("claim loop stopped")
-            await withTaskCancellationHandler {
-                await lane.drained()
-            } onCancel: {
-                lane.cancelAll()
-            }
-        } onGracefulShutdown: {
-            let count = lane.running
-            if count > 0 {
-                logger.info("shutting down: waiting for the jobs in flight", metadata: ["jobs": "\(count)", "grace_s": "\(grace.seconds)"])
-            }
-            Task {
-                try? await Task.sleep(for: grace)
-                lane.cancelAll()
-            }
+            group.cancelAll()
         }
-        keeper.cancel()
-        await keeper.value
     }
 
     /// Extends the leases of every job of the lane every third of a lease, in one call per

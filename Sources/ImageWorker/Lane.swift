@@ -1,28 +1,47 @@
 import ImageQueue
 import Synchronization
 
-/// The jobs a model's loop runs now, each in its own task, with the number of free slots and
-/// ways to wait for a free slot or for the last job to end.
+/// The jobs a model's loop runs now, each as a child task of the loop's task group, with the
+/// number of free slots and ways to wait for a free slot or for the last job to end.
 final class Lane: Sendable {
-    /// A running job: its task, and whether its lease was lost.
+    /// A running job: whether its lease was lost, and the request to stop it.
     final class Handle: Sendable {
         let job: ClaimedJob
         private let lost = Atomic<Bool>(false)
-        private let task = Mutex<Task<Void, Never>?>(nil)
+        /// Whether the job is to stop (cancelled, or ended), and who waits for that.
+        private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
         init(job: ClaimedJob) { self.job = job }
 
         /// Whether another worker owns the job now.
         var leaseLost: Bool { lost.load(ordering: .acquiring) }
 
-        func cancel() { task.withLock { $0 }?.cancel() }
+        /// Cancels the job's task (the job then releases itself).
+        func cancel() {
+            let waiter = stop.withLock { stop -> CheckedContinuation<Void, Never>? in
+                stop.requested = true
+                defer { stop.waiter = nil }
+                return stop.waiter
+            }
+            waiter?.resume()
+        }
 
         func loseLease() {
             lost.store(true, ordering: .releasing)
             cancel()
         }
 
-        fileprivate func set(_ made: Task<Void, Never>) { task.withLock { $0 = made } }
+        /// Returns once `cancel()` was called.
+        fileprivate func stopRequested() async {
+            await withCheckedContinuation { continuation in
+                let now = stop.withLock { stop -> Bool in
+                    if stop.requested { return true }
+                    stop.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
     }
 
     private struct State {
@@ -39,18 +58,30 @@ final class Lane: Sendable {
     var free: Int { state.withLock { slots - $0.running.count } }
     var handles: [Handle] { state.withLock { Array($0.running.values) } }
 
-    /// Whether the job's task has not ended yet.
+    /// Whether the job has not ended yet.
     func isRunning(_ handle: Handle) -> Bool { state.withLock { $0.running[handle.job.id] === handle } }
 
-    /// Runs a job in a task of its own; `body` gets a function telling whether the job's
+    /// Runs a job as a child of `group`; `body` gets a function telling whether the job's
     /// lease was lost (its task is then cancelled).
-    func start(_ job: ClaimedJob, _ body: @escaping @Sendable (@escaping @Sendable () -> Bool) async -> JobProcessor.Outcome) {
+    ///
+    /// A task group cannot cancel one of its children, so the job runs in a group of its own
+    /// beside a wait for `Handle.cancel()`, which cancels that inner group. The job's end
+    /// ends the wait too.
+    func start(_ job: ClaimedJob, in group: inout DiscardingTaskGroup,
+               _ body: @escaping @Sendable (@escaping @Sendable () -> Bool) async -> JobProcessor.Outcome) {
         let handle = Handle(job: job)
         state.withLock { $0.running[job.id] = handle }
-        handle.set(Task {
-            _ = await body { handle.leaseLost }
+        group.addTask {
+            await withDiscardingTaskGroup { run in
+                run.addTask {
+                    _ = await body { handle.leaseLost }
+                    handle.cancel()  // nothing left to stop: ends the wait below
+                }
+                await handle.stopRequested()
+                run.cancelAll()
+            }
             self.end(handle)
-        })
+        }
     }
 
     private func end(_ handle: Handle) {

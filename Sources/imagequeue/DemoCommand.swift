@@ -101,17 +101,20 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let group = ServiceGroup(configuration: .init(services: worker.services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigint, .sigterm], logger: logger))
-        let running = Task { try await group.run() }
-        let client = try ImageQueueClient(redis: redisConfiguration, configuration: queueConfiguration, logger: logger)
-        let outcome: Result<StatusEvent, any Error>
-        do {
-            outcome = .success(try await follow(request, client: client))
-        } catch {
-            outcome = .failure(error)
+        // The worker runs beside the job's follower, and is shut down gracefully once the job has ended.
+        let outcome = await withDiscardingTaskGroup { tasks -> Result<StatusEvent, any Error> in
+            tasks.addTask { try? await group.run() }
+            let outcome: Result<StatusEvent, any Error>
+            do {
+                let client = try ImageQueueClient(redis: redisConfiguration, configuration: queueConfiguration, logger: logger)
+                defer { client.close() }
+                outcome = .success(try await follow(request, client: client))
+            } catch {
+                outcome = .failure(error)
+            }
+            await group.triggerGracefulShutdown()
+            return outcome
         }
-        client.close()
-        await group.triggerGracefulShutdown()
-        _ = try? await running.value
 
         let final = try outcome.get()
         guard final.status == .completed, let result = final.result else {
