@@ -62,7 +62,7 @@ final class WakePipe: @unchecked Sendable {
     @discardableResult
     func wait(timeout: Duration?) -> Bool {
         var fd = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
-        let ms = timeout.map { Int32(clamping: max(0, $0.milliseconds)) } ?? -1
+        let ms = timeout.map { Int32(clamping: max(0, $0.wholeMilliseconds)) } ?? -1
         let result = poll(&fd, 1, ms)
         return result > 0
     }
