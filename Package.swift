@@ -39,6 +39,10 @@ let package = Package(
         // OS threads for blocking C calls, shared by the two wrappers below.
         .target(name: "DedicatedThreads"),
 
+        // posix_spawn with an empty signal mask, default handlers and no inherited descriptors:
+        // how the demo starts its throwaway redis-server and the tests start every process.
+        .target(name: "ChildProcess"),
+
         // Swift wrapper over hiredis: the only code that touches hiredis pointers.
         .target(
             name: "RedisClient",
@@ -151,6 +155,7 @@ let package = Package(
                 "ImageQueueCommandLine",
                 "ImageQueue",
                 "ImageQueueServer",
+                "ChildProcess",
                 "TelegramFront",
                 "ImageWorker",
                 "RedisClient",
@@ -181,7 +186,7 @@ let package = Package(
         ),
 
         // Real redis-server processes and helpers shared by the test targets.
-        .target(name: "TestSupport", dependencies: ["CurlHTTP"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CurlHTTP", "ChildProcess"], path: "Tests/TestSupport"),
         .testTarget(
             name: "RedisClientTests",
             dependencies: ["RedisClient", "TestSupport"]
