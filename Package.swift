@@ -117,6 +117,7 @@ let package = Package(
         .target(
             name: "ImageQueueCommandLine",
             dependencies: [
+                "DedicatedThreads",
                 "ImageQueue",
                 "ImageWorker",
                 "RedisClient",
@@ -169,6 +170,7 @@ let package = Package(
         .executableTarget(
             name: "ImageQueueBenchmarks",
             dependencies: [
+                "DedicatedThreads",
                 "ImageQueue",
                 "RedisClient",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -186,7 +188,7 @@ let package = Package(
         ),
 
         // Real redis-server processes and helpers shared by the test targets.
-        .target(name: "TestSupport", dependencies: ["CurlHTTP", "ChildProcess"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CurlHTTP", "ChildProcess", "DedicatedThreads"], path: "Tests/TestSupport"),
         .testTarget(
             name: "RedisClientTests",
             dependencies: ["RedisClient", "TestSupport"]

@@ -192,6 +192,7 @@ public final class SpawnedProcess: Sendable {
 /// - Throws: `TestSetupError` when the process cannot be started.
 public func spawnChild(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                        stdout: Int32? = nil, stderr: Int32? = nil) throws -> pid_t {
+    inProcessSetUp()
     do {
         return try ChildProcess.spawnChild(executable, arguments, environment: environment, stdout: stdout, stderr: stderr)
     } catch {
