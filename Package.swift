@@ -39,6 +39,10 @@ let package = Package(
         // OS threads for blocking C calls, shared by the two wrappers below.
         .target(name: "DedicatedThreads"),
 
+        // posix_spawn with an empty signal mask, default handlers and no inherited descriptors:
+        // how the demo starts its throwaway redis-server and the tests start every process.
+        .target(name: "ChildProcess"),
+
         // Swift wrapper over hiredis: the only code that touches hiredis pointers.
         .target(
             name: "RedisClient",
@@ -117,6 +121,7 @@ let package = Package(
         .target(
             name: "ImageQueueCommandLine",
             dependencies: [
+                "DedicatedThreads",
                 "ImageQueue",
                 "ImageWorker",
                 "RedisClient",
@@ -155,6 +160,7 @@ let package = Package(
                 "ImageQueueCommandLine",
                 "ImageQueue",
                 "ImageQueueServer",
+                "ChildProcess",
                 "TelegramFront",
                 "ImageWorker",
                 "RedisClient",
@@ -168,6 +174,7 @@ let package = Package(
         .executableTarget(
             name: "ImageQueueBenchmarks",
             dependencies: [
+                "DedicatedThreads",
                 "ImageQueue",
                 "RedisClient",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -186,7 +193,7 @@ let package = Package(
         ),
 
         // Real redis-server processes and helpers shared by the test targets.
-        .target(name: "TestSupport", dependencies: ["CurlHTTP"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CurlHTTP", "ChildProcess", "DedicatedThreads"], path: "Tests/TestSupport"),
         .testTarget(
             name: "RedisClientTests",
             dependencies: ["RedisClient", "TestSupport"]

@@ -8,12 +8,9 @@ import Darwin
 /// libcurl's process-wide set-up, done once before the first handle is made.
 enum CurlGlobal {
     /// The result of the one `curl_global_init` call (Swift runs a static initialiser once,
-    /// thread-safely). SIGPIPE is ignored too: a peer closing its socket must fail the
-    /// transfer, not kill the process (libcurl's TLS writes can raise it even with NOSIGNAL).
-    private static let initialisation: CURLcode = {
-        _ = signal(SIGPIPE, SIG_IGN)
-        return curl_global_init(Int(CURL_GLOBAL_ALL))
-    }()
+    /// thread-safely). The process ignores SIGPIPE (`BrokenPipes.ignore()`, called by the
+    /// executables): libcurl's TLS writes can raise it even with NOSIGNAL.
+    private static let initialisation: CURLcode = curl_global_init(Int(CURL_GLOBAL_ALL))
 
     /// Initialises libcurl if not done yet.
     ///

@@ -1,4 +1,5 @@
 import CCurl
+import DedicatedThreads
 import Synchronization
 
 /// One request's transfer: its easy handle (which keeps the parsed URL and header list it
@@ -294,10 +295,8 @@ final class CurlTransfer: @unchecked Sendable {
 
     /// Milliseconds for libcurl, at least 1 (0 would mean "no timeout").
     private static func milliseconds(_ duration: Duration) -> Int {
-        let (seconds, attoseconds) = duration.components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1000)
-        if overflow { return seconds > 0 ? Int(Int32.max) : 1 }
-        return Int(clamping: max(1, whole + attoseconds / 1_000_000_000_000_000))
+        let ms = duration.wholeMilliseconds
+        return ms == .max ? Int(Int32.max) : Int(clamping: max(1, ms))
     }
 }
 

@@ -1,7 +1,7 @@
 /// The HTTP client the worker calls image-generation and LLM endpoints with, over libcurl.
 ///
 /// Each `send` uses a fresh connection (one easy handle per request) and runs the blocking
-/// transfer on a dedicated OS thread, never on Swift's cooperative pool. Redirects are not
+/// transfer on one of a small pool of OS threads, never on Swift's cooperative pool. Redirects are not
 /// followed: a 3xx comes back as the response. TLS certificates and host names are always
 /// verified. Proxies named by the usual environment variables (`https_proxy`, `no_proxy`…)
 /// are honoured, as libcurl does by default.
@@ -26,7 +26,7 @@ public final class HTTPClient: Sendable {
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPResponse, HTTPError>, Never>) in
                 do throws(HTTPError) {
-                    try startDedicatedThread { continuation.resume(returning: transfer.perform()) }
+                    try runOnTransferThread { continuation.resume(returning: transfer.perform()) }
                 } catch {
                     continuation.resume(returning: .failure(error))
                 }

@@ -131,19 +131,19 @@ public final class WorkerQueue: Sendable {
             guard let failure = error as? RedisError, [.connectionLost, .timeout, .cancelled].contains(failure.kind) else {
                 throw ImageQueueError.redis(error, operation: "wait for work")  // nothing was sent
             }
-            // Asked again in a task of its own, which the caller's cancellation (a shutdown)
-            // does not stop; after a cancellation only briefly, so a shutdown is not held up
-            // by an unreachable Redis.
+            // Asked again to its end even when the caller is cancelled (a shutdown): the claim
+            // may have taken jobs, and only its answer names them. After a cancellation only
+            // briefly, so a shutdown is not held up by an unreachable Redis.
             let patience = failure.kind == .cancelled || Task.isCancelled ? Duration.seconds(2) : lease
             let queue = self
-            let repeated = await Task.detached { () async -> Result<RESPValue, ImageQueueError> in
+            let repeated = await withoutCancellation { () async -> Result<RESPValue, ImageQueueError> in
                 do throws(ImageQueueError) {
                     return .success(try await queue.claimReply(model: model, lease: lease, claimID: claimID, count: count,
                                                                answerLost: true, patience: patience))
                 } catch {
                     return .failure(error)
                 }
-            }.value
+            }
             return try await batch(model: model, reply: repeated.get()) ?? .empty
         }
         if let failure = ScriptRunner.mapReply(replies[1], operation: QueueScripts.claimJob.name, jobID: nil) { throw failure }

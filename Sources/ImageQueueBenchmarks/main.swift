@@ -9,6 +9,7 @@
 // `imagequeue-bench --help` lists the options and the sections; `peer enqueue|bulk N` is the
 // enqueue side of ops/bench/peers.py.
 
+import DedicatedThreads
 import Foundation
 import RedisClient
 #if canImport(Glibc)
@@ -98,4 +99,5 @@ func entry(_ arguments: [String]) async -> Int32 {
     }
 }
 
+BrokenPipes.ignore()  // a closed Redis connection fails a call, not the process
 exit(await entry(Array(CommandLine.arguments.dropFirst())))

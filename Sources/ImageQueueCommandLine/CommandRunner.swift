@@ -1,4 +1,5 @@
 import ArgumentParser
+import DedicatedThreads
 import ImageQueue
 import Logging
 import RedisClient
@@ -21,6 +22,12 @@ public struct CommandFailure: Error {
 /// validation errors, for every `ConfigurationError` and for Redis settings to fix (URL, credentials, a Cluster node behind a
 /// single-node URL), 3 when rate limited, 1 for anything else; one line on stderr.
 public enum CommandRunner {
+    /// What every executable does first: ignore SIGPIPE, so a peer closing a Redis or HTTP
+    /// connection fails that call instead of killing the process.
+    public static func prepareProcess() {
+        BrokenPipes.ignore()
+    }
+
     public static func run<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]) async -> Never {
         let status: Int32
         do {

@@ -5,16 +5,27 @@ import Synchronization
 /// per model. No timer: while one call is on its way, the completions that arrive meanwhile
 /// wait for it and then go together in the next. A worker running one job at a time sends
 /// each completion at once, as before.
+///
+/// The calls go out from `run()`, which the claim loops run beside their jobs and end with
+/// `finish()` once no job runs any more.
 final class CompletionBatcher: Sendable {
     private struct Waiting {
         let job: ClaimedJob
         let result: JobResult
-        let continuation: CheckedContinuation<Result<Void, ImageQueueError>, Never>
+        /// Answered with the call's outcome for the job; nil when it was not taken (no sender).
+        let continuation: CheckedContinuation<Result<Void, ImageQueueError>?, Never>
     }
 
     private struct State {
         var waiting: [String: [Waiting]] = [:]
+        /// Models whose completions are being sent, or are about to be.
         var sending: Set<String> = []
+        /// Models with completions and no call on its way yet, for `run()`, oldest first.
+        var ready: [String] = []
+        /// `run()` waiting for a ready model.
+        var wake: CheckedContinuation<Void, Never>?
+        /// `finish()` was called: `run()` ends once every call is answered.
+        var finished = false
     }
 
     /// At most this many jobs per call.
@@ -29,13 +40,64 @@ final class CompletionBatcher: Sendable {
     /// - Throws: `ImageQueueError`, as `WorkerQueue.complete`.
     func complete(_ job: ClaimedJob, result: JobResult) async throws(ImageQueueError) {
         let outcome = await withCheckedContinuation { continuation in
-            let startSending = state.withLock { state -> Bool in
+            let (accepted, wake) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+                if state.finished { return (false, nil) }
                 state.waiting[job.model, default: []].append(Waiting(job: job, result: result, continuation: continuation))
-                return state.sending.insert(job.model).inserted
+                guard state.sending.insert(job.model).inserted else { return (true, nil) }
+                state.ready.append(job.model)
+                defer { state.wake = nil }
+                return (true, state.wake)
             }
-            if startSending { Task { await self.send(model: job.model) } }
+            wake?.resume()
+            if !accepted { continuation.resume(returning: nil) }
+        }
+        guard let outcome else {
+            // No sender any more (`finish()` was called): the completion goes alone.
+            try await queue.complete(job, result: result)
+            return
         }
         try outcome.get()
+    }
+
+    /// Sends the calls, a model's one after the other and models side by side, until
+    /// `finish()` is called and every call is answered. Not stopped by cancellation: a job
+    /// waiting for its completion must get an answer (the owner runs it shielded).
+    func run() async {
+        await withDiscardingTaskGroup { group in
+            while let model = await nextModel() {
+                group.addTask { await self.send(model: model) }
+            }
+        }
+    }
+
+    /// Ends `run()` once the calls on their way are answered; completions after this go
+    /// alone, each in its caller.
+    func finish() {
+        let wake = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.finished = true
+            defer { state.wake = nil }
+            return state.wake
+        }
+        wake?.resume()
+    }
+
+    /// The next model with completions to send; nil after `finish()`.
+    private func nextModel() async -> String? {
+        while true {
+            let next = state.withLock { state -> String?? in
+                if !state.ready.isEmpty { return .some(state.ready.removeFirst()) }
+                return state.finished ? .some(nil) : nil
+            }
+            if let next { return next }
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool in
+                    if !state.ready.isEmpty || state.finished { return true }
+                    state.wake = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
     }
 
     /// Sends what waits for `model`, call after call, until nothing does.

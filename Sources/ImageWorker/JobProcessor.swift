@@ -148,8 +148,8 @@ struct JobProcessor: Sendable {
     private func finish(_ job: ClaimedJob, logger: Logger,
                         _ step: @escaping @Sendable () async throws(ImageQueueError) -> Outcome) async -> Outcome {
         let deadline = ContinuousClock.now + configuration.lease
-        // An unstructured task: a shutdown cancelling the caller must not cancel this step.
-        return await Task {
+        // A shutdown cancelling the job must not cancel this step.
+        return await withoutCancellation {
             var failures = 0
             while true {
                 do {
@@ -170,6 +170,6 @@ struct JobProcessor: Sendable {
                     try? await Task.sleep(for: delay)
                 }
             }
-        }.value
+        }
     }
 }

@@ -1,3 +1,5 @@
+import DedicatedThreads
+
 /// How a connection reaches Redis and how patient it is.
 public struct RedisConfiguration: Sendable {
     /// Where Redis is, with credentials and database.
@@ -41,7 +43,7 @@ public struct RedisConfiguration: Sendable {
     /// The delay before reconnect attempt `attempt` (0-based): capped exponential, full jitter.
     func backoff(attempt: Int) -> Duration {
         let capped = min(maxBackoff, initialBackoff * (1 << min(attempt, 20)))
-        let ms = max(1, capped.milliseconds)
+        let ms = max(1, capped.wholeMilliseconds)
         return .milliseconds(Int64.random(in: ms / 2...ms))
     }
 }

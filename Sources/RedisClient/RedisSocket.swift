@@ -1,4 +1,5 @@
 import CHiredis
+import DedicatedThreads
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -18,7 +19,7 @@ final class RedisSocket {
     /// Connects and authenticates.
     /// - Throws: `.connectionFailed`, `.authentication`, `.timeout`.
     init(endpoint: RedisEndpoint, connectTimeout: Duration, clientName: String?) throws(RedisError) {
-        let timeout = iq_timeval_ms(Int(connectTimeout.milliseconds))
+        let timeout = iq_timeval_ms(Int(connectTimeout.wholeMilliseconds))
         let made: UnsafeMutablePointer<redisContext>?
         switch endpoint.address {
         case .tcp(let host, let port): made = redisConnectWithTimeout(host, Int32(port), timeout)
@@ -153,7 +154,7 @@ final class RedisSocket {
         while true {
             let remaining = deadline - ContinuousClock.now
             if remaining <= .zero { return false }
-            let result = poll(&fds, nfds_t(fds.count), Int32(min(remaining.milliseconds + 1, 60_000)))
+            let result = poll(&fds, nfds_t(fds.count), Int32(min(remaining.wholeMilliseconds + 1, 60_000)))
             if result < 0 {
                 if errno == EINTR { continue }
                 throw RedisError(.connectionLost, "poll failed (errno \(errno))")
@@ -197,13 +198,5 @@ final class RedisSocket {
             let bytes = raw.prefix { $0 != 0 }
             return bytes.isEmpty ? "error \(context.pointee.err)" : String(decoding: bytes, as: UTF8.self)
         }
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

@@ -1,3 +1,4 @@
+import DedicatedThreads
 import Logging
 import Synchronization
 #if canImport(Glibc)
@@ -183,7 +184,7 @@ final class SubscriberEngine: @unchecked Sendable {
             do {
                 var fds = [pollfd(fd: socket.fileDescriptor, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: pipe.readFD, events: Int16(POLLIN), revents: 0)]
-                let result = poll(&fds, 2, Int32(pingInterval.milliseconds))
+                let result = poll(&fds, 2, Int32(pingInterval.wholeMilliseconds))
                 if result < 0, errno != EINTR { throw RedisError(.connectionLost, "poll failed") }
                 if fds[1].revents != 0 {
                     pipe.drain()

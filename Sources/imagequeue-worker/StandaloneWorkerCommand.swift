@@ -15,6 +15,7 @@ struct StandaloneWorkerCommand: AsyncParsableCommand {
     @OptionGroup var options: WorkerOptions
 
     static func main() async {
+        CommandRunner.prepareProcess()
         CommandRunner.bootstrapLogging(fallback: .info)
         await CommandRunner.run(Self.self, arguments: Array(CommandLine.arguments.dropFirst()))
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChildProcess
 import ImageQueueCommandLine
 import ImageQueue
 import ImageWorker
@@ -91,17 +92,20 @@ struct DemoCommand: AsyncParsableCommand {
                                      workerID: "demo-\(getpid())", logger: logger)
         let group = ServiceGroup(configuration: .init(services: worker.services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigint, .sigterm], logger: logger))
-        let running = Task { try await group.run() }
-        let client = try ImageQueueClient(redis: redisConfiguration, configuration: queueConfiguration, logger: logger)
-        let outcome: Result<StatusEvent, any Error>
-        do {
-            outcome = .success(try await follow(request, client: client))
-        } catch {
-            outcome = .failure(error)
+        // The worker runs beside the job's follower, and is shut down gracefully once the job has ended.
+        let outcome = await withDiscardingTaskGroup { tasks -> Result<StatusEvent, any Error> in
+            tasks.addTask { try? await group.run() }
+            let outcome: Result<StatusEvent, any Error>
+            do {
+                let client = try ImageQueueClient(redis: redisConfiguration, configuration: queueConfiguration, logger: logger)
+                defer { client.close() }
+                outcome = .success(try await follow(request, client: client))
+            } catch {
+                outcome = .failure(error)
+            }
+            await group.triggerGracefulShutdown()
+            return outcome
         }
-        client.close()
-        await group.triggerGracefulShutdown()
-        _ = try? await running.value
 
         let final = try outcome.get()
         guard final.status == .completed, let result = final.result else {
@@ -182,10 +186,10 @@ final class ThrowawayRedis: @unchecked Sendable {
         let directory = String(cString: made)
         for _ in 0..<50 {
             let port = Int.random(in: 20000..<32000)
-            let arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            let arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", directory, "--daemonize", "no", "--loglevel", "warning",
                              "--logfile", directory + "/redis.log"]
-            guard let pid = spawn(binary, arguments) else { continue }
+            guard let pid = try? spawnChild(binary, arguments) else { continue }
             let server = ThrowawayRedis(url: "redis://127.0.0.1:\(port)", pid: pid, directory: directory)
             for _ in 0..<100 {
                 var status: Int32 = 0
@@ -211,31 +215,5 @@ final class ThrowawayRedis: @unchecked Sendable {
         waitpid(pid, &status, 0)
         unlink(directory + "/redis.log")
         rmdir(directory)
-    }
-
-    /// posix_spawn with an empty signal mask (Swift's threads block some signals, and a
-    /// child would inherit that) and stdio on /dev/null.
-    private static func spawn(_ binary: String, _ arguments: [String]) -> pid_t? {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for fd in [Int32(0), 1, 2] {
-            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
-        }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        return posix_spawn(&pid, binary, &actions, &attributes, argv, environ) == 0 ? pid : nil
     }
 }

@@ -18,6 +18,7 @@ struct ImageQueueCommand: AsyncParsableCommand {
     )
 
     static func main() async {
+        CommandRunner.prepareProcess()
         bootstrapLogging()
         await CommandRunner.run(Self.self, arguments: globalOptionsAfterSubcommand(Array(CommandLine.arguments.dropFirst())))
     }

@@ -15,6 +15,7 @@ final class FakeServerProcess: Sendable {
     /// - Throws: `TestSetupError` (after killing it) when it ends, or says something else,
     ///   or says nothing within 30 s.
     static func start(_ script: String, arguments: [String] = []) async throws -> FakeServerProcess {
+        inProcessSetUp()
         let path = TestEnvironment.packageRoot.appendingPathComponent("Tests/Fakes/" + script).path
         // Started by SpawnedProcess: no inherited descriptors, killed when the tests exit.
         let process = try SpawnedProcess("/usr/bin/env", ["python3", path, "--port", "0"] + arguments,

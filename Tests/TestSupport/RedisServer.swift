@@ -113,6 +113,7 @@ public final class RedisServer: @unchecked Sendable {
     /// moment could otherwise both find a port free, and the loser's probe would reach the
     /// winner.
     public static func freePort() throws -> Int {
+        inProcessSetUp()
         for _ in 0..<200 {
             let port = Int.random(in: 20000..<32000)
             guard canBind(port: port), handedOut.withLock({ $0.insert(port).inserted }) else { continue }

@@ -1,3 +1,4 @@
+import DedicatedThreads
 import Foundation
 
 /// The Redis every ordinary test shares, each test under its own key prefix.
@@ -12,6 +13,7 @@ public enum TestEnvironment {
 
     /// The shared server's URL.
     public static func redisURL() throws -> String {
+        inProcessSetUp()
         if let url = ProcessInfo.processInfo.environment["IMAGEQUEUE_TEST_REDIS_URL"] { return url }
         guard let server = try sharedServer.get() else { throw TestSetupError("no shared Redis") }
         return server.url
@@ -89,4 +91,11 @@ public func runProgram(_ executable: URL, _ arguments: [String], environment: [S
     case .signalled(let signal): status = 128 + signal
     }
     return CommandResult(status: status, stdout: process.stdout, stderr: process.stderr)
+}
+
+/// What a test process needs before it talks to a server, done by every TestSupport call
+/// that hands one out (a Redis URL, a free port, a fake server, a child process): SIGPIPE
+/// ignored, as the executables do at their start (`BrokenPipes`).
+func inProcessSetUp() {
+    BrokenPipes.ignore()
 }

@@ -1,0 +1,143 @@
+import ImageQueue
+import Synchronization
+
+/// The jobs a model's loop runs now, each as a child task of the loop's task group, with the
+/// number of free slots and ways to wait for a free slot or for the last job to end.
+final class Lane: Sendable {
+    /// A running job: whether its lease was lost, and the request to stop it.
+    final class Handle: Sendable {
+        let job: ClaimedJob
+        private let lost = Atomic<Bool>(false)
+        /// Whether the job is to stop (cancelled, or ended), and who waits for that.
+        private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+        init(job: ClaimedJob) { self.job = job }
+
+        /// Whether another worker owns the job now.
+        var leaseLost: Bool { lost.load(ordering: .acquiring) }
+
+        /// Cancels the job's task (the job then releases itself).
+        func cancel() {
+            let waiter = stop.withLock { stop -> CheckedContinuation<Void, Never>? in
+                stop.requested = true
+                defer { stop.waiter = nil }
+                return stop.waiter
+            }
+            waiter?.resume()
+        }
+
+        func loseLease() {
+            lost.store(true, ordering: .releasing)
+            cancel()
+        }
+
+        /// Returns once `cancel()` was called.
+        fileprivate func stopRequested() async {
+            await withCheckedContinuation { continuation in
+                let now = stop.withLock { stop -> Bool in
+                    if stop.requested { return true }
+                    stop.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
+    }
+
+    private struct State {
+        var running: [String: Handle] = [:]
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    let slots: Int
+    private let state = Mutex(State())
+
+    init(slots: Int) { self.slots = slots }
+
+    var running: Int { state.withLock { $0.running.count } }
+    var free: Int { state.withLock { slots - $0.running.count } }
+    var handles: [Handle] { state.withLock { Array($0.running.values) } }
+
+    /// Whether the job has not ended yet.
+    func isRunning(_ handle: Handle) -> Bool { state.withLock { $0.running[handle.job.id] === handle } }
+
+    /// Runs a job as a child of `group`; `body` gets a function telling whether the job's
+    /// lease was lost (its task is then cancelled).
+    ///
+    /// A task group cannot cancel one of its children, so the job runs in a group of its own
+    /// beside a wait for `Handle.cancel()`, which cancels that inner group. The job's end
+    /// ends the wait too.
+    func start(_ job: ClaimedJob, in group: inout DiscardingTaskGroup,
+               _ body: @escaping @Sendable (@escaping @Sendable () -> Bool) async -> JobProcessor.Outcome) {
+        let handle = Handle(job: job)
+        state.withLock { $0.running[job.id] = handle }
+        group.addTask {
+            await withDiscardingTaskGroup { run in
+                run.addTask {
+                    _ = await body { handle.leaseLost }
+                    handle.cancel()  // nothing left to stop: ends the wait below
+                }
+                await handle.stopRequested()
+                run.cancelAll()
+            }
+            self.end(handle)
+        }
+    }
+
+    private func end(_ handle: Handle) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.running[handle.job.id] = nil
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// The number of free slots once there is one; 0 when the task is cancelled.
+    func freeSlots() async -> Int {
+        await wait { $0 < self.slots }
+        return Task.isCancelled ? 0 : free
+    }
+
+    /// Returns when no job runs any more, even when the calling task is cancelled (cancel
+    /// the jobs to hurry it).
+    func drained() async {
+        while running > 0 {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool in
+                    if state.running.isEmpty { return true }
+                    state.waiters.append(continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
+    }
+
+    /// Waits until `ready(running count)` holds, or the task is cancelled.
+    private func wait(until ready: @escaping @Sendable (Int) -> Bool) async {
+        while !Task.isCancelled, !ready(running) {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let now = state.withLock { state -> Bool in
+                        if ready(state.running.count) || Task.isCancelled { return true }
+                        state.waiters.append(continuation)
+                        return false
+                    }
+                    if now { continuation.resume() }
+                }
+            } onCancel: {
+                let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                    defer { state.waiters = [] }
+                    return state.waiters
+                }
+                for waiter in waiters { waiter.resume() }
+            }
+        }
+    }
+
+    /// Stops every job (each is released to the head of its queue).
+    func cancelAll() {
+        for handle in handles { handle.cancel() }
+    }
+}
