@@ -50,6 +50,7 @@ let package = Package(
                 "CHiredis",
                 "DedicatedThreads",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
 
@@ -63,6 +64,7 @@ let package = Package(
             dependencies: [
                 "RedisClient",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             plugins: ["EmbedPlugin"]
         ),
@@ -193,7 +195,7 @@ let package = Package(
         ),
 
         // Real redis-server processes and helpers shared by the test targets.
-        .target(name: "TestSupport", dependencies: ["CurlHTTP", "ChildProcess", "DedicatedThreads"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CurlHTTP", "ChildProcess", "DedicatedThreads", "RedisClient"], path: "Tests/TestSupport"),
         .testTarget(
             name: "RedisClientTests",
             dependencies: ["RedisClient", "TestSupport"]

@@ -54,6 +54,25 @@ public enum DedicatedThread {
         }
     }
 
+    /// Runs `body` on a new thread, as `start`, and returns once it has returned: the thread
+    /// lives exactly while the caller awaits. Cancelling the caller does not stop `body`: tell
+    /// it to stop (its owner's `close`, in a cancellation handler) and this returns when it has.
+    /// - Throws: `StartFailure` when the system refuses a thread.
+    public static func run(name: String? = nil, stackSize: Int = 512 * 1024,
+                           _ body: @escaping @Sendable () -> Void) async throws(StartFailure) {
+        let started: Result<Void, StartFailure> = await withCheckedContinuation { finished in
+            do throws(StartFailure) {
+                try start(name: name, stackSize: stackSize) {
+                    body()
+                    finished.resume(returning: .success(()))
+                }
+            } catch {
+                finished.resume(returning: .failure(error))
+            }
+        }
+        try started.get()
+    }
+
     /// Names the calling thread (the kernel keeps 15 bytes).
     private static func setName(_ name: String) {
         let cut = String(decoding: name.utf8.prefix(15), as: UTF8.self)

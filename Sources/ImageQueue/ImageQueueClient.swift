@@ -1,13 +1,15 @@
 import FoundationEssentials
 import Logging
 import RedisClient
+import ServiceLifecycle
 
 /// The producer side of ImageQueue: enqueue, cancel, watch, and the operator's changes
 /// (concurrency, dead-list retry and purge). Read-only questions go to `inspector`.
 ///
 /// Safe to share between tasks; commands from concurrent callers are pipelined on one
-/// connection.
-public final class ImageQueueClient: Sendable {
+/// connection. A `Service`: its connections live while `run()` runs (`with(redis:…)` runs
+/// one around a closure).
+public final class ImageQueueClient: ClosableService {
     /// The settings this client validates and enqueues with.
     public let configuration: QueueConfiguration
     /// Read-only inspection on the same connection.
@@ -44,7 +46,29 @@ public final class ImageQueueClient: Sendable {
         _ = try await runRaw(RedisCommand("PING"), operation: "ping")
     }
 
-    /// Closes the connections.
+    /// Makes a client, runs it while `body` runs, and stops it after: the one-shot path.
+    /// - Throws: `ImageQueueError` `.invalidRequest` for an invalid configuration; what `body` throws.
+    public static func with<Result>(redis redisConfiguration: RedisConfiguration,
+                                    configuration: QueueConfiguration = QueueConfiguration(),
+                                    logger: Logger = Logger(label: "imagequeue.client"),
+                                    isolation: isolated (any Actor)? = #isolation,
+                                    _ body: (ImageQueueClient) async throws -> Result) async throws -> Result {
+        let client = try ImageQueueClient(redis: redisConfiguration, configuration: configuration, logger: logger)
+        return try await withRunning([client]) { try await body(client) }
+    }
+
+    /// Runs the command connection and the subscriber until the task is cancelled or
+    /// `close()` is called (graceful shutdown is left to the services using the client).
+    /// Call it once.
+    /// - Throws: the first error a connection's `run()` throws.
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await self.runner.redis.run() }
+            group.addTask { try await self.subscriber.run() }
+        }
+    }
+
+    /// Ends `run()`: the connections close, and calls still queued fail.
     public func close() {
         runner.redis.close()
         subscriber.close()
@@ -223,17 +247,9 @@ public final class ImageQueueClient: Sendable {
     public func watch(_ id: String) -> AsyncThrowingStream<StatusEvent, any Error> {
         do {
             let jobID = try JobID(id)
-            return AsyncThrowingStream { continuation in
-                let task = Task {
-                    do {
-                        let messages = try await self.subscribe(jobID)
-                        try await self.run(jobID, messages: messages, fromStart: false, into: continuation)
-                        continuation.finish()
-                    } catch {
-                        continuation.finish(throwing: error)
-                    }
-                }
-                continuation.onTermination = { _ in task.cancel() }
+            return events { continuation in
+                let messages = try await self.subscribe(jobID)
+                try await self.run(jobID, messages: messages, fromStart: false, into: continuation)
             }
         } catch {
             return AsyncThrowingStream { $0.finish(throwing: error) }
@@ -249,10 +265,22 @@ public final class ImageQueueClient: Sendable {
     }
 
     private func follow(_ id: JobID, messages: AsyncStream<SubscriptionEvent>, fromStart: Bool) -> AsyncThrowingStream<StatusEvent, any Error> {
+        events { continuation in
+            try await self.run(id, messages: messages, fromStart: fromStart, into: continuation)
+        }
+    }
+
+    /// A stream of the events `produce` yields, finished when it returns or throws.
+    ///
+    /// `produce` runs in a task of its own: a stream handed to the caller has no scope to be
+    /// a child of. The stream owns that task: it is cancelled when the consumer stops
+    /// iterating or drops the stream (`onTermination`), and it ends the stream when it ends.
+    private func events(_ produce: @escaping @Sendable (AsyncThrowingStream<StatusEvent, any Error>.Continuation) async throws -> Void)
+        -> AsyncThrowingStream<StatusEvent, any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    try await self.run(id, messages: messages, fromStart: fromStart, into: continuation)
+                    try await produce(continuation)
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Logging
 import RedisClient
+import ServiceLifecycle
 import Synchronization
 
 /// A job a worker holds: its lease is valid while `token` is the job's current fencing token.
@@ -52,7 +53,10 @@ public enum FailOutcome: String, Sendable {
 /// The worker side of the protocol: claim, heartbeat, report, finish, hand back, recover,
 /// and wait for work without polling. Every call that changes a job carries its fencing
 /// token; a stale one is refused with `.staleToken` and changes nothing.
-public final class WorkerQueue: Sendable {
+///
+/// A `Service`: its connections (the command connection and one blocking connection per
+/// waiter, made on first use) live while `run()` runs.
+public final class WorkerQueue: ClosableService {
     /// This worker's id, recorded on the jobs it claims.
     public let workerID: String
     /// The settings (models, prefix, retention).
@@ -62,6 +66,8 @@ public final class WorkerQueue: Sendable {
     private let logger: Logger
     /// One blocking connection per model and waiter slot, made on first use.
     private let waiters = Mutex<[String: any RedisClientProtocol]>([:])
+    /// Runs those blocking connections.
+    private let blockingClients = ChildClients()
 
     /// How long one doorbell wait blocks inside Redis before it loops (below the socket timeout).
     public let blockTimeout: Duration
@@ -79,10 +85,20 @@ public final class WorkerQueue: Sendable {
 
     deinit { close() }
 
-    /// Closes every connection.
+    /// Runs every connection until the task is cancelled or `close()` is called (graceful
+    /// shutdown is left to the worker's services, which finish their jobs first). Call it once.
+    /// - Throws: the first error a connection's `run()` throws.
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await self.runner.redis.run() }
+            group.addTask { await self.blockingClients.run() }
+        }
+    }
+
+    /// Ends `run()`: every connection closes, and calls still queued fail.
     public func close() {
         runner.redis.close()
-        for connection in waiters.withLock({ $0.values }) { connection.close() }
+        blockingClients.finish()
     }
 
     /// Claims the head job of `model` unless the model is at its concurrency limit. A job
@@ -360,6 +376,7 @@ public final class WorkerQueue: Sendable {
             blocking.commandTimeout = blockTimeout + .seconds(5)
             let made = makeRedisClient(configuration: blocking, logger: logger)
             waiters[name] = made
+            blockingClients.start(made)
             return made
         }
     }

@@ -42,50 +42,48 @@ enum ClaimCostSection {
         var configuration = QueueConfiguration()
         configuration.keyPrefix = prefix
         let queue = WorkerQueue(redis: context.redisConfiguration, configuration: configuration, workerID: "bench-claim")
-        defer {
-            client.close()
-            queue.close()
-        }
-        let round = 500
-        let claims = context.options.claims
-        progress("claim: filling \(pending + round) jobs")
-        let clock = ContinuousClock()
-        let fillTime = try await clock.measure {
-            try await client.setConcurrency(1_000_000_000, model: "flux")
-            try await fill(client, model: "flux", count: pending + round, batch: 1000, parallel: 8)
-        }
-        if pending >= 100_000 {
-            context.report.note("claim: filled \(grouped(Double(pending + round))) jobs in \(fixed(fillTime.seconds, 1)) s "
-                                + "(\(grouped(Double(pending + round) / fillTime.seconds)) jobs/s, batches of 1000, 8 in flight).")
-        }
-        // One claim first: the script is loaded and the connection open before anything is counted.
-        guard case .claimed = try await queue.claim(model: "flux", lease: .seconds(3600)) else { throw BenchError("nothing to claim") }
+        return try await withRunning([client, queue]) {
+            let round = 500
+            let claims = context.options.claims
+            progress("claim: filling \(pending + round) jobs")
+            let clock = ContinuousClock()
+            let fillTime = try await clock.measure {
+                try await client.setConcurrency(1_000_000_000, model: "flux")
+                try await fill(client, model: "flux", count: pending + round, batch: 1000, parallel: 8)
+            }
+            if pending >= 100_000 {
+                context.report.note("claim: filled \(grouped(Double(pending + round))) jobs in \(fixed(fillTime.seconds, 1)) s "
+                                    + "(\(grouped(Double(pending + round) / fillTime.seconds)) jobs/s, batches of 1000, 8 in flight).")
+            }
+            // One claim first: the script is loaded and the connection open before anything is counted.
+            guard case .claimed = try await queue.claim(model: "flux", lease: .seconds(3600)) else { throw BenchError("nothing to claim") }
 
-        var serverCalls = 0, serverMicros = 0
-        var clientSeconds = 0.0
-        progress("claim: \(claims) claims with \(pending) pending")
-        for _ in 0..<(claims / round) {
-            let queued = Int(try await context.probe.redis.send("ZCARD", keys.pending("flux")).int ?? 0)
-            if queued < pending + round { try await fill(client, model: "flux", count: pending + round - queued, batch: 1000, parallel: 1) }
-            let before = try await context.probe.commandStats()["evalsha"] ?? (0, 0)
-            let elapsed = try await clock.measure {
-                for _ in 0..<round {
-                    guard case .claimed = try await queue.claim(model: "flux", lease: .seconds(3600)) else {
-                        throw BenchError("a claim found nothing with \(pending) pending")
+            var serverCalls = 0, serverMicros = 0
+            var clientSeconds = 0.0
+            progress("claim: \(claims) claims with \(pending) pending")
+            for _ in 0..<(claims / round) {
+                let queued = Int(try await context.probe.redis.send("ZCARD", keys.pending("flux")).int ?? 0)
+                if queued < pending + round { try await fill(client, model: "flux", count: pending + round - queued, batch: 1000, parallel: 1) }
+                let before = try await context.probe.commandStats()["evalsha"] ?? (0, 0)
+                let elapsed = try await clock.measure {
+                    for _ in 0..<round {
+                        guard case .claimed = try await queue.claim(model: "flux", lease: .seconds(3600)) else {
+                            throw BenchError("a claim found nothing with \(pending) pending")
+                        }
                     }
                 }
+                let after = try await context.probe.commandStats()["evalsha"] ?? (0, 0)
+                serverCalls += after.calls - before.calls
+                serverMicros += after.usec - before.usec
+                clientSeconds += elapsed.seconds
             }
-            let after = try await context.probe.commandStats()["evalsha"] ?? (0, 0)
-            serverCalls += after.calls - before.calls
-            serverMicros += after.usec - before.usec
-            clientSeconds += elapsed.seconds
+            let measured = (claims / round) * round
+            if serverCalls != measured {
+                context.report.note("claim: Redis counted \(serverCalls) script calls for \(measured) claims (another client was using the server?)")
+            }
+            progress("claim: deleting the keys")
+            try await context.probe.deleteKeys(prefix: prefix, flush: context.options.flush)
+            return Cost(serverMicros: Double(serverMicros) / Double(max(serverCalls, 1)), clientRate: Double(measured) / clientSeconds)
         }
-        let measured = (claims / round) * round
-        if serverCalls != measured {
-            context.report.note("claim: Redis counted \(serverCalls) script calls for \(measured) claims (another client was using the server?)")
-        }
-        progress("claim: deleting the keys")
-        try await context.probe.deleteKeys(prefix: prefix, flush: context.options.flush)
-        return Cost(serverMicros: Double(serverMicros) / Double(max(serverCalls, 1)), clientRate: Double(measured) / clientSeconds)
     }
 }

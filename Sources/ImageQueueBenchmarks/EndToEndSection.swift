@@ -9,56 +9,57 @@ enum EndToEndSection {
     static func run(_ context: BenchContext) async throws {
         let options = context.options
         let (prefix, keys, client) = try sectionQueue("noop", context)
-        defer { client.close() }
-        let jobs = options.jobs
-        progress("noop: filling \(jobs) jobs, then one worker at --concurrency \(options.concurrency)")
-        try await client.setConcurrency(options.concurrency, model: "flux")
-        try await fill(client, model: "flux", count: jobs)
-        let directory = scratchDirectory("noop")
+        try await withRunning([client]) {
+            let jobs = options.jobs
+            progress("noop: filling \(jobs) jobs, then one worker at --concurrency \(options.concurrency)")
+            try await client.setConcurrency(options.concurrency, model: "flux")
+            try await fill(client, model: "flux", count: jobs)
+            let directory = scratchDirectory("noop")
 
-        var concurrency = options.concurrency
-        var measured: Measurement?
-        for _ in 0..<2 {
-            let worker = try WorkerProcess(binary: options.workerBinary!, redisURL: options.redisURL, prefix: prefix,
-                                           concurrency: concurrency, outputDirectory: directory, placeholderSize: 8)
-            do {
-                measured = try await drain(worker, jobs: jobs, keys: keys, context: context)
-                await worker.discard(outputDirectory: directory)
-                break
-            } catch let error as BenchError {
-                let refusedAbove = worker.refusedConcurrencyMaximum
-                await worker.discard(outputDirectory: directory)
-                guard let maximum = refusedAbove, maximum < concurrency else { throw error }
-                context.report.note("the worker accepts --concurrency up to \(maximum): the no-op run used \(maximum) (asked for \(concurrency)).")
-                concurrency = maximum
+            var concurrency = options.concurrency
+            var measured: Measurement?
+            for _ in 0..<2 {
+                let worker = try WorkerProcess(binary: options.workerBinary!, redisURL: options.redisURL, prefix: prefix,
+                                               concurrency: concurrency, outputDirectory: directory, placeholderSize: 8)
+                do {
+                    measured = try await drain(worker, jobs: jobs, keys: keys, context: context)
+                    await worker.discard(outputDirectory: directory)
+                    break
+                } catch let error as BenchError {
+                    let refusedAbove = worker.refusedConcurrencyMaximum
+                    await worker.discard(outputDirectory: directory)
+                    guard let maximum = refusedAbove, maximum < concurrency else { throw error }
+                    context.report.note("the worker accepts --concurrency up to \(maximum): the no-op run used \(maximum) (asked for \(concurrency)).")
+                    concurrency = maximum
+                }
             }
-        }
-        guard let measured else { throw BenchError("the worker did not start") }
+            guard let measured else { throw BenchError("the worker did not start") }
 
-        let failed = try await context.probe.metaCount(keys, "flux", "failed_total")
-        let rate = Double(jobs) / measured.seconds
-        let figure = "no-op jobs/s end to end, one worker process, --concurrency \(concurrency) (from spawn)"
-        if let ceiling = context.ceilings.roundTrips {
-            context.report.check(figure, value: grouped(rate) + "/s",
-                                 reference: "≥ 50 % of \(context.ceilings.roundTripText) = \(grouped(ceiling / 2))/s (here \(fixed(rate / ceiling * 100, 0)) %)",
-                                 met: rate >= ceiling / 2)
-        } else {
-            context.report.add(Row(figure: figure, value: grouped(rate) + "/s", reference: "no ceiling measured"))
+            let failed = try await context.probe.metaCount(keys, "flux", "failed_total")
+            let rate = Double(jobs) / measured.seconds
+            let figure = "no-op jobs/s end to end, one worker process, --concurrency \(concurrency) (from spawn)"
+            if let ceiling = context.ceilings.roundTrips {
+                context.report.check(figure, value: grouped(rate) + "/s",
+                                     reference: "≥ 50 % of \(context.ceilings.roundTripText) = \(grouped(ceiling / 2))/s (here \(fixed(rate / ceiling * 100, 0)) %)",
+                                     met: rate >= ceiling / 2)
+            } else {
+                context.report.add(Row(figure: figure, value: grouped(rate) + "/s", reference: "no ceiling measured"))
+            }
+            context.report.add(Row(figure: "no-op jobs/s, steady (from the first completion)", value: grouped(measured.steadyRate) + "/s",
+                                   reference: "start-up \(fixed(measured.startup, 2)) s"))
+            context.report.add(Row(figure: "worker CPU µs/job (utime+stime, whole life incl. start-up)",
+                                   value: fixed(measured.workerCPU / Double(jobs) * 1e6, 1) + " µs"))
+            if let redisCPU = measured.redisCPU {
+                context.report.add(Row(figure: "Redis CPU µs/job (no-op run)", value: fixed(redisCPU / Double(jobs) * 1e6, 1) + " µs"))
+            }
+            context.report.add(Row(figure: "worker peak RSS (VmHWM) in the no-op run", value: mebibytes(measured.peakKiB)))
+            context.report.add(Row(figure: "Sidekiq's rate in the same run", value: "see the peers table (ops/bench/peers.sh)",
+                                   reference: "target: ≥ 2× sidekiq -c1"))
+            if failed > 0 { context.report.note("no-op run: \(failed) jobs failed (they are not counted as done).") }
+            context.report.note("no-op run: \(jobs) jobs queued before the worker starts; placeholder backend, 8×8 PNG written to tmpfs; "
+                                + "leases, fencing tokens and status events on. The model's limit was \(options.concurrency).")
+            try await context.probe.deleteKeys(prefix: prefix, flush: false)
         }
-        context.report.add(Row(figure: "no-op jobs/s, steady (from the first completion)", value: grouped(measured.steadyRate) + "/s",
-                               reference: "start-up \(fixed(measured.startup, 2)) s"))
-        context.report.add(Row(figure: "worker CPU µs/job (utime+stime, whole life incl. start-up)",
-                               value: fixed(measured.workerCPU / Double(jobs) * 1e6, 1) + " µs"))
-        if let redisCPU = measured.redisCPU {
-            context.report.add(Row(figure: "Redis CPU µs/job (no-op run)", value: fixed(redisCPU / Double(jobs) * 1e6, 1) + " µs"))
-        }
-        context.report.add(Row(figure: "worker peak RSS (VmHWM) in the no-op run", value: mebibytes(measured.peakKiB)))
-        context.report.add(Row(figure: "Sidekiq's rate in the same run", value: "see the peers table (ops/bench/peers.sh)",
-                               reference: "target: ≥ 2× sidekiq -c1"))
-        if failed > 0 { context.report.note("no-op run: \(failed) jobs failed (they are not counted as done).") }
-        context.report.note("no-op run: \(jobs) jobs queued before the worker starts; placeholder backend, 8×8 PNG written to tmpfs; "
-                            + "leases, fencing tokens and status events on. The model's limit was \(options.concurrency).")
-        try await context.probe.deleteKeys(prefix: prefix, flush: false)
     }
 
     struct Measurement {

@@ -11,20 +11,21 @@ enum MemorySection {
     static func run(_ context: BenchContext) async throws {
         let options = context.options
         let (prefix, keys, client) = try sectionQueue("memory", context)
-        defer { client.close() }
-        try await client.setConcurrency(1, model: "flux")
-        let directory = scratchDirectory("memory")
-        // 1870×1870 RGB in stored deflate blocks: a PNG of about 10 MiB.
-        let worker = try WorkerProcess(binary: options.workerBinary!, redisURL: options.redisURL, prefix: prefix,
-                                       concurrency: 1, outputDirectory: directory, placeholderSize: 1870)
-        do {
-            try await measure(worker, context: context, keys: keys, client: client, directory: directory)
-        } catch {
+        try await withRunning([client]) {
+            try await client.setConcurrency(1, model: "flux")
+            let directory = scratchDirectory("memory")
+            // 1870×1870 RGB in stored deflate blocks: a PNG of about 10 MiB.
+            let worker = try WorkerProcess(binary: options.workerBinary!, redisURL: options.redisURL, prefix: prefix,
+                                           concurrency: 1, outputDirectory: directory, placeholderSize: 1870)
+            do {
+                try await measure(worker, context: context, keys: keys, client: client, directory: directory)
+            } catch {
+                await worker.discard(outputDirectory: directory)
+                throw error
+            }
             await worker.discard(outputDirectory: directory)
-            throw error
+            try await context.probe.deleteKeys(prefix: prefix, flush: false)
         }
-        await worker.discard(outputDirectory: directory)
-        try await context.probe.deleteKeys(prefix: prefix, flush: false)
     }
 
     static func measure(_ worker: WorkerProcess, context: BenchContext, keys: QueueKeys, client: ImageQueueClient,

@@ -7,32 +7,33 @@ import RedisClient
 enum PeerCommand {
     static func run(_ options: PeerOptions) async throws {
         let client = try makeClient(try RedisConfiguration(url: options.redisURL), prefix: options.prefix)
-        defer { client.close() }
-        try await client.setConcurrency(options.concurrency, model: "flux")
-        let clock = ContinuousClock()
-        let count = options.count
-        let elapsed: Duration
-        switch options.mode {
-        case .enqueue:
-            elapsed = try await clock.measure {
-                for _ in 0..<count {
-                    _ = try await client.enqueue(JobRequest(model: "flux", prompt: "noop", user: "bench", enhance: false))
-                }
-            }
-        case .bulk:
-            // Batches of 1000, one after another, as Sidekiq's push_bulk does by default.
-            elapsed = try await clock.measure {
-                var sent = 0
-                while sent < count {
-                    let size = min(1000, count - sent)
-                    let requests = (0..<size).map { _ in JobRequest(model: "flux", prompt: "noop", user: "bench", enhance: false) }
-                    for result in try await client.enqueue(batch: requests) {
-                        if case .failure(let error) = result { throw BenchError("enqueue failed: \(error)") }
+        try await withRunning([client]) {
+            try await client.setConcurrency(options.concurrency, model: "flux")
+            let clock = ContinuousClock()
+            let count = options.count
+            let elapsed: Duration
+            switch options.mode {
+            case .enqueue:
+                elapsed = try await clock.measure {
+                    for _ in 0..<count {
+                        _ = try await client.enqueue(JobRequest(model: "flux", prompt: "noop", user: "bench", enhance: false))
                     }
-                    sent += size
+                }
+            case .bulk:
+                // Batches of 1000, one after another, as Sidekiq's push_bulk does by default.
+                elapsed = try await clock.measure {
+                    var sent = 0
+                    while sent < count {
+                        let size = min(1000, count - sent)
+                        let requests = (0..<size).map { _ in JobRequest(model: "flux", prompt: "noop", user: "bench", enhance: false) }
+                        for result in try await client.enqueue(batch: requests) {
+                            if case .failure(let error) = result { throw BenchError("enqueue failed: \(error)") }
+                        }
+                        sent += size
+                    }
                 }
             }
+            print("{\"mode\": \"\(options.mode.rawValue)\", \"n\": \(count), \"seconds\": \(elapsed.seconds)}")
         }
-        print("{\"mode\": \"\(options.mode.rawValue)\", \"n\": \(count), \"seconds\": \(elapsed.seconds)}")
     }
 }

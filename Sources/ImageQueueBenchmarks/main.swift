@@ -32,7 +32,6 @@ struct BenchContext: Sendable {
 extension RedisProbe: @unchecked Sendable {}  // RedisClientProtocol and RedisEndpoint are Sendable.
 
 func runBench(_ options: BenchOptions) async -> Int32 {
-    let loadBefore = Machine.loadAverage()
     let redisConfiguration: RedisConfiguration
     do {
         redisConfiguration = try RedisConfiguration(url: options.redisURL)
@@ -41,7 +40,15 @@ func runBench(_ options: BenchOptions) async -> Int32 {
         return 2
     }
     let connection = makeRedisClient(configuration: redisConfiguration)
-    defer { connection.close() }
+    let status = try? await withRunning([connection]) {
+        await runBench(options, connection: connection, redisConfiguration: redisConfiguration)
+    }
+    return status ?? 1
+}
+
+/// The bench on a running connection.
+func runBench(_ options: BenchOptions, connection: any RedisClientProtocol, redisConfiguration: RedisConfiguration) async -> Int32 {
+    let loadBefore = Machine.loadAverage()
     let probe = RedisProbe(redis: connection, endpoint: redisConfiguration.endpoint)
     let report = Report()
     let version: String

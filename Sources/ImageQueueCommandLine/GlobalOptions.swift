@@ -77,20 +77,18 @@ public struct GlobalOptions: ParsableArguments {
         return configuration
     }
 
-    /// A producer client whose connection has passed `ImageQueueClient.verifyServer` (on
-    /// that same connection: a command connects once).
+    /// Runs `body` with a producer client whose connection has passed
+    /// `ImageQueueClient.verifyServer` (on that same connection: a command connects once);
+    /// the client lives while `body` runs.
     /// - Throws: `CommandFailure`, `RedisError` (exit 2 for refused credentials or a server
-    ///   of another kind than the URL says, see `CommandRunner`).
-    public func client() async throws -> ImageQueueClient {
-        let client = try ImageQueueClient(redis: redisConfiguration(clientName: "imagequeue-cli"),
-                                          configuration: queueConfiguration())
-        do {
+    ///   of another kind than the URL says, see `CommandRunner`); what `body` throws.
+    public func withClient<Result>(isolation: isolated (any Actor)? = #isolation,
+                                   _ body: (ImageQueueClient) async throws -> Result) async throws -> Result {
+        try await ImageQueueClient.with(redis: redisConfiguration(clientName: "imagequeue-cli"),
+                                        configuration: queueConfiguration()) { client in
             try await client.verifyServer()
-        } catch {
-            client.close()
-            throw error
+            return try await body(client)
         }
-        return client
     }
 
     /// Checks Redis before a command or a service starts: credentials refused, or a server
@@ -104,9 +102,8 @@ public struct GlobalOptions: ParsableArguments {
         var probe = configuration
         if tolerateUnreachable { probe.reconnectDeadline = .zero }
         let connection = makeRedisClient(configuration: probe, logger: Logger(label: "imagequeue.verify") { _ in SwiftLogNoOpLogHandler() })
-        defer { connection.close() }
         do {
-            try await connection.verifyEndpoint()
+            try await withRunning([connection]) { try await connection.verifyEndpoint() }
         } catch let error as RedisError where error.kind == .authentication || error.kind == .misconfigured || error.kind == .invalidURL {
             throw error
         } catch where tolerateUnreachable {

@@ -45,24 +45,29 @@ public struct APIServer: Service {
         recent = RecentCompletions()
     }
 
+    /// The Redis clients the routes use; `run()` runs them (a test of `makeRouter()` runs them itself).
+    var clients: [any ClosableService] { [client, subscriber] }
+
     public func run() async throws {
         let application = Application(router: makeRouter(),
                                       configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                                            serverName: "imagequeue"),
                                       logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await recent.follow(subscriber: subscriber, pattern: client.configuration.keys.allEventsPattern) }
-            // Event streams never end on their own: close them when shutdown begins, or the
-            // server would wait for every open dashboard tab to go away.
-            try await withGracefulShutdownHandler {
-                try await application.run()
-            } onGracefulShutdown: {
-                streams.closeAll()
+        // The Redis clients outlive the HTTP server: requests in flight during a graceful
+        // shutdown still reach Redis.
+        try await withRunning(clients) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await recent.follow(subscriber: subscriber, pattern: client.configuration.keys.allEventsPattern) }
+                // Event streams never end on their own: close them when shutdown begins, or the
+                // server would wait for every open dashboard tab to go away.
+                try await withGracefulShutdownHandler {
+                    try await application.run()
+                } onGracefulShutdown: {
+                    streams.closeAll()
+                }
+                group.cancelAll()  // the server stopped (graceful shutdown): stop following events too
             }
-            group.cancelAll()  // the server stopped (graceful shutdown): stop following events too
         }
-        subscriber.close()
-        client.close()
     }
 
     func makeRouter() -> Router<BasicRequestContext> {

@@ -91,10 +91,12 @@ public final class ImageWorker: Sendable {
         redis.close()
     }
 
-    /// The worker's services, for a `ServiceGroup`: the claim loops last, so a graceful
-    /// shutdown stops them first and deregisters afterwards.
+    /// The worker's services, for a `ServiceGroup`: its Redis connections first and the claim
+    /// loops last, so a graceful shutdown stops the loops first, deregisters afterwards, and
+    /// closes the connections once nothing uses them.
     public var services: [any Service] {
-        [Maintenance(queue: queue, registry: WorkerRegistry(redis: redis, keys: configuration.queue.keys), models: models, workerID: workerID, store: store,
+        [ClientsService([queue, redis]),
+         Maintenance(queue: queue, registry: WorkerRegistry(redis: redis, keys: configuration.queue.keys), models: models, workerID: workerID, store: store,
                      currentJobs: currentJobs, configuration: configuration, logger: logger),
          ClaimLoops(queue: queue, processor: processor, models: models, slotsPerModel: slotsPerModel,
                     configuration: configuration, metrics: metrics, currentJobs: currentJobs, logger: logger)]

@@ -1,10 +1,14 @@
 import Logging
+import ServiceLifecycle
 
 /// What callers use to talk to Redis, whichever shape the URL picked (`makeRedisClient`): one
 /// server (`RedisConnection`, `redis://…`) or a Redis Cluster (`RedisClusterClient`,
 /// `redis+cluster://…`, routed by hash slot). Script calls are commands too
 /// (`RedisCommand.script`): both shapes load them on first use and again after NOSCRIPT.
-public protocol RedisClientProtocol: AnyObject, Sendable {
+///
+/// Each is a `Service`: its threads live while `run()` runs, and commands sent before that
+/// wait for it (`withRunning` for a one-shot call).
+public protocol RedisClientProtocol: AnyObject, ClosableService {
     /// The endpoint (a cluster's seeds), with the password masked.
     var endpointDescription: String { get }
 
@@ -31,7 +35,12 @@ public protocol RedisClientProtocol: AnyObject, Sendable {
     ///   instead), or a connection error.
     func verifyEndpoint() async throws
 
-    /// Stops the client's threads; queued and later commands fail with `.closed`.
+    /// Runs the client's threads until the task is cancelled or `close()` is called; call it
+    /// once. Graceful shutdown does not end it: the services that use it shut down first.
+    /// - Throws: `RedisError` `.closed` when it already ran.
+    func run() async throws
+
+    /// Ends `run()`; queued and later commands fail with `.closed`.
     func close()
 }
 
@@ -64,7 +73,7 @@ extension RedisClientProtocol {
 }
 
 /// The client of the shape `configuration` names: a `RedisClusterClient` for a
-/// `redis+cluster://` URL, else a single-node `RedisConnection`. Connects lazily.
+/// `redis+cluster://` URL, else a single-node `RedisConnection`. It connects once `run()` runs.
 public func makeRedisClient(configuration: RedisConfiguration,
                             logger: Logger = Logger(label: "imagequeue.redis")) -> any RedisClientProtocol {
     if configuration.isCluster { return RedisClusterClient(configuration: configuration, logger: logger) }

@@ -2,11 +2,13 @@ import Logging
 
 /// A Redis Cluster client (`redis+cluster://` URLs): every command goes to the master of its
 /// keys' hash slot through `RedisClusterRouter`, over one single-node `RedisConnection` per
-/// master; see that type for splits, redirections and failovers.
+/// master; see that type for splits, redirections and failovers. Those connections and the
+/// map's refreshes live while `run()` runs.
 public final class RedisClusterClient: RedisClientProtocol {
     let router: RedisClusterRouter
 
-    /// Makes a client for `configuration`'s seeds (lazily: the first command reads the slot map).
+    /// Makes a client for `configuration`'s seeds (lazily: the first command reads the slot
+    /// map, with connections of its own; commands wait for `run()`).
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "imagequeue.redis")) {
         precondition(configuration.isCluster, "RedisClusterClient needs a redis+cluster:// configuration")
         router = RedisClusterRouter(configuration: configuration, logger: logger)
@@ -33,6 +35,16 @@ public final class RedisClusterClient: RedisClientProtocol {
     /// Reads the slot map: the seeds must answer `CLUSTER SLOTS` as cluster nodes.
     public func verifyEndpoint() async throws {
         _ = try await router.masters()
+    }
+
+    public func run() async throws {
+        guard router.claimRun() else { throw RedisError(.closed, "the cluster client has already run (run() is called once)") }
+        await withTaskCancellationHandler {
+            await router.run()
+        } onCancel: {
+            router.close()
+        }
+        router.close()
     }
 
     public func close() { router.close() }

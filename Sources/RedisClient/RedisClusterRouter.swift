@@ -5,6 +5,8 @@ import Synchronization
 /// (RedisClusterSlotMap.swift), one single-node `RedisConnection` per master (made on first
 /// use), and the routing of every command to the master of its key's slot.
 ///
+/// Its node connections and its background refreshes of the map are child tasks of `run()`.
+///
 /// A pipeline whose commands live on several masters is split per master, the parts sent
 /// concurrently and the replies put back in order. `MOVED` updates the map for that slot,
 /// schedules a full refresh (at most one start every 100 ms) and repeats the command on the new
@@ -16,7 +18,11 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
     let configuration: RedisConfiguration
     let logger: Logger
     let state = Mutex(State())
-
+    /// The node connections, run by `run()`.
+    let nodes = ChildClients()
+    /// Refreshes asked for (`scheduleRefresh`), by when they were asked; at most one waits.
+    let refreshRequests: (stream: AsyncStream<ContinuousClock.Instant>, continuation: AsyncStream<ContinuousClock.Instant>.Continuation)
+        = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
 
     struct State {
         var map = RedisClusterSlotMap()
@@ -24,9 +30,8 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
         var refreshing = false
         var refreshQueued = false
         var lastRefreshStart: ContinuousClock.Instant?
-        /// The background refresh `scheduleRefresh` started, cancelled by `close`.
-        var refreshTask: Task<Void, Never>?
         var closed = false
+        var running = false
     }
 
     init(configuration: RedisConfiguration, logger: Logger) {
@@ -36,14 +41,29 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
 
     var description: String { configuration.endpointDescription }
 
-    func close() {
-        let (connections, refresh) = state.withLock { state in
-            state.closed = true
-            defer { state.connections = [:]; state.refreshTask = nil }
-            return (Array(state.connections.values), state.refreshTask)
+    /// Runs the node connections and the map's background refreshes until cancelled or closed.
+    func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.nodes.run() }
+            group.addTask { await self.refreshWhenAsked() }
         }
-        refresh?.cancel()
-        for connection in connections { connection.close() }
+    }
+
+    /// Marks the router as run; false when it ran (or runs) already.
+    func claimRun() -> Bool {
+        state.withLock { state in
+            defer { state.running = true }
+            return !state.running
+        }
+    }
+
+    func close() {
+        state.withLock { state in
+            state.closed = true
+            state.connections = [:]
+        }
+        refreshRequests.continuation.finish()
+        nodes.finish()
     }
 
     // MARK: - Routing
@@ -249,6 +269,7 @@ final class RedisClusterRouter: Sendable, CustomStringConvertible {
             if let existing = state.connections[node] { return existing }
             let connection = RedisConnection(configuration: nodeConfiguration(node), logger: logger)
             state.connections[node] = connection
+            nodes.start(connection)
             return connection
         }
         guard let made else { throw RedisError(.closed, "the connection is closed") }

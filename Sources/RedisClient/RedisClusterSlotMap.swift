@@ -92,31 +92,30 @@ extension RedisClusterRouter {
         }
     }
 
-    /// Refreshes the map in the background: at once, or 100 ms after the last refresh began;
-    /// requests made while one is queued share it.
+    /// Asks for a refresh of the map in the background (`refreshWhenAsked`): at once, or
+    /// 100 ms after the last refresh began; requests made while one is queued share it.
     func scheduleRefresh() {
         let now = ContinuousClock.now
-        let delay: Duration? = state.withLock { state in
-            if state.refreshQueued { return nil }
-            state.refreshQueued = true
-            guard let last = state.lastRefreshStart else { return .zero }
-            return max(.zero, .milliseconds(100) - (now - last))
+        let queued = state.withLock { state in
+            defer { state.refreshQueued = true }
+            return state.refreshQueued
         }
-        guard let delay else { return }
-        // The router's own task, not the caller's: the map is brought up to date even when no
-        // command follows, and the reply that met MOVED does not wait for it. Kept in `state`
-        // so that `close` cancels it; it holds the router only while it reads the map.
-        let task = Task { [weak self] in
-            if delay > .zero { try? await Task.sleep(for: delay) }
-            guard let self, !Task.isCancelled else { return }
+        if !queued { refreshRequests.continuation.yield(now) }
+    }
+
+    /// The router's own refreshes, a child of its `run()`: the map is brought up to date even
+    /// when no command follows, and the reply that met MOVED does not wait for it.
+    func refreshWhenAsked() async {
+        for await asked in refreshRequests.stream {
+            let last = state.withLock { $0.lastRefreshStart }
+            if let last {
+                let delay = .milliseconds(100) - (ContinuousClock.now - last)
+                if delay > .zero { try? await Task.sleep(for: delay) }
+            }
+            if Task.isCancelled { return }
             state.withLock { $0.refreshQueued = false }
-            await refresh(after: now)
+            await refresh(after: asked)
         }
-        let closed = state.withLock { state in
-            if !state.closed { state.refreshTask = task }
-            return state.closed
-        }
-        if closed { task.cancel() }
     }
 
     /// Reads `CLUSTER SLOTS` from the known masters, then the seeds, until one answers.
@@ -163,9 +162,10 @@ extension RedisClusterRouter {
             probeConfiguration.reconnectDeadline = .zero
             probeConfiguration.clientName = nil
             let probe = RedisConnection(configuration: probeConfiguration, logger: logger)
-            defer { probe.close() }
             do {
-                let reply = try await probe.send(RedisCommand("CLUSTER", "SLOTS"), timeout: configuration.commandTimeout)
+                let reply = try await withRunning([probe]) {
+                    try await probe.send(RedisCommand("CLUSTER", "SLOTS"), timeout: configuration.commandTimeout)
+                }
                 let host = String(node[..<node.lastIndex(of: ":")!])
                 let ranges = try RedisClusterSlotMap.parse(reply, queriedHost: host)
                 install(ranges)

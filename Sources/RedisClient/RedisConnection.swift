@@ -1,8 +1,14 @@
+import DedicatedThreads
 import Logging
 import Synchronization
 
-/// A connection to one Redis server (`redis://…`), driven by its own OS thread, safe to use
-/// from any task. `RedisClusterClient` uses one per cluster master.
+/// A connection to one Redis server (`redis://…`), safe to use from any task, driven by an
+/// OS thread of its own that lives while `run()` runs. `RedisClusterClient` uses one per
+/// cluster master.
+///
+/// Like postgres-nio's `PostgresClient`, it is a `Service`: run it in a task group or a
+/// `ServiceGroup` (or `withRunning` for a one-shot call). Commands sent before `run()` starts
+/// wait for it; cancelling `run()` (or `close()`) fails queued and later ones with `.closed`.
 ///
 /// Commands sent while others are in flight are pipelined together automatically: the
 /// thread writes everything queued in one go, then reads the replies in order. When the
@@ -12,15 +18,33 @@ import Synchronization
 public final class RedisConnection: RedisClientProtocol {
     private let engine: ConnectionEngine
 
-    /// Opens a connection (lazily: the first command connects).
+    /// Makes a connection; it connects once `run()` runs and a command is sent.
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "imagequeue.redis")) {
         precondition(!configuration.isCluster, "a redis+cluster:// configuration needs RedisClusterClient (see makeRedisClient)")
         engine = ConnectionEngine(configuration: configuration, logger: logger)
-        let engine = engine
-        startDedicatedThread(name: "iq-redis") { engine.run() }
     }
 
     deinit { engine.close() }
+
+    /// Runs the connection's thread until the task is cancelled or `close()` is called. Call
+    /// it once. It ignores graceful shutdown, as `PostgresClient.run()` does: the services
+    /// that use the connection shut down first (wrap it in `cancelOnGracefulShutdown` to
+    /// give it a place in a `ServiceGroup`'s order).
+    /// - Throws: `RedisError` `.closed` when it already ran; `DedicatedThread.StartFailure`.
+    public func run() async throws {
+        let engine = engine
+        guard engine.claimRun() else { throw RedisError(.closed, "the connection has already run (run() is called once)") }
+        do {
+            try await withTaskCancellationHandler {
+                try await DedicatedThread.run(name: "iq-redis") { engine.run() }
+            } onCancel: {
+                engine.close()
+            }
+        } catch {
+            engine.close()
+            throw error
+        }
+    }
 
     /// The endpoint, with the password masked.
     public var endpointDescription: String { engine.configuration.endpointDescription }
@@ -57,7 +81,7 @@ public final class RedisConnection: RedisClientProtocol {
         return keys
     }
 
-    /// Stops the thread; queued and later commands fail with `.closed`.
+    /// Ends `run()`; queued and later commands fail with `.closed`.
     public func close() { engine.close() }
 
     private func submit(_ commands: [RedisCommand], timeout: Duration?) async throws -> [RESPValue] {
@@ -89,6 +113,7 @@ final class ConnectionEngine: @unchecked Sendable {
     private struct State {
         var queue: [Request] = []
         var closed = false
+        var running = false
         var cancelled: Set<UInt64> = []
         var nextID: UInt64 = 0
     }
@@ -137,8 +162,22 @@ final class ConnectionEngine: @unchecked Sendable {
         }
     }
 
+    /// Marks the engine as run; false when it ran (or runs) already.
+    func claimRun() -> Bool {
+        state.withLock { state in
+            defer { state.running = true }
+            return !state.running
+        }
+    }
+
+    /// Stops the thread; queued requests fail with `.closed` (at once when no thread runs).
     func close() {
-        state.withLock { $0.closed = true }
+        let queued = state.withLock { state in
+            state.closed = true
+            defer { state.queue = [] }
+            return state.queue
+        }
+        for request in queued { request.complete(.failure(RedisError(.closed, "the connection is closed"))) }
         workPipe.wake()
         interruptPipe.wake()
     }

@@ -1,5 +1,6 @@
 import DedicatedThreads
 import Logging
+import ServiceLifecycle
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -16,23 +17,41 @@ public enum SubscriptionEvent: Sendable, Equatable {
     case resubscribed
 }
 
-/// A pub/sub connection on its own OS thread, shared by any number of listeners.
+/// A pub/sub connection, shared by any number of listeners, on an OS thread of its own that
+/// lives while `run()` runs (a `Service`, like `RedisConnection`).
 ///
 /// `subscribe` returns once Redis has confirmed the subscription, so a caller can subscribe
 /// first and then read state without missing an event in between. After a lost connection
 /// the subscriber reconnects with backoff, renews every subscription and yields
 /// `.resubscribed` to each listener. An idle connection is checked with PING.
-public final class RedisSubscriber: Sendable {
+public final class RedisSubscriber: ClosableService {
     private let engine: SubscriberEngine
 
-    /// Creates a subscriber; it connects on the first subscription.
+    /// Creates a subscriber; it connects once `run()` runs and something is subscribed.
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "imagequeue.redis.pubsub")) {
         engine = SubscriberEngine(configuration: configuration, logger: logger)
-        let engine = engine
-        startDedicatedThread(name: "iq-pubsub") { engine.run() }
     }
 
     deinit { engine.close() }
+
+    /// Runs the subscriber's thread until the task is cancelled or `close()` is called; every
+    /// stream finishes then. Call it once. Graceful shutdown is left to its users, as for
+    /// `RedisConnection.run()`.
+    /// - Throws: `RedisError` `.closed` when it already ran; `DedicatedThread.StartFailure`.
+    public func run() async throws {
+        let engine = engine
+        guard engine.claimRun() else { throw RedisError(.closed, "the subscriber has already run (run() is called once)") }
+        do {
+            try await withTaskCancellationHandler {
+                try await DedicatedThread.run(name: "iq-pubsub") { engine.run() }
+            } onCancel: {
+                engine.close()
+            }
+        } catch {
+            engine.close()
+            throw error
+        }
+    }
 
     /// Subscribes to channels (or, with `patterns: true`, glob patterns) and returns the
     /// stream of their messages. Ending the iteration unsubscribes.
@@ -75,6 +94,7 @@ final class SubscriberEngine: @unchecked Sendable {
         var requested: Set<String> = []
         var waiting: [(listener: UInt64, done: @Sendable (Result<Void, RedisError>) -> Void)] = []
         var closed = false
+        var running = false
         var connectedOnce = false
         /// After a reconnect: tell listeners once every renewed subscription is confirmed.
         var announceResubscribed = false
@@ -120,12 +140,24 @@ final class SubscriberEngine: @unchecked Sendable {
         if removed != nil { pipe.wake() }
     }
 
+    /// Marks the engine as run; false when it ran (or runs) already.
+    func claimRun() -> Bool {
+        state.withLock { state in
+            defer { state.running = true }
+            return !state.running
+        }
+    }
+
+    /// Stops the thread: every stream finishes and pending subscriptions fail (at once, even
+    /// when no thread runs).
     func close() {
-        let listeners = state.withLock { state in
+        let (listeners, waiting) = state.withLock { state in
             state.closed = true
-            return Array(state.listeners.values)
+            defer { state.waiting = [] }
+            return (Array(state.listeners.values), state.waiting)
         }
         for listener in listeners { listener.continuation.finish() }
+        for waiter in waiting { waiter.done(.failure(RedisError(.closed, "the subscriber is closed"))) }
         pipe.wake()
     }
 

@@ -58,12 +58,11 @@ public final class TelegramFront: Service, Sendable {
     /// delivers; on shutdown, finishes the sends in progress and hands the lease over.
     /// - Throws: `ConfigurationError` when the Bot API refuses the token.
     public func run() async throws {
-        defer {
-            client.close()
-            subscriber.close()
-            state.redis.close()
-            state.blocking.close()
-        }
+        // The Redis clients live while the front runs, and outlive its graceful shutdown.
+        try await withRunning([client, subscriber, state.redis, state.blocking]) { try await serve() }
+    }
+
+    private func serve() async throws {
         guard let me = try await identify() else { return }  // shut down while waiting for the Bot API
         logger.info("telegram front ready", metadata: ["telegram.bot": "@\(me.username ?? botID)", "front.id": "\(configuration.frontID)"])
         var failures = 0

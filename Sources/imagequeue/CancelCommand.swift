@@ -15,9 +15,9 @@ struct CancelCommand: AsyncParsableCommand {
     var jobID: String
 
     func run() async throws {
-        let client = try await global.client()
-        defer { client.close() }
-        try await client.cancel(jobID)
-        Output.line("cancelled \(jobID)")
+        try await global.withClient { client in
+            try await client.cancel(jobID)
+            Output.line("cancelled \(jobID)")
+        }
     }
 }

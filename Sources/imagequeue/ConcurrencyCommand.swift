@@ -20,15 +20,15 @@ struct ConcurrencyCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let client = try await global.client()
-        defer { client.close() }
-        try client.configuration.requireModel(model)
-        if let limit { try await client.setConcurrency(limit, model: model) }
-        let current = try await client.inspector.concurrency(model: model)
-        if json {
-            Output.json(ConcurrencyReport(model: model, concurrency: current))
-        } else {
-            Output.line("\(model): \(current)")
+        try await global.withClient { client in
+            try client.configuration.requireModel(model)
+            if let limit { try await client.setConcurrency(limit, model: model) }
+            let current = try await client.inspector.concurrency(model: model)
+            if json {
+                Output.json(ConcurrencyReport(model: model, concurrency: current))
+            } else {
+                Output.line("\(model): \(current)")
+            }
         }
     }
 }

@@ -17,17 +17,17 @@ struct DeadCommand: AsyncParsableCommand {
         @Flag(help: "Print a JSON array of job objects.") var json = false
 
         func run() async throws {
-            let client = try await global.client()
-            defer { client.close() }
-            try client.configuration.requireModel(model)
-            let jobs = try await client.inspector.deadJobs(model: model, limit: limit)
-            if json {
-                Output.json(jobs)
-                return
-            }
-            if jobs.isEmpty { Output.line("no dead jobs for \(model)") }
-            for job in jobs {
-                Output.line("\(job.id)  \(Output.time(job.finishedAt))  \(job.error.map { "\($0.code): \($0.message)" } ?? "-")")
+            try await global.withClient { client in
+                try client.configuration.requireModel(model)
+                let jobs = try await client.inspector.deadJobs(model: model, limit: limit)
+                if json {
+                    Output.json(jobs)
+                    return
+                }
+                if jobs.isEmpty { Output.line("no dead jobs for \(model)") }
+                for job in jobs {
+                    Output.line("\(job.id)  \(Output.time(job.finishedAt))  \(job.error.map { "\($0.code): \($0.message)" } ?? "-")")
+                }
             }
         }
     }
@@ -61,9 +61,9 @@ extension DeadCommand {
     /// Runs a dead-list change and reports how many jobs it touched.
     static func change(_ global: GlobalOptions, verb: String, json: Bool,
                        _ body: (ImageQueueClient) async throws -> Int) async throws {
-        let client = try await global.client()
-        defer { client.close() }
-        let count = try await body(client)
-        if json { Output.json([verb: count]) } else { Output.line("\(verb) \(count) job(s)") }
+        try await global.withClient { client in
+            let count = try await body(client)
+            if json { Output.json([verb: count]) } else { Output.line("\(verb) \(count) job(s)") }
+        }
     }
 }

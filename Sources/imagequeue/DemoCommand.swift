@@ -97,9 +97,10 @@ struct DemoCommand: AsyncParsableCommand {
             tasks.addTask { try? await group.run() }
             let outcome: Result<StatusEvent, any Error>
             do {
-                let client = try ImageQueueClient(redis: redisConfiguration, configuration: queueConfiguration, logger: logger)
-                defer { client.close() }
-                outcome = .success(try await follow(request, client: client))
+                outcome = .success(try await ImageQueueClient.with(redis: redisConfiguration, configuration: queueConfiguration,
+                                                                   logger: logger) { client in
+                    try await follow(request, client: client)
+                })
             } catch {
                 outcome = .failure(error)
             }
@@ -133,9 +134,8 @@ struct DemoCommand: AsyncParsableCommand {
         probe.reconnectDeadline = .milliseconds(300)
         probe.connectTimeout = .milliseconds(500)
         let connection = makeRedisClient(configuration: probe, logger: Logger(label: "imagequeue.demo.probe"))
-        defer { connection.close() }
         do {
-            try await connection.send("PING")
+            try await withRunning([connection]) { try await connection.send("PING") }
             return true
         } catch let error as RedisError where error.kind == .connectionFailed {
             return false
@@ -197,8 +197,7 @@ final class ThrowawayRedis: @unchecked Sendable {
                 var quick = try RedisConfiguration(url: server.url)
                 quick.reconnectDeadline = Duration.milliseconds(50)
                 let connection = RedisConnection(configuration: quick)
-                defer { connection.close() }
-                if (try? await connection.send("PING")) != nil { return server }
+                if (try? await withRunning([connection]) { try await connection.send("PING") }) != nil { return server }
                 try await Task.sleep(for: .milliseconds(30))
             }
             kill(pid, SIGKILL)

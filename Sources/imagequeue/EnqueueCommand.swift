@@ -30,14 +30,14 @@ struct EnqueueCommand: AsyncParsableCommand {
     var prompt: String
 
     func run() async throws {
-        let client = try await global.client()
-        defer { client.close() }
-        let job = try await client.enqueue(JobRequest(model: model, prompt: prompt, user: user, enhance: !noEnhance,
-                                                      idempotencyKey: idempotencyKey))
-        if json {
-            Output.json(job)
-        } else {
-            Output.line(job.id)
+        try await global.withClient { client in
+            let job = try await client.enqueue(JobRequest(model: model, prompt: prompt, user: user, enhance: !noEnhance,
+                                                          idempotencyKey: idempotencyKey))
+            if json {
+                Output.json(job)
+            } else {
+                Output.line(job.id)
+            }
         }
     }
 }

@@ -11,20 +11,20 @@ struct QueuesCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let client = try await global.client()
-        defer { client.close() }
-        let stats = try await client.inspector.stats()
-        if json {
-            Output.json(stats)
-            return
-        }
-        Output.line("model     pending  active  dead  concurrency  completed  failed  oldest")
-        for model in client.configuration.models {
-            guard let s = stats[model] else { continue }
-            let age = s.oldestPendingAgeMilliseconds.map { "\(Double($0) / 1000) s" } ?? "-"
-            Output.line([model.padding(9), String(s.pending).padding(8), String(s.active).padding(7), String(s.dead).padding(5),
-                         String(s.concurrency).padding(12), String(s.completedTotal).padding(10),
-                         String(s.failedTotal).padding(7), age].joined(separator: " "))
+        try await global.withClient { client in
+            let stats = try await client.inspector.stats()
+            if json {
+                Output.json(stats)
+                return
+            }
+            Output.line("model     pending  active  dead  concurrency  completed  failed  oldest")
+            for model in client.configuration.models {
+                guard let s = stats[model] else { continue }
+                let age = s.oldestPendingAgeMilliseconds.map { "\(Double($0) / 1000) s" } ?? "-"
+                Output.line([model.padding(9), String(s.pending).padding(8), String(s.active).padding(7), String(s.dead).padding(5),
+                             String(s.concurrency).padding(12), String(s.completedTotal).padding(10),
+                             String(s.failedTotal).padding(7), age].joined(separator: " "))
+            }
         }
     }
 }

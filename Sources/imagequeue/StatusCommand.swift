@@ -14,27 +14,27 @@ struct StatusCommand: AsyncParsableCommand {
     var jobID: String
 
     func run() async throws {
-        let client = try await global.client()
-        defer { client.close() }
-        let info = try await client.inspector.status(jobID)
-        if json {
-            Output.json(info)
-            return
+        try await global.withClient { client in
+            let info = try await client.inspector.status(jobID)
+            if json {
+                Output.json(info)
+                return
+            }
+            var lines = ["job       \(info.id)",
+                         "model     \(info.model)",
+                         "status    \(info.status.rawValue)" + (info.position.map { " (position \($0))" } ?? ""),
+                         "attempt   \(info.attempt) of \(info.maxAttempts)",
+                         "prompt    \(info.prompt ?? "-")"]
+            if let enhanced = info.enhancedPrompt { lines.append("enhanced  \(enhanced)") }
+            lines.append("enqueued  \(Output.time(info.enqueuedAt))")
+            if info.startedAt != nil { lines.append("started   \(Output.time(info.startedAt))") }
+            if info.finishedAt != nil { lines.append("finished  \(Output.time(info.finishedAt))") }
+            if let worker = info.worker { lines.append("worker    \(worker)") }
+            if let result = info.result {
+                lines.append("result    \(result.contentType), \(result.bytes) bytes, \(result.path ?? result.key ?? result.store)")
+            }
+            if let error = info.error { lines.append("error     \(error.code): \(error.message)") }
+            lines.forEach(Output.line)
         }
-        var lines = ["job       \(info.id)",
-                     "model     \(info.model)",
-                     "status    \(info.status.rawValue)" + (info.position.map { " (position \($0))" } ?? ""),
-                     "attempt   \(info.attempt) of \(info.maxAttempts)",
-                     "prompt    \(info.prompt ?? "-")"]
-        if let enhanced = info.enhancedPrompt { lines.append("enhanced  \(enhanced)") }
-        lines.append("enqueued  \(Output.time(info.enqueuedAt))")
-        if info.startedAt != nil { lines.append("started   \(Output.time(info.startedAt))") }
-        if info.finishedAt != nil { lines.append("finished  \(Output.time(info.finishedAt))") }
-        if let worker = info.worker { lines.append("worker    \(worker)") }
-        if let result = info.result {
-            lines.append("result    \(result.contentType), \(result.bytes) bytes, \(result.path ?? result.key ?? result.store)")
-        }
-        if let error = info.error { lines.append("error     \(error.code): \(error.message)") }
-        lines.forEach(Output.line)
     }
 }

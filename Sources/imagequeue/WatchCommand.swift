@@ -18,15 +18,15 @@ struct WatchCommand: AsyncParsableCommand {
     var jobID: String
 
     func run() async throws {
-        let client = try await global.client()
-        defer { client.close() }
-        var last: StatusEvent?
-        for try await event in client.watch(jobID) {
-            last = event
-            Output.line(json ? event.json : Self.describe(event))
-            Output.flush()
+        try await global.withClient { client in
+            var last: StatusEvent?
+            for try await event in client.watch(jobID) {
+                last = event
+                Output.line(json ? event.json : Self.describe(event))
+                Output.flush()
+            }
+            guard last?.status == .completed else { throw ExitCode(1) }
         }
-        guard last?.status == .completed else { throw ExitCode(1) }
     }
 
     static func describe(_ event: StatusEvent) -> String {

@@ -11,17 +11,17 @@ struct WorkersCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let client = try await global.client()
-        defer { client.close() }
-        let workers = try await client.inspector.workers()
-        if json {
-            Output.json(workers)
-            return
-        }
-        if workers.isEmpty { Output.line("no live workers") }
-        for worker in workers {
-            let jobs = worker.currentJobs.isEmpty ? "idle" : worker.currentJobs.joined(separator: ", ")
-            Output.line("\(worker.id)  models \(worker.models.joined(separator: ","))  since \(Output.time(worker.startedAt))  \(jobs)")
+        try await global.withClient { client in
+            let workers = try await client.inspector.workers()
+            if json {
+                Output.json(workers)
+                return
+            }
+            if workers.isEmpty { Output.line("no live workers") }
+            for worker in workers {
+                let jobs = worker.currentJobs.isEmpty ? "idle" : worker.currentJobs.joined(separator: ", ")
+                Output.line("\(worker.id)  models \(worker.models.joined(separator: ","))  since \(Output.time(worker.startedAt))  \(jobs)")
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ import Glibc
 /// a three-master cluster where a pipeline's keys live on several nodes: `flux` and `sdxl`
 /// hash to slots of different masters. A Swift optimizer defect once made these pipelines
 /// crash or read wrong replies in release builds only (docs/CLUSTER.md).
-@Suite("executables on a Redis Cluster: pipelines across nodes")
+@Suite("executables on a Redis Cluster: pipelines across nodes", .runsClients)
 struct ClusterBinaryTests {
     @Test("imagequeue-worker and imagequeue worker, started 20 times on a cluster, register, run jobs and stop cleanly")
     func workerStartsNeverCrash() async throws {
@@ -120,7 +120,7 @@ struct ClusterBinaryTests {
     static func nodeCounts(_ cluster: LocalCluster, prefix: String) async throws -> [String: Counts] {
         var counts: [String: Counts] = ["flux": Counts(), "sdxl": Counts()]
         for port in cluster.ports {
-            let node = RedisConnection(configuration: try RedisConfiguration(url: cluster.nodeURL(port)))
+            let node = runInTest(RedisConnection(configuration: try RedisConfiguration(url: cluster.nodeURL(port))))
             defer { node.close() }
             for model in ["flux", "sdxl"] {
                 let base = "\(prefix):{\(model)}:"

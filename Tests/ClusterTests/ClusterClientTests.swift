@@ -4,14 +4,14 @@ import TestSupport
 
 /// The client in cluster mode against a real three-master cluster: routing by slot, split
 /// pipelines, whole-keyspace commands, refusals, pub/sub across nodes, URLs.
-@Suite("cluster client")
+@Suite("cluster client", .runsClients)
 struct ClusterClientTests {
     let tag = TestEnvironment.uniquePrefix("cc")
 
     @Test("a pipeline over keys of every master comes back in order")
     func pipelineAcrossMasters() async throws {
         let cluster = try await LocalCluster.shared()
-        let redis = RedisClusterClient(configuration: try RedisConfiguration(url: cluster.url))
+        let redis = runInTest(RedisClusterClient(configuration: try RedisConfiguration(url: cluster.url)))
         defer { redis.close() }
         let keys = (0..<60).map { "\(tag):key:\($0)" }
         let sets = try await redis.pipeline(keys.enumerated().map { RedisCommand("SET", $0.element, "value \($0.offset)") })
@@ -37,7 +37,7 @@ struct ClusterClientTests {
     @Test("scripts run on their keys' master, SCRIPT LOAD reaches every master")
     func scripts() async throws {
         let cluster = try await LocalCluster.shared()
-        let redis = RedisClusterClient(configuration: try RedisConfiguration(url: cluster.url))
+        let redis = runInTest(RedisClusterClient(configuration: try RedisConfiguration(url: cluster.url)))
         defer { redis.close() }
         let script = RedisScript(name: "incrTwo", source: "redis.call('INCR', KEYS[1]); return redis.call('INCRBY', KEYS[2], ARGV[1])")
         let models = (0..<12).map { "\(tag)-model\($0)" }
@@ -49,7 +49,7 @@ struct ClusterClientTests {
         let masters = try await redis.clusterMasters()
         #expect(masters.count == 3)
         for master in masters {
-            let node = RedisConnection(configuration: try RedisConfiguration(url: "redis://\(master)"))
+            let node = runInTest(RedisConnection(configuration: try RedisConfiguration(url: "redis://\(master)")))
             defer { node.close() }
             #expect(try await node.send("SCRIPT", "EXISTS", sha ?? "").array == [.integer(1)], "on \(master)")
         }
@@ -58,7 +58,7 @@ struct ClusterClientTests {
     @Test("commands over several slots, SCAN and transactions get a clear error, not a wrong node")
     func refusals() async throws {
         let cluster = try await LocalCluster.shared()
-        let redis = RedisClusterClient(configuration: try RedisConfiguration(url: cluster.url))
+        let redis = runInTest(RedisClusterClient(configuration: try RedisConfiguration(url: cluster.url)))
         defer { redis.close() }
         let (a, b) = ("\(tag):{one}", "\(tag):{two}")
         try #require(RedisClusterSlot.slot(of: a) != RedisClusterSlot.slot(of: b))
@@ -81,19 +81,19 @@ struct ClusterClientTests {
     func pubSubAcrossNodes() async throws {
         let cluster = try await LocalCluster.shared()
         let configuration = try RedisConfiguration(url: cluster.url)
-        let subscriber = RedisSubscriber(configuration: configuration)
+        let subscriber = runInTest(RedisSubscriber(configuration: configuration))
         defer { subscriber.close() }
         let channel = "\(tag):{\(tag)}:events"
         let stream = try await subscriber.subscribe([channel])
         var messages = stream.makeAsyncIterator()
         for port in cluster.ports {
-            let node = RedisConnection(configuration: try RedisConfiguration(url: cluster.nodeURL(port)))
+            let node = runInTest(RedisConnection(configuration: try RedisConfiguration(url: cluster.nodeURL(port))))
             defer { node.close() }
             try await node.send("PUBLISH", channel, "from \(port)")
             let received = await messages.next()
             #expect(received == .message(channel: channel, payload: "from \(port)".redisBytes))
         }
-        let redis = RedisClusterClient(configuration: configuration)
+        let redis = runInTest(RedisClusterClient(configuration: configuration))
         defer { redis.close() }
         let publish = RedisScript(name: "publish", source: "return redis.call('PUBLISH', ARGV[1], ARGV[2])")
         try await redis.send(.script(publish, keys: ["\(tag):{\(tag)}:k"], arguments: [channel, "from lua"]))
@@ -105,14 +105,14 @@ struct ClusterClientTests {
         let cluster = try await LocalCluster.shared()
         let dead = try RedisServer.freePort()  // nothing listens there
         let url = "redis+cluster://127.0.0.1:\(dead),127.0.0.1:\(cluster.ports[1])"
-        let redis = RedisClusterClient(configuration: try RedisConfiguration(url: url))
+        let redis = runInTest(RedisClusterClient(configuration: try RedisConfiguration(url: url)))
         defer { redis.close() }
         let key = "\(tag):{dead-seed}"
         try await redis.send("SET", key, "reached")
         #expect(try await redis.send("GET", key).string == "reached")
         #expect(Set(try await redis.clusterMasters()) == Set(cluster.ports.map { "127.0.0.1:\($0)" }))
 
-        let subscriber = RedisSubscriber(configuration: try RedisConfiguration(url: url))
+        let subscriber = runInTest(RedisSubscriber(configuration: try RedisConfiguration(url: url)))
         defer { subscriber.close() }
         var messages = try await subscriber.subscribe([key]).makeAsyncIterator()
         try await redis.send("PUBLISH", key, "heard")

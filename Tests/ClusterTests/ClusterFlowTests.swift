@@ -7,7 +7,7 @@ import Glibc
 
 /// The whole queue against a three-master Redis Cluster, with no change to the queue logic:
 /// the real `imagequeue` binary given a `redis+cluster://` URL, placeholder images.
-@Suite("queue on a Redis Cluster")
+@Suite("queue on a Redis Cluster", .runsClients)
 struct ClusterFlowTests {
     private func makeCLI() async throws -> QueueCLI {
         let cluster = try await LocalCluster.shared()

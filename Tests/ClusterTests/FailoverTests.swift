@@ -5,7 +5,7 @@ import TestSupport
 /// A master that dies: its replica is promoted, the client finds the new master through
 /// another node and the subscriber moves to another node. A private cluster of three
 /// masters with one replica each and a one-second node timeout, since this test kills a node.
-@Suite("cluster failover")
+@Suite("cluster failover", .runsClients)
 struct FailoverTests {
     @Test("after a master is SIGKILLed, commands on its slots reach the promoted replica and pub/sub continues")
     func masterKilled() async throws {
@@ -14,7 +14,7 @@ struct FailoverTests {
         let url = "redis+cluster://" + cluster.ports.map { "127.0.0.1:\($0)" }.joined(separator: ",")
         var configuration = try RedisConfiguration(url: url)
         configuration.reconnectDeadline = .seconds(2)
-        let redis = RedisClusterClient(configuration: configuration)
+        let redis = runInTest(RedisClusterClient(configuration: configuration))
         defer { redis.close() }
 
         // A key on the master the subscriber connects to (the first node that is a master).
@@ -30,7 +30,7 @@ struct FailoverTests {
 
         var subscriberConfiguration = try RedisConfiguration(url: "redis+cluster://\(victim)," + url.dropFirst("redis+cluster://".count))
         subscriberConfiguration.reconnectDeadline = .seconds(30)
-        let subscriber = RedisSubscriber(configuration: subscriberConfiguration)
+        let subscriber = runInTest(RedisSubscriber(configuration: subscriberConfiguration))
         defer { subscriber.close() }
         let channel = "\(tag):events"
         var events = try await subscriber.subscribe([channel]).makeAsyncIterator()

@@ -112,7 +112,7 @@ final class LocalCluster: Sendable {
         // Every node must see the cluster as ok, with the three masters' slot ranges and
         // their replicas; every replica must be in sync with its master.
         for port in ports {
-            let node = RedisConnection(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(port)"))
+            let node = runInTest(RedisConnection(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(port)")))
             defer { node.close() }
             var state = ""
             try await waitUntil("node \(port) reports cluster_state:ok (last: \(state))") {

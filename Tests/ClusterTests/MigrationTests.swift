@@ -5,12 +5,12 @@ import TestSupport
 /// Resharding under a live client: a slot migrated half-way answers ASK for the keys already
 /// moved, and once the move is finished MOVED; commands and scripts keep working, ASK leaves
 /// the client's slot map alone, MOVED updates it and a refresh picks up other moved slots.
-@Suite("cluster resharding")
+@Suite("cluster resharding", .runsClients)
 struct MigrationTests {
     @Test("ASK during a migration, MOVED after it: commands and scripts succeed, the map follows")
     func askThenMoved() async throws {
         let cluster = try await LocalCluster.shared()
-        let redis = RedisClusterClient(configuration: try RedisConfiguration(url: cluster.url))
+        let redis = runInTest(RedisClusterClient(configuration: try RedisConfiguration(url: cluster.url)))
         defer { redis.close() }
         // A slot no other test uses (they use the models flux and sdxl, and random tags).
         var tag = TestEnvironment.uniquePrefix("mig")
@@ -70,7 +70,7 @@ struct MigrationTests {
     }
 
     private func node(_ address: String) throws -> RedisConnection {
-        RedisConnection(configuration: try RedisConfiguration(url: "redis://\(address)"))
+        runInTest(RedisConnection(configuration: try RedisConfiguration(url: "redis://\(address)")))
     }
 
     private func split(_ address: String) -> (String, Int) {

@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 /// Key-to-slot mapping: published vectors, and agreement with a real cluster's CLUSTER KEYSLOT.
-@Suite("cluster slots")
+@Suite("cluster slots", .runsClients)
 struct SlotTests {
     @Test("CRC16/XMODEM vectors and the slots the Redis Cluster specification gives")
     func knownSlots() {
@@ -30,7 +30,7 @@ struct SlotTests {
     @Test("our slot of every kind of key ImageQueue writes matches the server's CLUSTER KEYSLOT")
     func matchesServer() async throws {
         let cluster = try await LocalCluster.shared()
-        let node = RedisConnection(configuration: try RedisConfiguration(url: cluster.nodeURL(cluster.ports[0])))
+        let node = runInTest(RedisConnection(configuration: try RedisConfiguration(url: cluster.nodeURL(cluster.ports[0]))))
         defer { node.close() }
         var keys: [[UInt8]] = ["iq:{flux}:pending", "iq:{sdxl}:job:01J0000000", "iq:ratelimit:{alice}",
                                "iq:telegram:{123456}:lease", "iq:workers", "iq:worker:host:42", "", "{}", "{a}{b}",

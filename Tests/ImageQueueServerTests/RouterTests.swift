@@ -10,7 +10,7 @@ import TestSupport
 /// The API's router in process (HummingbirdTesting, no socket) on a real Redis: the bearer
 /// token attached once to the route group, the open probes, 405 with Allow and the dashboard's
 /// files. The process-level suite (Tests/ServeTests) runs the same routes through the binary.
-@Suite struct RouterTests {
+@Suite(.runsClients) struct RouterTests {
     static let token = "router-test-token-0123456789"
 
     func application(protectReads: Bool) throws -> some ApplicationProtocol {
@@ -20,6 +20,7 @@ import TestSupport
         queue.keyPrefix = TestEnvironment.uniquePrefix("router")
         let server = try APIServer(configuration: configuration, redis: try RedisConfiguration(url: TestEnvironment.redisURL()),
                                    queue: queue, logger: Logger(label: "router-tests"))
+        for client in server.clients { _ = runInTest(client) }
         return Application(router: server.makeRouter())
     }
 

@@ -3,7 +3,7 @@ import RedisClient
 import Testing
 import TestSupport
 
-@Suite struct ClaimTests {
+@Suite(.runsClients) struct ClaimTests {
     @Test func eachModelIsFirstInFirstOut() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }
@@ -51,7 +51,7 @@ import TestSupport
         try await queue.enqueue("second")
         var impatient = queue.redisConfiguration
         impatient.commandTimeout = .milliseconds(300)
-        let worker = WorkerQueue(redis: impatient, configuration: queue.configuration, workerID: "w1")
+        let worker = runInTest(WorkerQueue(redis: impatient, configuration: queue.configuration, workerID: "w1"))
         defer { worker.close() }
         #expect(try await worker.claim(model: "sdxl", lease: .seconds(30)) == .empty)  // connected, script loaded
 
@@ -86,7 +86,7 @@ import TestSupport
         try await queue.redis.send(RedisCommand("DEBUG", "POPULATE", "300000", "filler"), timeout: .seconds(60))
         var impatient = queue.redisConfiguration
         impatient.commandTimeout = .milliseconds(300)
-        let worker = WorkerQueue(redis: impatient, configuration: queue.configuration, workerID: "w1")
+        let worker = runInTest(WorkerQueue(redis: impatient, configuration: queue.configuration, workerID: "w1"))
         defer { worker.close() }
         #expect(try await worker.claim(model: "sdxl", lease: .seconds(30)) == .empty)  // connected, script loaded
 

@@ -3,7 +3,7 @@ import RedisClient
 import Testing
 import TestSupport
 
-@Suite struct EnqueueTests {
+@Suite(.runsClients) struct EnqueueTests {
     @Test func enqueueStoresTheJobAndReportsItsPosition() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }
@@ -64,7 +64,7 @@ import TestSupport
     @Test func theRateLimitIsShardByProducersAndPerUser() async throws {
         let queue = try QueueFixture(rateLimit: .init(requests: 3, window: .seconds(60)))
         defer { queue.close() }
-        let otherProducer = try ImageQueueClient(redis: queue.redisConfiguration, configuration: queue.configuration)
+        let otherProducer = try runInTest(ImageQueueClient(redis: queue.redisConfiguration, configuration: queue.configuration))
         defer { otherProducer.close() }
         try await queue.enqueue("one")
         try await queue.enqueue("two")

@@ -5,7 +5,7 @@ import TestSupport
 
 /// docs/PROTOCOL.md is enough for another language: a redis-py client written from it
 /// enqueues and watches, and the Swift worker side claims, reads and completes its job.
-@Suite struct ProtocolInteropTests {
+@Suite(.runsClients) struct ProtocolInteropTests {
     @Test func aPythonClientFollowingTheProtocolDocumentInteroperates() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }

@@ -21,13 +21,13 @@ struct QueueFixture {
         self.configuration = configuration
         // Named after the prefix, so a test can find its own connections in CLIENT LIST.
         redisConfiguration = try RedisConfiguration(url: url ?? TestEnvironment.redisURL(), clientName: configuration.keyPrefix)
-        client = try ImageQueueClient(redis: redisConfiguration, configuration: configuration)
-        redis = RedisConnection(configuration: redisConfiguration)
+        client = try runInTest(ImageQueueClient(redis: redisConfiguration, configuration: configuration))
+        redis = runInTest(RedisConnection(configuration: redisConfiguration))
     }
 
     /// A worker side with its own connections.
     func worker(_ id: String = "w1", blockTimeout: Duration = .seconds(2)) -> WorkerQueue {
-        WorkerQueue(redis: redisConfiguration, configuration: configuration, workerID: id, blockTimeout: blockTimeout)
+        runInTest(WorkerQueue(redis: redisConfiguration, configuration: configuration, workerID: id, blockTimeout: blockTimeout))
     }
 
     @discardableResult

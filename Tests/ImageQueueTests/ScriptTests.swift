@@ -5,7 +5,7 @@ import TestSupport
 
 /// Each Lua script called directly, as a client in another language would, with the
 /// error codes of docs/PROTOCOL.md.
-@Suite struct ScriptTests {
+@Suite(.runsClients) struct ScriptTests {
     struct Caller {
         let redis: RedisConnection
         let keys: QueueKeys
@@ -23,7 +23,7 @@ import TestSupport
     }
 
     func caller() throws -> Caller {
-        Caller(redis: RedisConnection(configuration: try RedisConfiguration(url: TestEnvironment.redisURL())),
+        Caller(redis: runInTest(RedisConnection(configuration: try RedisConfiguration(url: TestEnvironment.redisURL()))),
                keys: QueueKeys(prefix: TestEnvironment.uniquePrefix("s")))
     }
 
@@ -64,7 +64,7 @@ import TestSupport
     /// memory is refused with `OOM`. Setting it back to 0 frees it.
     func fullRedisCaller() async throws -> (server: RedisServer, caller: Caller) {
         let server = try await RedisServer.launch(extraArguments: ["--maxmemory-policy", "noeviction"])
-        let caller = Caller(redis: RedisConnection(configuration: try RedisConfiguration(url: server.url)),
+        let caller = Caller(redis: runInTest(RedisConnection(configuration: try RedisConfiguration(url: server.url))),
                             keys: QueueKeys(prefix: TestEnvironment.uniquePrefix("oom")))
         return (server, caller)
     }

@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 import TestSupport
 
-@Suite struct WakeupTests {
+@Suite(.runsClients) struct WakeupTests {
     @Test func oneEnqueueWakesExactlyOneOfTenIdleWorkers() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }

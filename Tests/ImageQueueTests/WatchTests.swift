@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 import TestSupport
 
-@Suite struct WatchTests {
+@Suite(.runsClients) struct WatchTests {
     @Test func aLateWatcherSeesTheCurrentStateAndEnds() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }
@@ -130,7 +130,7 @@ import TestSupport
     @Test func theModelChannelCarriesEveryJobsEvents() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }
-        let subscriber = RedisSubscriber(configuration: queue.redisConfiguration)
+        let subscriber = runInTest(RedisSubscriber(configuration: queue.redisConfiguration))
         defer { subscriber.close() }
         let stream = try await subscriber.subscribe([queue.keys.events("sdxl")])
         let job = try await queue.enqueue("on the model channel", model: "sdxl")

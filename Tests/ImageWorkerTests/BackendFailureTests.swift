@@ -6,7 +6,7 @@ import TestSupport
 
 /// Permanent backend failures end the job at once, in the dead list, with the right code
 /// and a message fit for the user.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(1)), .runsClients)
 struct BackendFailureTests {
     @Test func a401FailsTheJobAtOnceIntoTheDeadList() async throws {
         let fixture = try await WorkerFixture.make()

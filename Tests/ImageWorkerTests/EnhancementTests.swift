@@ -5,7 +5,7 @@ import TestSupport
 
 /// Prompt enhancement through the fake OpenRouter and Gemini: the cleaned answer is what the
 /// image service gets; any failure falls back to the user's own prompt and says why.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(1)), .runsClients)
 struct EnhancementTests {
     static let userPrompt = "a red fox in the snow"
 

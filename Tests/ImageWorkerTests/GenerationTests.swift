@@ -6,7 +6,7 @@ import TestSupport
 
 /// Jobs through the real worker against the fake Flux and SDXL endpoints: what is stored,
 /// and what the endpoints receive.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(1)), .runsClients)
 struct GenerationTests {
     @Test func fluxAndSDXLJobsCompleteWithTheServedImagesStoredAsFiles() async throws {
         let fixture = try await WorkerFixture.make()

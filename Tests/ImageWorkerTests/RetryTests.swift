@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 /// Transient backend failures are retried inside the lease, with `retrying` events.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(1)), .runsClients)
 struct RetryTests {
     @Test func a429WithRetryAfterIsRetriedNoSoonerThanAsked() async throws {
         // retryMaxDelay caps a Retry-After at 4× itself; 1 s keeps that cap (4 s) above the

@@ -4,7 +4,7 @@ import TestSupport
 
 /// How jobs are scheduled across models and workers: models never wait for each other;
 /// one model at concurrency 1 runs its jobs one at a time, in order, across workers.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(1)), .runsClients)
 struct SchedulingTests {
     @Test func aSlowModelDoesNotHoldUpAnother() async throws {
         let fixture = try await WorkerFixture.make()

@@ -6,7 +6,7 @@ import TestSupport
 
 /// API keys go to the services that need them and nowhere else: not into events, the job
 /// hash or error messages, even when a service echoes the key back in its error body.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(1)), .runsClients)
 struct SecretsTests {
     @Test func keysNeverReachEventsTheJobHashOrErrors() async throws {
         let sdxlKey = "sk-sdxl-SECRET-1"

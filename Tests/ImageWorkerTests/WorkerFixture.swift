@@ -32,8 +32,8 @@ final class WorkerFixture: Sendable {
         self.configuration = configuration
         self.events = events
         output = configuration.outputDirectory
-        client = try ImageQueueClient(redis: redisConfiguration, configuration: configuration.queue, logger: testLogger)
-        redis = RedisConnection(configuration: redisConfiguration, logger: testLogger)
+        client = try runInTest(ImageQueueClient(redis: redisConfiguration, configuration: configuration.queue, logger: testLogger))
+        redis = runInTest(RedisConnection(configuration: redisConfiguration, logger: testLogger))
     }
 
     /// Starts the fake and builds the configuration: the fake's environment plus
@@ -219,7 +219,7 @@ final class EventRecorder: Sendable {
     }
 
     static func start(redis: RedisConfiguration, keys: QueueKeys) async throws -> EventRecorder {
-        let subscriber = RedisSubscriber(configuration: redis, logger: testLogger)
+        let subscriber = runInTest(RedisSubscriber(configuration: redis, logger: testLogger))
         let stream = try await subscriber.subscribe(["\(keys.prefix):{*}:events:*"], patterns: true)
         let box = PublishedBox()
         let listening = Task {

@@ -5,7 +5,7 @@ import TestSupport
 
 /// A running worker is listed in `<prefix>:workers` with a JSON entry; a graceful shutdown
 /// takes both away.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(1)), .runsClients)
 struct WorkerRegistryTests {
     @Test func aRunningWorkerIsRegisteredAndGracefulShutdownDeregistersIt() async throws {
         // A 30 s lease: the entry is refreshed every 10 s and lives 30 s. With the fixture's

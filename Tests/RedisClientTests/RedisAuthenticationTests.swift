@@ -5,7 +5,7 @@ import TestSupport
 
 /// Passwords, ACL users, database selection and unix sockets, each against a private
 /// redis-server configured for it.
-@Suite struct RedisAuthenticationTests {
+@Suite(.runsClients) struct RedisAuthenticationTests {
     static let password = "s3cret-pw"
 
     /// A server that requires `password`.

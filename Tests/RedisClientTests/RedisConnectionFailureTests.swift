@@ -4,7 +4,7 @@ import TestSupport
 
 /// Reconnects, timeouts, cancellation and blocking commands, mostly against private servers
 /// a test may stop, restart or put to sleep.
-@Suite struct RedisConnectionFailureTests {
+@Suite(.runsClients) struct RedisConnectionFailureTests {
     // MARK: Reconnect
 
     @Test func commandAfterRestartSucceeds() async throws {

@@ -4,7 +4,7 @@ import TestSupport
 
 /// Commands and replies over one connection to the shared Redis: binary safety, reply
 /// mapping, error replies and pipelining.
-@Suite struct RedisConnectionTests {
+@Suite(.runsClients) struct RedisConnectionTests {
     @Test func binaryValuesRoundTrip() async throws {
         let redis = try sharedConnection()
         let key = TestEnvironment.uniquePrefix("rc-bin")

@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 /// Lua scripts run by SHA, and their recovery when Redis forgot them.
-@Suite struct RedisScriptTests {
+@Suite(.runsClients) struct RedisScriptTests {
     static let echo = "return {KEYS[1], ARGV[1], #KEYS, #ARGV}"
 
     @Test func scriptRunsWithKeysAndArguments() async throws {

@@ -4,12 +4,12 @@ import TestSupport
 
 /// Pub/sub: confirmation before `subscribe` returns, exact payloads, patterns, several
 /// listeners on one connection, and renewal after Redis restarts.
-@Suite struct RedisSubscriberTests {
+@Suite(.runsClients) struct RedisSubscriberTests {
     /// A subscriber to `url`.
     static func subscriber(to url: String, _ adjust: (inout RedisConfiguration) -> Void = { _ in }) throws -> RedisSubscriber {
         var configuration = try RedisConfiguration(url: url)
         adjust(&configuration)
-        return RedisSubscriber(configuration: configuration)
+        return runInTest(RedisSubscriber(configuration: configuration))
     }
 
     @Test func subscribeReturnsOnceConfirmedAndDeliversExactBytes() async throws {

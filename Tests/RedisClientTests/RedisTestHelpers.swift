@@ -17,7 +17,7 @@ func connection(to url: String, clientName: String? = nil,
                 _ adjust: (inout RedisConfiguration) -> Void = { _ in }) throws -> RedisConnection {
     var configuration = try RedisConfiguration(url: url, clientName: clientName)
     adjust(&configuration)
-    return RedisConnection(configuration: configuration)
+    return runInTest(RedisConnection(configuration: configuration))
 }
 
 /// Checks `condition` every 20 ms until it holds or `limit` passes; returns whether it held.

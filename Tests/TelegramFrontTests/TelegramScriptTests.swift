@@ -5,12 +5,12 @@ import Testing
 import TestSupport
 
 /// The Telegram front's Lua scripts, called directly against Redis, with their error codes.
-@Suite struct TelegramScriptTests {
+@Suite(.runsClients) struct TelegramScriptTests {
     let redis: RedisConnection
     let keys: TelegramKeys
 
     init() throws {
-        redis = RedisConnection(configuration: try RedisConfiguration(url: TestEnvironment.redisURL()))
+        redis = runInTest(RedisConnection(configuration: try RedisConfiguration(url: TestEnvironment.redisURL())))
         keys = TelegramKeys(prefix: TestEnvironment.uniquePrefix("tg"), bot: "123456")
     }
 
@@ -42,7 +42,7 @@ import TestSupport
     @Test func theFrontsScriptsRunWhileRedisIsAtMaxmemory() async throws {
         // A Redis of its own, filled the quick way: maxmemory below what it uses, noeviction.
         let server = try await RedisServer.launch(extraArguments: ["--maxmemory-policy", "noeviction"])
-        let full = RedisConnection(configuration: try RedisConfiguration(url: server.url))
+        let full = runInTest(RedisConnection(configuration: try RedisConfiguration(url: server.url)))
         func call(_ name: String, keys: [String], _ arguments: [String]) async throws -> RESPValue {
             let script = RedisScript(name: name, source: TelegramScripts.sources[name]!)
             return try await full.pipeline([.script(script, keys: keys, arguments: arguments)])[0]
