@@ -24,11 +24,17 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
-        // C libraries from Debian: libhiredis-dev, libcurl4-openssl-dev.
+        // C libraries from Debian: libhiredis-dev, libcurl4-openssl-dev, libssl-dev (OpenSSL:
+        // TLS to Redis, under hiredis' RESP reader).
         .systemLibrary(
             name: "CHiredis",
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(
             name: "CCurl",
@@ -43,11 +49,13 @@ let package = Package(
         // how the demo starts its throwaway redis-server and the tests start every process.
         .target(name: "ChildProcess"),
 
-        // Swift wrapper over hiredis: the only code that touches hiredis pointers.
+        // Swift wrapper over hiredis (and OpenSSL for rediss://): the only code that touches
+        // hiredis or OpenSSL pointers.
         .target(
             name: "RedisClient",
             dependencies: [
                 "CHiredis",
+                "COpenSSL",
                 "DedicatedThreads",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

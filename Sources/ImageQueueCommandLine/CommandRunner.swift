@@ -45,8 +45,8 @@ public enum CommandRunner {
             status = error.isValidation ? 2 : (error.code == .rateLimited ? 3 : 1)
         } catch let error as RedisError {
             Output.error(error.description)
-            // A URL, credentials or server of the wrong kind is a setting to fix: exit 2.
-            status = [.invalidURL, .authentication, .misconfigured].contains(error.kind) ? 2 : 1
+            // A URL, credentials, TLS or a server of the wrong kind is a setting to fix: exit 2.
+            status = error.isSetupError ? 2 : 1
         } catch let error as ConfigurationError {
             Output.error(error.description)
             status = 2

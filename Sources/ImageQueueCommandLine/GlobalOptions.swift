@@ -10,7 +10,7 @@ import Glibc
 public struct GlobalOptions: ParsableArguments {
     public init() {}
 
-    @Option(name: .customLong("redis"), help: "Redis URL: redis://[user:pass@]host:port[/db], unix:///path, or redis+cluster://[user:pass@]host1:port1,host2:port2 for a Redis Cluster (default $IMAGEQUEUE_REDIS_URL, else redis://127.0.0.1:6379).")
+    @Option(name: .customLong("redis"), help: "Redis URL: redis://[user:pass@]host:port[/db], rediss://… over TLS, unix:///path, or redis+cluster://[user:pass@]host1:port1,host2:port2 (rediss+cluster:// over TLS) for a Redis Cluster (default $IMAGEQUEUE_REDIS_URL, else redis://127.0.0.1:6379).")
     public var redisURL: String?
 
     @Option(name: .customLong("prefix"), help: "Key prefix (default $IMAGEQUEUE_PREFIX, else iq).")
@@ -22,7 +22,31 @@ public struct GlobalOptions: ParsableArguments {
         let url = redisURL ?? Settings.process["IMAGEQUEUE_REDIS_URL"] ?? "redis://127.0.0.1:6379"
         var configuration = try RedisConfiguration(url: url, clientName: clientName)
         configuration.reconnectDeadline = .seconds(3)  // a CLI says "unreachable" quickly
+        if let tls = try Self.tlsSettings(for: configuration) { configuration.useTLS(tls) }
         return configuration
+    }
+
+    /// `IMAGEQUEUE_REDIS_TLS_*` for a `rediss://` URL: nil when none is set.
+    /// - Throws: `ConfigurationError` for one set beside a plaintext URL, a certificate
+    ///   without its key (or the reverse), or a file that cannot be read.
+    static func tlsSettings(for configuration: RedisConfiguration) throws(ConfigurationError) -> RedisTLS? {
+        let names = ["IMAGEQUEUE_REDIS_TLS_CA_FILE", "IMAGEQUEUE_REDIS_TLS_CERT_FILE", "IMAGEQUEUE_REDIS_TLS_KEY_FILE",
+                     "IMAGEQUEUE_REDIS_TLS_SERVER_NAME"]
+        let values = names.map { Settings.process[$0] }
+        guard let first = zip(names, values).first(where: { $0.1 != nil }) else { return nil }
+        guard configuration.endpoint.tls != nil else {
+            throw ConfigurationError(setting: first.0, reason: "applies to TLS only, and the Redis URL is \(configuration.endpointDescription): use rediss:// (or rediss+cluster://)")
+        }
+        for (name, value) in zip(names, values).prefix(3) {
+            guard let path = value else { continue }
+            guard access(path, R_OK) == 0 else { throw ConfigurationError(setting: name, reason: "cannot read \(path)") }
+        }
+        switch (values[1], values[2]) {
+        case (_?, nil): throw ConfigurationError(setting: "IMAGEQUEUE_REDIS_TLS_KEY_FILE", reason: "is needed with IMAGEQUEUE_REDIS_TLS_CERT_FILE (mutual TLS takes a certificate and its key)")
+        case (nil, _?): throw ConfigurationError(setting: "IMAGEQUEUE_REDIS_TLS_CERT_FILE", reason: "is needed with IMAGEQUEUE_REDIS_TLS_KEY_FILE (mutual TLS takes a certificate and its key)")
+        default: break
+        }
+        return RedisTLS(caFile: values[0], certificateFile: values[1], keyFile: values[2], serverName: values[3])
     }
 
     /// The queue settings from flags and environment (`Settings.process`).
@@ -104,7 +128,7 @@ public struct GlobalOptions: ParsableArguments {
         let connection = makeRedisClient(configuration: probe, logger: Logger(label: "imagequeue.verify") { _ in SwiftLogNoOpLogHandler() })
         do {
             try await withRunning([connection]) { try await connection.verifyEndpoint() }
-        } catch let error as RedisError where error.kind == .authentication || error.kind == .misconfigured || error.kind == .invalidURL {
+        } catch let error as RedisError where error.isSetupError {
             throw error
         } catch where tolerateUnreachable {
             return  // the service's own connections wait for Redis and report what they meet

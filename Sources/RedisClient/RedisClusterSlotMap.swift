@@ -78,7 +78,7 @@ extension RedisClusterRouter {
             if state.withLock({ $0.closed }) { throw RedisError(.closed, "the connection is closed") }
             let failure = await refresh(after: nil)  // nil as well when another task was refreshing
             if state.withLock({ $0.map.mapped }) { return }
-            if let failure, failure.kind == .authentication || failure.kind == .misconfigured { throw failure }
+            if let failure, failure.isSetupError { throw failure }
             if attempt == 0 {
                 logger.warning("Redis Cluster unreachable, retrying", metadata: ["redis.endpoint": "\(description)",
                                                                               "error": "\(failure?.message ?? "no slot map")"])
@@ -172,7 +172,7 @@ extension RedisClusterRouter {
                 return nil
             } catch let error as RedisError {
                 lastError = error
-                if error.kind == .authentication { break }
+                if error.isSetupError { break }
                 if error.kind == .server, error.message.contains("cluster support disabled") {
                     lastError = RedisError(.misconfigured, "\(node) is not a Redis Cluster node (its cluster support is disabled): "
                                                           + "use redis://\(node) for a single server")

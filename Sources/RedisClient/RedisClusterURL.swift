@@ -15,18 +15,21 @@ extension RedisConfiguration {
             guard case .tcp(let host, let port) = seed.address else { return "?" }
             return (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
         }
-        return "redis+cluster://\(credentials)\(hosts.joined(separator: ","))"
+        return "\(endpoint.tls == nil ? "redis" : "rediss")+cluster://\(credentials)\(hosts.joined(separator: ","))"
     }
 
-    /// The seed nodes of a `redis+cluster://[user:password@]host1:port1,host2:port2[/]` URL,
+    /// The seed nodes of a `redis+cluster://[user:password@]host1:port1,host2:port2[/]` URL
+    /// (`rediss+cluster://` over TLS),
     /// or nil for any other scheme. The credentials apply to every node; a cluster has
     /// database 0 only.
     /// - Throws: `RedisError` `.invalidURL` naming what is wrong (never the password).
     static func parseClusterSeeds(url: String) throws(RedisError) -> [RedisEndpoint]? {
         let parts = url.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[0].lowercased() == "redis+cluster" else { return nil }
+        let scheme = parts.count == 2 ? parts[0].lowercased() : ""
+        guard scheme == "redis+cluster" || scheme == "rediss+cluster" else { return nil }
+        let nodeScheme = scheme == "rediss+cluster" ? "rediss" : "redis"
         func invalid(_ why: String) -> RedisError {
-            RedisError(.invalidURL, "\(why) (expected redis+cluster://[user:password@]host1:port1[,host2:port2...])")
+            RedisError(.invalidURL, "\(why) (expected \(scheme)://[user:password@]host1:port1[,host2:port2...])")
         }
         var rest = String(parts[1])
         var query = ""
@@ -51,7 +54,7 @@ extension RedisConfiguration {
         for host in hosts {
             let seed: RedisEndpoint
             do {
-                seed = try RedisEndpoint(url: "redis://\(credentials)\(host)\(query)")
+                seed = try RedisEndpoint(url: "\(nodeScheme)://\(credentials)\(host)\(query)")
             } catch {
                 // The single-node parser's message without its expected form, which is not ours.
                 let why = error.message.split(separator: " (expected").first.map(String.init) ?? error.message

@@ -40,6 +40,13 @@ public struct RedisConfiguration: Sendable {
         self.init(endpoint: try RedisEndpoint(url: url), clientName: clientName)
     }
 
+    /// Sets the TLS settings of every endpoint (the server, or each cluster seed; the cluster
+    /// nodes found later take the same).
+    public mutating func useTLS(_ tls: RedisTLS) {
+        endpoint.tls = tls
+        for index in clusterSeeds.indices { clusterSeeds[index].tls = tls }
+    }
+
     /// The delay before reconnect attempt `attempt` (0-based): capped exponential, full jitter.
     func backoff(attempt: Int) -> Duration {
         let capped = min(maxBackoff, initialBackoff * (1 << min(attempt, 20)))

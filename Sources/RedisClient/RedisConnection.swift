@@ -241,7 +241,7 @@ final class ConnectionEngine: @unchecked Sendable {
             } catch {
                 socket = nil
                 lastError = error
-                if error.kind == .authentication { break }  // retrying cannot help
+                if error.isSetupError { break }  // retrying cannot help
             }
             let delay = configuration.backoff(attempt: attempt)
             attempt += 1

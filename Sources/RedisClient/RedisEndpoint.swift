@@ -1,5 +1,6 @@
 /// Where and how to reach Redis, parsed from a URL:
-/// `redis://[[user]:password@]host[:port][/db]` or `unix:///path/to/socket[?db=N&user=U&password=P]`.
+/// `redis://[[user]:password@]host[:port][/db]`, `rediss://…` (the same over TLS) or
+/// `unix:///path/to/socket[?db=N&user=U&password=P]`.
 public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// The transport.
     public enum Address: Sendable, Equatable {
@@ -17,20 +18,23 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     public var password: String?
     /// Database number, 0 by default.
     public var database: Int
+    /// TLS settings for a `rediss://` endpoint; nil speaks plain RESP.
+    public var tls: RedisTLS?
 
     /// Creates an endpoint.
-    public init(address: Address, user: String? = nil, password: String? = nil, database: Int = 0) {
+    public init(address: Address, user: String? = nil, password: String? = nil, database: Int = 0, tls: RedisTLS? = nil) {
         self.address = address
         self.user = user
         self.password = password
         self.database = database
+        self.tls = tls
     }
 
     /// Parses a Redis URL.
     /// - Throws: `RedisError` of kind `.invalidURL` naming what is wrong (never the password).
     public init(url: String) throws(RedisError) {
         func invalid(_ why: String) -> RedisError {
-            RedisError(.invalidURL, "\(why) (expected redis://[user:password@]host[:port][/db] or unix:///path)")
+            RedisError(.invalidURL, "\(why) (expected redis://[user:password@]host[:port][/db], rediss://… for TLS, or unix:///path)")
         }
         let parts = url.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2 else { throw invalid("no scheme") }
@@ -55,7 +59,7 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
                 guard let number = Int(db), number >= 0 else { throw invalid("database must be a number") }
                 database = number
             }
-        case "redis":
+        case "redis", "rediss":
             var authority = rest
             var path = ""
             if let slash = rest.firstIndex(of: "/") {
@@ -103,10 +107,8 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
                 database = number
             }
             self.init(address: .tcp(host: host, port: port), user: user, password: password ?? query["password"],
-                      database: database)
-        case "rediss":
-            throw RedisError(.invalidURL, "rediss:// (TLS) is not supported by the hiredis 0.14 client; use a TLS tunnel")
-        case "redis+cluster":
+                      database: database, tls: scheme == "rediss" ? RedisTLS() : nil)
+        case "redis+cluster", "rediss+cluster":
             throw RedisError(.invalidURL, "a redis+cluster:// URL names several nodes: read it with RedisConfiguration(url:)")
         default:
             throw invalid("unknown scheme \(scheme)")
@@ -124,7 +126,7 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         switch address {
         case .tcp(let host, let port):
             let shownHost = host.contains(":") ? "[\(host)]" : host
-            return "redis://\(credentials)\(shownHost):\(port)" + (database == 0 ? "" : "/\(database)")
+            return "\(tls == nil ? "redis" : "rediss")://\(credentials)\(shownHost):\(port)" + (database == 0 ? "" : "/\(database)")
         case .unix(let path):
             return "unix://\(path)" + (database == 0 ? "" : "?db=\(database)") + (password == nil ? "" : " (with password)")
         }

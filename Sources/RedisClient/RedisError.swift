@@ -16,6 +16,10 @@ public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
         /// The server is not what the URL says: a Redis Cluster node behind a single-node
         /// URL, or a standalone server behind a `redis+cluster://` URL.
         case misconfigured
+        /// TLS could not be set up: an untrusted CA, a certificate for another host or
+        /// expired, a client certificate required or refused, TLS spoken to a plaintext port
+        /// or the reverse, an unreadable certificate or key file. Retrying cannot help.
+        case tls
         /// Redis answered with an error reply (see `serverCode`).
         case server
         /// The reply could not be understood.
@@ -64,6 +68,10 @@ public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
         default: false
         }
     }
+
+    /// Whether the settings are wrong (the URL, the credentials, TLS, the kind of server):
+    /// retrying cannot help, and a process stops with exit code 2.
+    public var isSetupError: Bool { [.invalidURL, .authentication, .misconfigured, .tls].contains(kind) }
 
     public var description: String { "redis \(kind.rawValue): \(message)" }
 }

@@ -160,11 +160,21 @@ import Testing
         #expect(error.message.contains("http"))
     }
 
-    @Test func tlsIsRejectedWithAClearMessage() throws {
-        let error = try #require(throws: RedisError.self) { try RedisEndpoint(url: "rediss://:pw@h:6380") }
-        #expect(error.kind == .invalidURL)
-        #expect(error.message.contains("rediss://"))
-        #expect(error.message.contains("TLS"))
+    @Test func rediss_URLsAskForTLSAndPrintAsRediss() throws {
+        let endpoint = try RedisEndpoint(url: "rediss://alice:pw@h:6380/2")
+        #expect(endpoint.tls == RedisTLS())
+        #expect(endpoint.address == .tcp(host: "h", port: 6380))
+        #expect(endpoint.user == "alice" && endpoint.password == "pw" && endpoint.database == 2)
+        #expect(endpoint.description == "rediss://alice:***@h:6380/2")
+        #expect(try RedisEndpoint(url: "redis://h").tls == nil)
+
+        let cluster = try RedisConfiguration(url: "rediss+cluster://:pw@a:7000,b:7001")
+        #expect(cluster.clusterSeeds.count == 2 && cluster.clusterSeeds.allSatisfy { $0.tls == RedisTLS() })
+        #expect(cluster.endpointDescription == "rediss+cluster://:***@a:7000,b:7001")
+        var configured = cluster
+        configured.useTLS(RedisTLS(caFile: "/ca.pem", serverName: "redis.internal"))
+        #expect(configured.clusterSeeds.allSatisfy { $0.tls?.serverName == "redis.internal" && $0.tls?.caFile == "/ca.pem" })
+        #expect(configured.endpoint.tls?.caFile == "/ca.pem")
     }
 
     @Test(arguments: [
@@ -172,7 +182,7 @@ import Testing
         "redis://u:topsecret-1@:6379",
         "redis://u:topsecret-1@h/notadb",
         "redis://u:topsecret-1@[::1",
-        "rediss://u:topsecret-1@h",
+        "rediss://u:topsecret-1@h:0",
         "unix:///tmp/r.sock?password=topsecret-1&db=x",
     ])
     func invalidURLErrorsNeverShowThePassword(url: String) throws {
