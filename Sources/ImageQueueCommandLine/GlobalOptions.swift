@@ -10,7 +10,7 @@ import Glibc
 public struct GlobalOptions: ParsableArguments {
     public init() {}
 
-    @Option(name: .customLong("redis"), help: "Redis URL: redis://[user:pass@]host:port[/db], rediss://… over TLS, unix:///path, or redis+cluster://[user:pass@]host1:port1,host2:port2 (rediss+cluster:// over TLS) for a Redis Cluster (default $IMAGEQUEUE_REDIS_URL, else redis://127.0.0.1:6379).")
+    @Option(name: .customLong("redis"), help: "Redis URL: redis://[user:pass@]host:port[/db], rediss://… over TLS, unix:///path, redis+sentinel://[user:pass@]host1:port1,host2:port2/<master>[/db] for a master found through Redis Sentinel, or redis+cluster://[user:pass@]host1:port1,host2:port2 (rediss+cluster:// over TLS) for a Redis Cluster (default $IMAGEQUEUE_REDIS_URL, else redis://127.0.0.1:6379).")
     public var redisURL: String?
 
     @Option(name: .customLong("prefix"), help: "Key prefix (default $IMAGEQUEUE_PREFIX, else iq).")
@@ -23,6 +23,12 @@ public struct GlobalOptions: ParsableArguments {
         var configuration = try RedisConfiguration(url: url, clientName: clientName)
         configuration.reconnectDeadline = .seconds(3)  // a CLI says "unreachable" quickly
         if let tls = try Self.tlsSettings(for: configuration) { configuration.useTLS(tls) }
+        if let password = Settings.process["IMAGEQUEUE_SENTINEL_PASSWORD"] {
+            guard configuration.sentinel != nil else {
+                throw ConfigurationError(setting: "IMAGEQUEUE_SENTINEL_PASSWORD", reason: "applies to redis+sentinel:// URLs only, and the Redis URL is \(configuration.endpointDescription)")
+            }
+            configuration.sentinel?.password = password
+        }
         return configuration
     }
 

@@ -4,6 +4,15 @@ extension RedisConfiguration {
 
     /// Where this configuration points, with the password masked: safe for logs.
     public var endpointDescription: String {
+        if let sentinel {
+            let hosts = sentinel.sentinels.map { node -> String in
+                guard case .tcp(let host, let port) = node.address else { return "?" }
+                return (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+            }
+            let credentials = endpoint.password == nil ? (endpoint.user.map { "\($0)@" } ?? "") : "\(endpoint.user ?? ""):***@"
+            return "\(endpoint.tls == nil ? "redis" : "rediss")+sentinel://\(credentials)\(hosts.joined(separator: ","))/\(sentinel.masterName)"
+                + (endpoint.database == 0 ? "" : "/\(endpoint.database)")
+        }
         guard isCluster else { return endpoint.description }
         let credentials: String
         switch (endpoint.user, endpoint.password) {

@@ -22,6 +22,9 @@ public struct RedisConfiguration: Sendable {
     /// Seed nodes of a Redis Cluster (`redis+cluster://` URLs); empty for one server.
     /// When set, `makeRedisClient` makes a `RedisClusterClient`, which routes commands by their keys' hash slots.
     public var clusterSeeds: [RedisEndpoint] = []
+    /// The sentinels that name the master (`redis+sentinel://` URLs); nil otherwise. Then
+    /// `endpoint` holds the master's credentials, database and TLS, not its address.
+    public var sentinel: RedisSentinel?
 
     /// Creates a configuration for `endpoint` with default timeouts.
     public init(endpoint: RedisEndpoint, clientName: String? = nil) {
@@ -32,6 +35,11 @@ public struct RedisConfiguration: Sendable {
     /// Creates a configuration from a Redis URL.
     /// - Throws: `RedisError` of kind `.invalidURL`.
     public init(url: String, clientName: String? = nil) throws(RedisError) {
+        if let (master, sentinel) = try Self.parseSentinel(url: url) {
+            self.init(endpoint: master, clientName: clientName)
+            self.sentinel = sentinel
+            return
+        }
         if let seeds = try Self.parseClusterSeeds(url: url) {
             self.init(endpoint: seeds[0], clientName: clientName)
             clusterSeeds = seeds
@@ -40,11 +48,14 @@ public struct RedisConfiguration: Sendable {
         self.init(endpoint: try RedisEndpoint(url: url), clientName: clientName)
     }
 
-    /// Sets the TLS settings of every endpoint (the server, or each cluster seed; the cluster
-    /// nodes found later take the same).
+    /// Sets the TLS settings of every endpoint (the server, each cluster seed or each
+    /// sentinel; the cluster nodes and masters found later take the same).
     public mutating func useTLS(_ tls: RedisTLS) {
         endpoint.tls = tls
         for index in clusterSeeds.indices { clusterSeeds[index].tls = tls }
+        if sentinel != nil {
+            for index in sentinel!.sentinels.indices { sentinel!.sentinels[index].tls = tls }
+        }
     }
 
     /// The delay before reconnect attempt `attempt` (0-based): capped exponential, full jitter.

@@ -36,7 +36,10 @@ public final class RedisConnection: RedisClientProtocol {
         guard engine.claimRun() else { throw RedisError(.closed, "the connection has already run (run() is called once)") }
         do {
             try await withTaskCancellationHandler {
-                try await DedicatedThread.run(name: "iq-redis") { engine.run() }
+                try await DedicatedThread.runFollowingSentinels(name: "iq-redis", configuration: engine.configuration,
+                                                               logger: engine.logger, moved: { engine.masterMoved(to: $0) }) {
+                    engine.run()
+                }
             } onCancel: {
                 engine.close()
             }
@@ -116,14 +119,18 @@ final class ConnectionEngine: @unchecked Sendable {
         var running = false
         var cancelled: Set<UInt64> = []
         var nextID: UInt64 = 0
+        /// Where the sentinels announced the master moved, until the thread acts on it.
+        var movedTo: RedisEndpoint.Address?
     }
 
     let configuration: RedisConfiguration
-    private let logger: Logger
+    let logger: Logger
     private let state = Mutex(State())
     private let workPipe = WakePipe()
     private let interruptPipe = WakePipe()
     private var socket: RedisSocket?
+    /// Where `socket` is connected (for Sentinel: the master it found).
+    private var address: RedisEndpoint.Address?
     private var usedScripts: [ObjectIdentifier: RedisScript] = [:]
 
     init(configuration: RedisConfiguration, logger: Logger) {
@@ -170,6 +177,20 @@ final class ConnectionEngine: @unchecked Sendable {
         }
     }
 
+    /// The sentinels announced that the master moved: the connection goes there before its
+    /// next command, and a blocking wait on the old master is interrupted.
+    func masterMoved(to address: RedisEndpoint.Address) {
+        state.withLock { $0.movedTo = address }
+        workPipe.wake()
+        interruptPipe.wake()
+    }
+
+    /// Whether an announced move means this connection must leave its server; clears it.
+    private func mustMove() -> Bool {
+        guard let moved = state.withLock({ state in defer { state.movedTo = nil }; return state.movedTo }) else { return false }
+        return moved != address
+    }
+
     /// Stops the thread; queued requests fail with `.closed` (at once when no thread runs).
     func close() {
         let queued = state.withLock { state in
@@ -189,6 +210,10 @@ final class ConnectionEngine: @unchecked Sendable {
             // A server that closed an idle connection (restart, timeout) is noticed before
             // anything is written, so a command that was never sent never fails for it.
             if let socket, !socket.isUsableWhenIdle() { self.socket = nil }
+            if socket != nil, mustMove() {
+                socket = nil
+                logger.info("leaving the old Redis master", metadata: ["redis.endpoint": "\(configuration.endpointDescription)"])
+            }
             if socket == nil, !connect(failing: &batch) { continue }
             process(batch)
         }
@@ -229,14 +254,14 @@ final class ConnectionEngine: @unchecked Sendable {
         var lastError = RedisError(.connectionFailed, "not connected")
         while !isClosed {
             do {
-                let fresh = try RedisSocket(endpoint: configuration.endpoint,
-                                            connectTimeout: configuration.connectTimeout,
-                                            clientName: configuration.clientName)
+                let (fresh, reached) = try RedisSocket.open(configuration, endpoint: configuration.endpoint)
                 socket = fresh
+                address = reached
+                _ = mustMove()  // an announcement made before this connect is in the address found
                 // A connection that breaks (or times out) while the scripts are loaded again is
                 // a failed attempt like any other: the batch waits for the next one.
                 try reloadScripts()
-                if attempt > 0 { logger.info("reconnected to Redis", metadata: ["redis.endpoint": "\(configuration.endpoint)"]) }
+                if attempt > 0 { logger.info("reconnected to Redis", metadata: ["redis.endpoint": "\(configuration.endpointDescription)"]) }
                 return true
             } catch {
                 socket = nil
@@ -247,7 +272,7 @@ final class ConnectionEngine: @unchecked Sendable {
             attempt += 1
             if ContinuousClock.now + delay > deadline { break }
             if attempt == 1 {
-                logger.warning("Redis unreachable, retrying", metadata: ["redis.endpoint": "\(configuration.endpoint)",
+                logger.warning("Redis unreachable, retrying", metadata: ["redis.endpoint": "\(configuration.endpointDescription)",
                                                                      "error": "\(lastError.message)"])
             }
             interruptPipe.wait(timeout: delay)
@@ -353,6 +378,12 @@ final class ConnectionEngine: @unchecked Sendable {
             }
             for index in answered..<batch.count { batch[index].complete(.success(replies[index])) }
             answered = batch.count
+            // A Sentinel master demoted under us answers READONLY (and ends blocking waits
+            // with UNBLOCKED): the callers retry, and the next command asks the sentinels again.
+            if configuration.sentinel != nil, replies.joined().contains(where: Self.isDemotion) {
+                logger.info("the Redis server is a replica now: asking the sentinels again")
+                self.socket = nil
+            }
         } catch {
             self.socket = nil
             if error.kind != .cancelled {
@@ -371,6 +402,11 @@ final class ConnectionEngine: @unchecked Sendable {
     private struct Position {
         let request: Int
         let command: Int
+    }
+
+    private static func isDemotion(_ reply: RESPValue) -> Bool {
+        if case .error(let text) = reply { return text.hasPrefix("READONLY") || text.hasPrefix("UNBLOCKED") }
+        return false
     }
 
     private static func isNoScript(_ reply: RESPValue, _ command: RedisCommand) -> Bool {
@@ -424,6 +460,7 @@ final class ConnectionEngine: @unchecked Sendable {
                     state.closed || (alone.map { state.cancelled.remove($0) != nil } ?? false)
                 }
                 if stop { throw RedisError(.cancelled, "cancelled while waiting for Redis") }
+                if mustMove() { throw RedisError(.connectionLost, "the Redis master moved (Sentinel failover)") }
             }
         }
     }

@@ -43,7 +43,10 @@ public final class RedisSubscriber: ClosableService {
         guard engine.claimRun() else { throw RedisError(.closed, "the subscriber has already run (run() is called once)") }
         do {
             try await withTaskCancellationHandler {
-                try await DedicatedThread.run(name: "iq-pubsub") { engine.run() }
+                try await DedicatedThread.runFollowingSentinels(name: "iq-pubsub", configuration: engine.configuration,
+                                                               logger: engine.logger, moved: { engine.masterMoved(to: $0) }) {
+                    engine.run()
+                }
             } onCancel: {
                 engine.close()
             }
@@ -98,10 +101,12 @@ final class SubscriberEngine: @unchecked Sendable {
         var connectedOnce = false
         /// After a reconnect: tell listeners once every renewed subscription is confirmed.
         var announceResubscribed = false
+        /// Where the sentinels announced the master moved, until the thread acts on it.
+        var movedTo: RedisEndpoint.Address?
     }
 
-    private let configuration: RedisConfiguration
-    private let logger: Logger
+    let configuration: RedisConfiguration
+    let logger: Logger
     private let state = Mutex(State())
     private let pipe = WakePipe()
     private var socket: RedisSocket?
@@ -110,6 +115,8 @@ final class SubscriberEngine: @unchecked Sendable {
     /// PUBLISH); the next one is tried when a connect fails. Touched by the thread only.
     private var endpoints: [RedisEndpoint]
     private var endpointIndex = 0
+    /// Where `socket` is connected (for Sentinel: the master it found).
+    private var address: RedisEndpoint.Address?
 
     init(configuration: RedisConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -161,6 +168,12 @@ final class SubscriberEngine: @unchecked Sendable {
         pipe.wake()
     }
 
+    /// The sentinels announced that the master moved: subscribe there.
+    func masterMoved(to address: RedisEndpoint.Address) {
+        state.withLock { $0.movedTo = address }
+        pipe.wake()
+    }
+
     private static func key(_ name: String, pattern: Bool) -> String { pattern ? "p:" + name : "c:" + name }
 
     // MARK: - The thread
@@ -179,8 +192,10 @@ final class SubscriberEngine: @unchecked Sendable {
                     continue
                 }
                 do {
-                    socket = try RedisSocket(endpoint: endpoints[endpointIndex], connectTimeout: configuration.connectTimeout,
-                                             clientName: configuration.clientName)
+                    let (fresh, reached) = try RedisSocket.open(configuration, endpoint: endpoints[endpointIndex])
+                    socket = fresh
+                    address = reached
+                    state.withLock { $0.movedTo = nil }
                     if configuration.isCluster, let socket {
                         endpoints = RedisClusterRouter.pubSubNodes(asking: socket, current: endpoints[endpointIndex],
                                                                    configuration: configuration) ?? endpoints
@@ -197,7 +212,7 @@ final class SubscriberEngine: @unchecked Sendable {
                         defer { state.connectedOnce = true }
                         return state.connectedOnce
                     }
-                    if renewed { logger.info("pub/sub reconnected", metadata: ["redis.endpoint": "\(configuration.endpoint)"]) }
+                    if renewed { logger.info("pub/sub reconnected", metadata: ["redis.endpoint": "\(configuration.endpointDescription)"]) }
                     try synchronize()
                 } catch {
                     socket = nil
@@ -220,6 +235,9 @@ final class SubscriberEngine: @unchecked Sendable {
                 if result < 0, errno != EINTR { throw RedisError(.connectionLost, "poll failed") }
                 if fds[1].revents != 0 {
                     pipe.drain()
+                    if let moved = state.withLock({ state in defer { state.movedTo = nil }; return state.movedTo }), moved != address {
+                        throw RedisError(.connectionLost, "the Redis master moved (Sentinel failover)")
+                    }
                     try synchronize()
                 }
                 if fds[0].revents != 0 {

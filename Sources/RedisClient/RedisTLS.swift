@@ -147,7 +147,10 @@ final class TLSSession {
             if result == 1 { return }
             switch SSL_get_error(ssl, result) {
             case SSL_ERROR_WANT_READ:
-                guard try wait(Int16(POLLIN)) else { throw RedisError(.timeout, "timed out in the TLS handshake") }
+                // A plaintext Redis takes the ClientHello for the start of a command and waits.
+                guard try wait(Int16(POLLIN)) else {
+                    throw RedisError(.timeout, "no answer to the TLS handshake in time (a plaintext port? its URL is redis://)")
+                }
             case SSL_ERROR_WANT_WRITE:
                 guard try wait(Int16(POLLOUT)) else { throw RedisError(.timeout, "timed out in the TLS handshake") }
             default:

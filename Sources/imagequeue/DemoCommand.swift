@@ -135,7 +135,7 @@ struct DemoCommand: AsyncParsableCommand {
         probe.connectTimeout = .milliseconds(500)
         let connection = makeRedisClient(configuration: probe, logger: Logger(label: "imagequeue.demo.probe"))
         do {
-            try await withRunning([connection]) { try await connection.send("PING") }
+            _ = try await withRunning([connection]) { try await connection.send("PING") }
             return true
         } catch let error as RedisError where error.kind == .connectionFailed {
             return false
