@@ -94,6 +94,7 @@ final class RedisSocket {
                 // CLIENT SETNAME failing is harmless
             }
         }
+        session?.established = true
     }
 
     deinit {

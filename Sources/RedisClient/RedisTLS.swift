@@ -51,7 +51,13 @@ final class TLSContext: @unchecked Sendable {
             throw Self.failure("cannot load the system's trusted CA certificates")
         }
         switch (tls.certificateFile, tls.keyFile) {
-        case (nil, nil): break
+        case (nil, nil):
+            // Notes that the server asked for a certificate (we have none to give): with TLS
+            // 1.3 its refusal comes after our handshake ends, often as a bare reset.
+            SSL_CTX_set_client_cert_cb(made) { ssl, _, _ in
+                SSL_get_ex_data(ssl, 0)?.assumingMemoryBound(to: Bool.self).pointee = true
+                return 0
+            }
         case (let certificate?, let key?):
             guard SSL_CTX_use_certificate_chain_file(made, certificate) == 1 else {
                 throw Self.failure("cannot read the TLS client certificate \(certificate)")
@@ -108,14 +114,25 @@ final class TLSSession {
     private let ssl: OpaquePointer
     private let expectedName: String
     private let presentsCertificate: Bool
+    /// Set by the context's client-certificate callback (the session's app data, index 0).
+    private let certificateRequested = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+    /// Set once the server answered a command: from then on an end of the session is a lost
+    /// connection, not a refused certificate (a server with `tls-auth-clients optional` asks
+    /// for one and takes none).
+    var established = false
 
     /// Starts a session on `fd` (still the caller's to close).
     /// - Parameter name: the server name to send (SNI) and to find in the certificate.
     init(context: TLSContext, fd: Int32, name: String, presentsCertificate: Bool) throws(RedisError) {
-        guard let made = SSL_new(context.context) else { throw TLSContext.failure("cannot create a TLS session") }
+        certificateRequested.initialize(to: false)
+        guard let made = SSL_new(context.context) else {
+            certificateRequested.deallocate()
+            throw TLSContext.failure("cannot create a TLS session")
+        }
         ssl = made
         expectedName = name
         self.presentsCertificate = presentsCertificate
+        SSL_set_ex_data(made, 0, certificateRequested)
         guard SSL_set_fd(made, fd) == 1 else { throw TLSContext.failure("cannot attach TLS to the socket") }
         if Self.isIPAddress(name) {
             // No SNI for an address (RFC 6066); the certificate must list it as an IP address.
@@ -135,6 +152,7 @@ final class TLSSession {
         _ = SSL_shutdown(ssl)
         ERR_clear_error()
         SSL_free(ssl)
+        certificateRequested.deallocate()
     }
 
     /// Runs the handshake, waiting with `wait` (events, deadline) whenever OpenSSL needs the socket.
@@ -168,7 +186,7 @@ final class TLSSession {
         switch SSL_get_error(ssl, result) {
         case SSL_ERROR_WANT_READ: return .wouldBlock(wantsWrite: false)
         case SSL_ERROR_WANT_WRITE: return .wouldBlock(wantsWrite: true)
-        case SSL_ERROR_ZERO_RETURN: return .closed
+        case SSL_ERROR_ZERO_RETURN where established || !certificateRequested.pointee || presentsCertificate: return .closed
         default: throw failure(result, during: nil)
         }
     }
@@ -198,6 +216,12 @@ final class TLSSession {
             return RedisError(.tls, certificateProblem(verified))
         }
         let reason = iq_err_is_ssl_library(code) != 0 ? iq_err_reason(code) : 0
+        // The server asked for a certificate we did not have, then ended the session: that
+        // is its refusal, whether the alert arrived or only a reset or an end of stream.
+        if !established, certificateRequested.pointee, !presentsCertificate,
+           kind == SSL_ERROR_SYSCALL || kind == SSL_ERROR_ZERO_RETURN || reason == SSL_R_UNEXPECTED_EOF_WHILE_READING {
+            return RedisError(.tls, "the server requires a client certificate (mutual TLS): give a certificate and its key")
+        }
         switch reason {
         case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED, SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE where !presentsCertificate:
             return RedisError(.tls, "the server requires a client certificate (mutual TLS): give a certificate and its key")
