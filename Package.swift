@@ -262,5 +262,9 @@ let package = Package(
             name: "ClusterTests",
             dependencies: ["RedisClient", "TestSupport"]
         ),
+        .testTarget(
+            name: "TLSTests",
+            dependencies: ["TestSupport", "CurlHTTP"]
+        ),
     ]
 )

@@ -22,5 +22,8 @@ static inline int iq_ssl_set_sni(SSL *ssl, const char *name) {
 
 static inline int iq_err_reason(unsigned long code) { return ERR_GET_REASON(code); }
 static inline int iq_err_is_ssl_library(unsigned long code) { return ERR_GET_LIB(code) == ERR_LIB_SSL; }
+static inline int iq_err_is_key_mismatch(unsigned long code) {
+    return ERR_GET_LIB(code) == ERR_LIB_X509 && ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH;
+}
 
 #endif

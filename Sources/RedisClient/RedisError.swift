@@ -17,8 +17,10 @@ public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
         /// URL, or a standalone server behind a `redis+cluster://` URL.
         case misconfigured
         /// TLS could not be set up: an untrusted CA, a certificate for another host or
-        /// expired, a client certificate required or refused, TLS spoken to a plaintext port
-        /// or the reverse, an unreadable certificate or key file. Retrying cannot help.
+        /// expired, a client certificate required or refused, TLS spoken to a port that does
+        /// not speak it, an unreadable certificate or key file. Retrying cannot help. (Plaintext
+        /// spoken to a TLS port ends like a server closing at once, so it is a
+        /// `.connectionFailed` whose message points at `rediss://`.)
         case tls
         /// Redis answered with an error reply (see `serverCode`).
         case server

@@ -68,9 +68,10 @@ final class RedisSocket {
         }
         if endpoint.database != 0 { handshake.append(["SELECT", String(endpoint.database)]) }
         if let clientName { handshake.append(["CLIENT", "SETNAME", clientName]) }
-        // A server that refuses our client certificate says so after the TLS handshake (TLS
-        // 1.3): one round trip here makes that a connect error rather than a command's.
-        if handshake.isEmpty, session != nil { handshake.append(["PING"]) }
+        // One round trip at least, so that what is wrong with the connection is a connect
+        // error rather than a command's: a server that refuses our client certificate says so
+        // after the TLS handshake (TLS 1.3), and a TLS port given plaintext closes it.
+        if handshake.isEmpty { handshake.append(["PING"]) }
         for command in handshake { try append(command.map(\.redisBytes)) }
         try flush(deadline: deadline)
         for command in handshake {

@@ -63,13 +63,17 @@ final class TLSContext: @unchecked Sendable {
                 throw Self.failure("cannot read the TLS client certificate \(certificate)")
             }
             guard SSL_CTX_use_PrivateKey_file(made, key, SSL_FILETYPE_PEM) == 1 else {
+                if iq_err_is_key_mismatch(ERR_peek_last_error()) != 0 {
+                    ERR_clear_error()
+                    throw RedisError(.tls, "the TLS client key \(key) is not the key of the certificate \(certificate)")
+                }
                 throw Self.failure("cannot read the TLS client key \(key) (a PEM key without a passphrase)")
             }
             guard SSL_CTX_check_private_key(made) == 1 else {
                 throw RedisError(.tls, "the TLS client key \(key) is not the key of the certificate \(certificate)")
             }
-        case (_?, nil): throw RedisError(.tls, "a TLS client certificate needs its key file too")
-        case (nil, _?): throw RedisError(.tls, "a TLS client key needs its certificate file too")
+        case (let certificate?, nil): throw RedisError(.tls, "the TLS client certificate \(certificate) needs its key file too")
+        case (nil, let key?): throw RedisError(.tls, "the TLS client key \(key) needs its certificate file too")
         }
     }
 
@@ -201,7 +205,20 @@ final class TLSSession {
         case SSL_ERROR_WANT_READ: return .wouldBlock(wantsWrite: false)
         case SSL_ERROR_WANT_WRITE: return .wouldBlock(wantsWrite: true)
         case SSL_ERROR_ZERO_RETURN: return .closed
-        default: throw failure(result, during: nil)
+        default:
+            let broken = failure(result, during: nil)
+            // A server that refused our certificate sent its alert, then reset the
+            // connection before this write: the alert, unread, says why.
+            if !established, broken.kind != .tls {
+                var scratch = [UInt8](repeating: 0, count: 512)
+                ERR_clear_error()
+                let read = scratch.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
+                if read <= 0, SSL_get_error(ssl, read) == SSL_ERROR_SSL {
+                    let alert = failure(read, during: nil)
+                    if alert.kind == .tls { throw alert }
+                }
+            }
+            throw broken
         }
     }
 

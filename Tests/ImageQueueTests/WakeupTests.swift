@@ -173,13 +173,3 @@ func blockedClients(named name: String, on redis: RedisConnection) async throws 
     }.count
 }
 
-/// Polls `condition` every 20 ms until it holds or `limit` has passed (the limit only keeps a
-/// broken setup from hanging the suite).
-func eventually(within limit: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    return false
-}

@@ -20,19 +20,6 @@ func connection(to url: String, clientName: String? = nil,
     return runInTest(RedisConnection(configuration: configuration))
 }
 
-/// Checks `condition` every 20 ms until it holds or `limit` passes; returns whether it held.
-/// A bounded wait for a state change, never a timing assertion: the limit only keeps a broken
-/// setup from hanging the suite, so it is generous enough for a loaded 2-core machine.
-func eventually(within limit: Duration = .seconds(60),
-                _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while true {
-        if try await condition() { return true }
-        if ContinuousClock.now >= deadline { return false }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-}
-
 /// Runs `body`, which must fail with a `RedisError`; returns that error (nil after recording
 /// an issue when it succeeded or threw something else).
 func redisError(sourceLocation: SourceLocation = #_sourceLocation,

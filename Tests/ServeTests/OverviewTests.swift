@@ -82,7 +82,7 @@ struct OverviewTests {
         worker.send(SIGTERM)
         _ = try await worker.waitForExit()
         var remaining = ParsedJSON.null
-        let gone = try await eventually(timeout: 15) {
+        let gone = try await eventually(within: .seconds(15), every: .milliseconds(100)) {
             remaining = try await server.json("/v1/workers")
             return remaining == .array([])
         }
@@ -98,7 +98,7 @@ struct OverviewTests {
         let worker = try fixture.startWorker(models: ["flux"], delaySeconds: 0.02)
         var ids: [String] = []
         for number in 1...26 { ids.append(try await server.enqueue("job \(number)", enhance: false)) }
-        let done = try await eventually(timeout: 60) {
+        let done = try await eventually(within: .seconds(60), every: .milliseconds(100)) {
             try await server.json("/v1/queues")["flux"]?["completed_total"] == .integer(26)
         }
         try #require(done, "26 jobs did not complete; worker output:\n\(worker.output)")

@@ -16,7 +16,7 @@ struct ReadinessTests {
 
         await redis.stop()
         var notReady: Reply?
-        let failed = try await eventually(timeout: 30) {
+        let failed = try await eventually(within: .seconds(30), every: .milliseconds(100)) {
             let reply = try await server.get("/readyz", auth: .none)
             notReady = reply
             return reply.status == 503
@@ -35,7 +35,7 @@ struct ReadinessTests {
 
         try await redis.start()
         var back: Reply?
-        let recovered = try await eventually(timeout: 30) {
+        let recovered = try await eventually(within: .seconds(30), every: .milliseconds(100)) {
             let reply = try await server.get("/readyz", auth: .none)
             back = reply
             return reply.status == 200

@@ -247,12 +247,3 @@ func expectError(_ reply: Reply, _ status: Int, _ code: String, _ context: Strin
             sourceLocation: sourceLocation)
 }
 
-/// Polls `condition` every 100 ms until it holds or `timeout` seconds pass; returns whether it held.
-func eventually(timeout: Double = 30, _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(100))
-    }
-    return try await condition()
-}

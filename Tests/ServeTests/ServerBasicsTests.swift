@@ -112,7 +112,7 @@ struct ServerBasicsTests {
         let stream = try server.stream("/v1/events")
         #expect(await stream.waitForHead() == 200, "stream output: \(stream.process.output)")
         server.process.send(SIGTERM)
-        let exited = try await eventually(timeout: 30) { !server.process.isRunning }
+        let exited = try await eventually(within: .seconds(30), every: .milliseconds(100)) { !server.process.isRunning }
         #expect(exited, "still running 30 s after SIGTERM with a /v1/events client connected; output:\n\(server.process.output)")
         guard exited else { return }  // the SpawnedProcess kills it
         #expect(server.process.termination == .exited(0), "output:\n\(server.process.output)")

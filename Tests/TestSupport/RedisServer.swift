@@ -11,6 +11,8 @@ public final class RedisServer: @unchecked Sendable {
     public let port: Int
     public let directory: URL
     private let extraArguments: [String]
+    /// For a TLS-only server (`launchTLS`): its `--tls-*` arguments; `port` is then the TLS port.
+    private let tlsArguments: [String]?
     private var pid: pid_t?
     private let lock = NSLock()
 
@@ -21,11 +23,17 @@ public final class RedisServer: @unchecked Sendable {
 
     /// Starts a server, blocking the calling thread until it accepts connections; from a
     /// test task use `launch`.
-    public init(extraArguments: [String] = []) throws {
+    public convenience init(extraArguments: [String] = []) throws {
+        try self.init(extraArguments: extraArguments, tlsArguments: nil)
+    }
+
+    /// Starts a server; with `tlsArguments` it speaks TLS only (`--port 0 --tls-port <port>`).
+    init(extraArguments: [String], tlsArguments: [String]?) throws {
         port = try Self.freePort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("iq-redis-\(port)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.extraArguments = extraArguments
+        self.tlsArguments = tlsArguments
         let folder = directory.path
         RedisServer.folders.withLock { _ = $0.insert(folder) }
         try startBlocking()
@@ -57,7 +65,10 @@ public final class RedisServer: @unchecked Sendable {
     }
 
     private func startBlocking() throws {
-        let arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        // A TLS server listens on no plaintext port; its readiness check below is a TCP connect,
+        // which a TLS port accepts too.
+        let listening = tlsArguments.map { ["--port", "0", "--tls-port", "\(port)"] + $0 } ?? ["--port", "\(port)"]
+        let arguments = ["redis-server"] + listening + ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                          "--dir", directory.path, "--daemonize", "no", "--loglevel", "warning"] + extraArguments
         // The test owns this child and reaps it itself (waitpid in signalAndWait).
         let child = try spawnChild(try Self.redisServerPath(), Array(arguments.dropFirst()))
