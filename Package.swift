@@ -266,5 +266,9 @@ let package = Package(
             name: "TLSTests",
             dependencies: ["TestSupport", "CurlHTTP"]
         ),
+        .testTarget(
+            name: "SentinelTests",
+            dependencies: ["RedisClient", "TestSupport"]
+        ),
     ]
 )

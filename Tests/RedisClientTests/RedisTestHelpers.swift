@@ -20,21 +20,6 @@ func connection(to url: String, clientName: String? = nil,
     return runInTest(RedisConnection(configuration: configuration))
 }
 
-/// Runs `body`, which must fail with a `RedisError`; returns that error (nil after recording
-/// an issue when it succeeded or threw something else).
-func redisError(sourceLocation: SourceLocation = #_sourceLocation,
-                _ body: () async throws -> Void) async -> RedisError? {
-    do {
-        try await body()
-        Issue.record("expected a RedisError, but the call succeeded", sourceLocation: sourceLocation)
-    } catch let error as RedisError {
-        return error
-    } catch {
-        Issue.record("expected a RedisError, got \(error)", sourceLocation: sourceLocation)
-    }
-    return nil
-}
-
 /// One field of `INFO <section>`, e.g. `blocked_clients`.
 func infoField(_ field: String, section: String, on connection: RedisConnection) async throws -> String? {
     let text = try await connection.send("INFO", section).string ?? ""

@@ -87,13 +87,18 @@ public final class RedisServer: @unchecked Sendable {
             defer { self.pid = nil }
             return self.pid
         }) else { return }
+        Self.stop(pid: pid, port: port, signal)
+    }
+
+    /// Sends `signal` to a server this test process spawned, reaps it, and waits (up to 5 s)
+    /// until nothing listens on its port: a restart must find the port free.
+    static func stop(pid: pid_t, port: Int, _ signal: Int32) {
         Glibc.kill(pid, signal)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         RedisServer.spawned.withLock { _ = $0.remove(pid) }
-        // The port must be free before a restart binds it again.
         let deadline = Date().addingTimeInterval(5)
-        while Self.canConnect(port: port), Date() < deadline { usleep(10_000) }
+        while canConnect(port: port), Date() < deadline { usleep(10_000) }
     }
 
     /// Servers still running; killed when the test process exits, so none outlives a run.
