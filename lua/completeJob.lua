@@ -14,9 +14,10 @@
 
   Returns     1 for one job; for several, an array with, per job in order, 1 or that job's
               error (each job succeeds or fails alone)
-  Effects     status `completed`, finished_at, result stored, token cleared (a second
-              completion with the same token is STALE_TOKEN), meta.completed_total + 1,
-              the doorbell rings for the next job.
+  Effects     status `completed`, finished_at, result stored, the token kept, meta.completed_total
+              + 1, the doorbell rings for the next job. A repeat with the same token (its
+              reply was lost, or its replication was not confirmed) answers 1 and changes
+              nothing but rewriting the token, a write that a following WAIT covers.
   Errors      NOT_FOUND, STALE_TOKEN (nothing changed), BAD_REQUEST (result not an object,
               or a bad retention); ownership is checked first
 ]]
@@ -35,7 +36,14 @@ for n, job in ipairs(jobs) do
   local id, token, resultJSON = job[1], job[2], job[3]
   local jobKey = jobPrefix .. id
   local h = redis.call('HMGET', jobKey, 'status', 'token', 'attempt', 'rev', 'enhanced_prompt', 'worker', 'error')
-  local reply = ownerCheck(id, token, h[1], h[2], leases[n])
+  local reply = nil
+  local repeated = h[1] == 'completed' and (token or '') ~= '' and h[2] == token
+  if repeated then
+    redis.call('HSET', jobKey, 'token', token)
+    reply = 1
+  else
+    reply = ownerCheck(id, token, h[1], h[2], leases[n])
+  end
   local result = nil
   if not reply then
     result = decodeObject(resultJSON)
@@ -47,7 +55,7 @@ for n, job in ipairs(jobs) do
   if not reply then
     local rev = (tonumber(h[4]) or 0) + 1
     local event = buildEvent(id, 'completed', nowText, h[3], rev, h[5], h[6], nil, '"result":' .. resultJSON)
-    redis.call('HSET', jobKey, 'status', 'completed', 'finished_at', nowText, 'result', resultJSON, 'token', '',
+    redis.call('HSET', jobKey, 'status', 'completed', 'finished_at', nowText, 'result', resultJSON,
                'rev', rev, 'event', event)
     if h[7] then redis.call('HDEL', jobKey, 'error') end
     if retention > 0 then redis.call('PEXPIRE', jobKey, retention) end

@@ -38,6 +38,11 @@ public struct ImageQueueError: Error, CustomStringConvertible, Sendable {
         /// The model's backlog is at its cap (`IMAGEQUEUE_MAX_PENDING`): nothing was queued;
         /// see `retryAfter`.
         case queueFull = "queue_full"
+        /// The change ran on the Redis master, but fewer replicas than asked
+        /// (`RedisConfiguration.waitReplicas`) acknowledged it in time: a failover now could
+        /// lose it. An enqueue answered so may or may not survive; a retry with the same
+        /// idempotency key cannot queue it twice.
+        case notReplicated = "not_replicated"
     }
 
     /// What went wrong.

@@ -8,9 +8,17 @@ struct ScriptRunner: Sendable {
 
     /// The command for a model script: KEYS = the model keys (+ `extraKeys`),
     /// ARGV = model, events channel, then `arguments`.
+    /// The scripts that change a job: their writes wait for the replicas the configuration
+    /// asks for (`RedisConfiguration.waitReplicas`).
+    static let awaitingReplicas: Set<String> = [
+        QueueScripts.enqueueJob.name, QueueScripts.claimJob.name, QueueScripts.completeJob.name, QueueScripts.failJob.name,
+        QueueScripts.releaseJob.name, QueueScripts.cancelJob.name, QueueScripts.recoverExpired.name, QueueScripts.retryDead.name,
+    ]
+
     func command(_ script: RedisScript, model: String, extraKeys: [String] = [], arguments: [any RedisArgument]) -> RedisCommand {
-        .script(script, keys: keys.scriptKeys(model) + extraKeys,
-                arguments: [model, keys.events(model)] + arguments)
+        let command = RedisCommand.script(script, keys: keys.scriptKeys(model) + extraKeys,
+                                          arguments: [model, keys.events(model)] + arguments)
+        return Self.awaitingReplicas.contains(script.name) ? command.awaitingReplicas() : command
     }
 
     /// Runs a model script.
@@ -35,6 +43,10 @@ struct ScriptRunner: Sendable {
         case "NOT_QUEUED": return ImageQueueError(.notQueued, detail, jobID: jobID)
         case "STALE_TOKEN": return ImageQueueError(.staleToken, detail, jobID: jobID)
         case "BAD_REQUEST", "EXISTS": return ImageQueueError(.invalidRequest, detail, jobID: jobID)
+        case "UNREPLICATED":
+            var unconfirmed = ImageQueueError(.notReplicated, "\(operation) ran on the Redis master, but \(detail)", jobID: jobID)
+            unconfirmed.redisError = redisError
+            return unconfirmed
         case "QUEUE_FULL":
             var full = ImageQueueError(.queueFull, "the queue is full (\(detail)): nothing was queued; try again later", jobID: jobID)
             full.retryAfter = ImageQueueError.fullRetryAfter

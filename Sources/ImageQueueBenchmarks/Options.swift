@@ -37,6 +37,7 @@ struct BenchOptions: Sendable {
     var idleSeconds = 30
     var images = 20
     var flush = false
+    var waitReplicas = 0
 
     static let usage = """
         usage: imagequeue-bench --redis URL --worker PATH-TO-imagequeue-worker [options]
@@ -59,6 +60,9 @@ struct BenchOptions: Sendable {
           --idle-seconds S        how long the idle worker's Redis commands are counted (default 30)
           --images N              10 MiB images the memory section generates (default 20)
           --flush                 the server is ours: FLUSHDB instead of deleting keys one prefix at a time
+          --wait-replicas N       WAIT for N replicas after every script that changes a job, as
+                                  IMAGEQUEUE_REDIS_WAIT_REPLICAS does (the worker processes take that
+                                  variable from the environment); default 0
 
         peer enqueue N / peer bulk N: the ImageQueue row of the shared peers harness. Sets the flux
         model's concurrency limit to C (default 1), enqueues N no-op jobs (one call each, or batches
@@ -92,6 +96,7 @@ struct BenchOptions: Sendable {
             case "--idle-seconds": idleSeconds = try count(flag, 1...3600)
             case "--images": images = try count(flag, 1...1000)
             case "--flush": flush = true
+            case "--wait-replicas": waitReplicas = try count(flag, 0...100)
             case "--only":
                 var chosen = Set<Section>()
                 for name in try value(flag).split(separator: ",") {

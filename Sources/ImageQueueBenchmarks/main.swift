@@ -34,7 +34,9 @@ extension RedisProbe: @unchecked Sendable {}  // RedisClientProtocol and RedisEn
 func runBench(_ options: BenchOptions) async -> Int32 {
     let redisConfiguration: RedisConfiguration
     do {
-        redisConfiguration = try RedisConfiguration(url: options.redisURL)
+        var configuration = try RedisConfiguration(url: options.redisURL)
+        configuration.waitReplicas = options.waitReplicas
+        redisConfiguration = configuration
     } catch {
         progress("imagequeue-bench: \(error)")
         return 2

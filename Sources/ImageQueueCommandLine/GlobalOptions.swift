@@ -29,6 +29,18 @@ public struct GlobalOptions: ParsableArguments {
             }
             configuration.sentinel?.password = password
         }
+        if let text = Settings.process["IMAGEQUEUE_REDIS_WAIT_REPLICAS"] {
+            guard let replicas = Int(text), (0...100).contains(replicas) else {
+                throw ConfigurationError(setting: "IMAGEQUEUE_REDIS_WAIT_REPLICAS", reason: "must be a whole number of replicas from 0 to 100 (0 = no WAIT)")
+            }
+            configuration.waitReplicas = replicas
+        }
+        if let text = Settings.process["IMAGEQUEUE_REDIS_WAIT_TIMEOUT"] {
+            guard let milliseconds = Int(text), (1...60_000).contains(milliseconds) else {
+                throw ConfigurationError(setting: "IMAGEQUEUE_REDIS_WAIT_TIMEOUT", reason: "must be a whole number of milliseconds from 1 to 60000")
+            }
+            configuration.waitTimeout = .milliseconds(milliseconds)
+        }
         return configuration
     }
 

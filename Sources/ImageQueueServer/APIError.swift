@@ -42,6 +42,7 @@ struct APIError: Error, HTTPResponseError {
             let seconds = max(1, (error.retryAfter ?? ImageQueueError.fullRetryAfter).components.seconds)
             return APIError(.serviceUnavailable, error.code.rawValue, error.message, headers: [.retryAfter: String(seconds)])
         case .malformed: return APIError(.internalServerError, "malformed", error.message)
+        case .notReplicated: return APIError(.serviceUnavailable, "not_replicated", error.message)
         }
     }
 }

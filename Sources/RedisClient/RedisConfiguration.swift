@@ -22,6 +22,12 @@ public struct RedisConfiguration: Sendable {
     /// Seed nodes of a Redis Cluster (`redis+cluster://` URLs); empty for one server.
     /// When set, `makeRedisClient` makes a `RedisClusterClient`, which routes commands by their keys' hash slots.
     public var clusterSeeds: [RedisEndpoint] = []
+    /// Replicas that must acknowledge the writes of a command marked `awaitingReplicas()`
+    /// (`WAIT`), 0 for none: Redis replicates asynchronously, and a failover can lose writes
+    /// the old master acknowledged.
+    public var waitReplicas = 0
+    /// How long a `WAIT` waits for those acknowledgements.
+    public var waitTimeout: Duration = .seconds(1)
     /// The sentinels that name the master (`redis+sentinel://` URLs); nil otherwise. Then
     /// `endpoint` holds the master's credentials, database and TLS, not its address.
     public var sentinel: RedisSentinel?

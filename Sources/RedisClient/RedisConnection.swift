@@ -347,6 +347,7 @@ final class ConnectionEngine: @unchecked Sendable {
             if batch.isEmpty { return }
             for request in batch {
                 for command in request.commands { try socket.append(command.words()) }
+                if let wait = waitCommand(for: request) { try socket.append(wait) }
             }
             try socket.flush(deadline: ContinuousClock.now + configuration.commandTimeout)
             // The first call of the pipeline that met NOSCRIPT (scripts flushed meanwhile).
@@ -364,6 +365,7 @@ final class ConnectionEngine: @unchecked Sendable {
                     if stale == nil, Self.isNoScript(value, command) { stale = Position(request: requestIndex, command: commandIndex) }
                     values.append(value)
                 }
+                try readAcknowledgements(of: request, into: &values, after: deadline)
                 replies.append(values)
                 if stale == nil {
                     request.complete(.success(values))
@@ -404,6 +406,31 @@ final class ConnectionEngine: @unchecked Sendable {
         let command: Int
     }
 
+    /// `WAIT n ms` after a request with a command that awaits replicas, when the
+    /// configuration asks for some.
+    private func waitCommand(for request: Request) -> [[UInt8]]? {
+        guard configuration.waitReplicas > 0, request.commands.contains(where: \.awaitsReplicas) else { return nil }
+        return ["WAIT", String(configuration.waitReplicas), String(configuration.waitTimeout.wholeMilliseconds)].map(\.redisBytes)
+    }
+
+    /// Reads the reply of the `WAIT` sent after `request` (if one was); with fewer
+    /// acknowledgements than asked, each successful reply of a command that awaited them
+    /// becomes an `UNREPLICATED` error: the write is on the master only. (Not Redis's own
+    /// `NOREPLICAS`, which means a write was refused.)
+    private func readAcknowledgements(of request: Request, into values: inout [RESPValue],
+                                      after deadline: ContinuousClock.Instant) throws(RedisError) {
+        guard waitCommand(for: request) != nil else { return }
+        let reply = try read(deadline: deadline + configuration.waitTimeout, alone: nil)
+        let acknowledged = reply.int ?? 0
+        guard acknowledged < configuration.waitReplicas else { return }
+        let text = "UNREPLICATED only \(acknowledged) of \(configuration.waitReplicas) replicas acknowledged the write within "
+            + "\(configuration.waitTimeout.wholeMilliseconds) ms: a failover now could lose it"
+        for (index, command) in request.commands.enumerated() where command.awaitsReplicas && values.count > index {
+            if case .error = values[index] { continue }
+            values[index] = .error(text)
+        }
+    }
+
     private static func isDemotion(_ reply: RESPValue) -> Bool {
         if case .error(let text) = reply { return text.hasPrefix("READONLY") || text.hasPrefix("UNBLOCKED") }
         return false
@@ -432,6 +459,7 @@ final class ConnectionEngine: @unchecked Sendable {
         }
         for request in from.request..<batch.count {
             for command in batch[request].commands[tail(of: request)] { try socket.append(command.words()) }
+            if let wait = waitCommand(for: batch[request]) { try socket.append(wait) }
         }
         try socket.flush(deadline: ContinuousClock.now + configuration.commandTimeout)
         var again: Position?
@@ -444,6 +472,7 @@ final class ConnectionEngine: @unchecked Sendable {
                 }
                 replies[request][index] = value
             }
+            try readAcknowledgements(of: batch[request], into: &replies[request], after: deadline)
         }
         return again
     }

@@ -30,6 +30,19 @@ public struct RedisCommand: Sendable {
     }
 
     let body: Body
+    /// Whether the connection confirms the command's writes with `WAIT` (when the
+    /// configuration asks for replicas): see `awaitingReplicas()`.
+    public private(set) var awaitsReplicas = false
+
+    /// The same command, whose writes must reach `RedisConfiguration.waitReplicas` replicas
+    /// before it counts as done: the connection sends `WAIT` right after it, and fewer
+    /// acknowledgements turn its reply into an `UNREPLICATED` error (it ran on the master, but
+    /// a failover now could lose it). No effect while `waitReplicas` is 0.
+    public func awaitingReplicas() -> RedisCommand {
+        var copy = self
+        copy.awaitsReplicas = true
+        return copy
+    }
 
     /// A command from its words, e.g. `RedisCommand("HGET", key, "status")`.
     public init(_ words: any RedisArgument...) {

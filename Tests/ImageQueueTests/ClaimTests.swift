@@ -238,11 +238,18 @@ import TestSupport
             #expect(error?.code == .staleToken, "\(name)")
         }
         #expect(try await queue.hash(job.id) == before)
-        // The owner's calls still work, and a second completion is refused.
+        // The owner's calls still work. A repeat of its completion (a lost reply, an
+        // unconfirmed replication) answers success and changes nothing; the old owner's is
+        // still refused, and the completed job takes no heartbeat.
         try await new.heartbeat(current, lease: .seconds(30))
         try await new.complete(current, result: sampleResult)
-        let twice = await #expect(throws: ImageQueueError.self) { try await new.complete(current, result: sampleResult) }
-        #expect(twice?.code == .staleToken)
+        let completed = try await queue.hash(job.id)
+        try await new.complete(current, result: sampleResult)
+        #expect(try await queue.hash(job.id) == completed)
+        let late = await #expect(throws: ImageQueueError.self) { try await old.complete(stale, result: sampleResult) }
+        #expect(late?.code == .staleToken)
+        let beat = await #expect(throws: ImageQueueError.self) { try await new.heartbeat(current, lease: .seconds(30)) }
+        #expect(beat?.code == .staleToken)
         #expect(try await queue.client.inspector.stats()["flux"]?.completedTotal == 1)
     }
 

@@ -12,7 +12,8 @@ struct QueueFixture {
     var keys: QueueKeys { configuration.keys }
 
     init(url: String? = nil, rateLimit: QueueConfiguration.RateLimit? = nil, maxAttempts: Int = 3,
-         configure: (inout QueueConfiguration) -> Void = { _ in }) throws {
+         configure: (inout QueueConfiguration) -> Void = { _ in },
+         configureRedis: (inout RedisConfiguration) -> Void = { _ in }) throws {
         var configuration = QueueConfiguration()
         configuration.keyPrefix = TestEnvironment.uniquePrefix()
         configuration.rateLimit = rateLimit
@@ -20,7 +21,9 @@ struct QueueFixture {
         configure(&configuration)
         self.configuration = configuration
         // Named after the prefix, so a test can find its own connections in CLIENT LIST.
-        redisConfiguration = try RedisConfiguration(url: url ?? TestEnvironment.redisURL(), clientName: configuration.keyPrefix)
+        var redisConfiguration = try RedisConfiguration(url: url ?? TestEnvironment.redisURL(), clientName: configuration.keyPrefix)
+        configureRedis(&redisConfiguration)
+        self.redisConfiguration = redisConfiguration
         client = try runInTest(ImageQueueClient(redis: redisConfiguration, configuration: configuration))
         redis = runInTest(RedisConnection(configuration: redisConfiguration))
     }
