@@ -16,26 +16,27 @@ public struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("prefix"), help: "Key prefix (default $IMAGEQUEUE_PREFIX, else iq).")
     public var keyPrefix: String?
 
-    /// The Redis connection settings.
-    /// - Throws: `RedisError` `.invalidURL`.
-    public func redisConfiguration(clientName: String) throws -> RedisConfiguration {
-        let url = redisURL ?? Settings.process["IMAGEQUEUE_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+    /// The Redis connection settings, from the flags and `settings` (the environment, or for
+    /// a worker the environment over its config file).
+    /// - Throws: `RedisError` `.invalidURL`; `ConfigurationError` for a bad TLS, Sentinel or WAIT setting.
+    public func redisConfiguration(clientName: String, settings: Settings = .process) throws -> RedisConfiguration {
+        let url = redisURL ?? settings["IMAGEQUEUE_REDIS_URL"] ?? "redis://127.0.0.1:6379"
         var configuration = try RedisConfiguration(url: url, clientName: clientName)
         configuration.reconnectDeadline = .seconds(3)  // a CLI says "unreachable" quickly
-        if let tls = try Self.tlsSettings(for: configuration) { configuration.useTLS(tls) }
-        if let password = Settings.process["IMAGEQUEUE_SENTINEL_PASSWORD"] {
+        if let tls = try Self.tlsSettings(for: configuration, settings: settings) { configuration.useTLS(tls) }
+        if let password = settings["IMAGEQUEUE_SENTINEL_PASSWORD"] {
             guard configuration.sentinel != nil else {
                 throw ConfigurationError(setting: "IMAGEQUEUE_SENTINEL_PASSWORD", reason: "applies to redis+sentinel:// URLs only, and the Redis URL is \(configuration.endpointDescription)")
             }
             configuration.sentinel?.password = password
         }
-        if let text = Settings.process["IMAGEQUEUE_REDIS_WAIT_REPLICAS"] {
+        if let text = settings["IMAGEQUEUE_REDIS_WAIT_REPLICAS"] {
             guard let replicas = Int(text), (0...100).contains(replicas) else {
                 throw ConfigurationError(setting: "IMAGEQUEUE_REDIS_WAIT_REPLICAS", reason: "must be a whole number of replicas from 0 to 100 (0 = no WAIT)")
             }
             configuration.waitReplicas = replicas
         }
-        if let text = Settings.process["IMAGEQUEUE_REDIS_WAIT_TIMEOUT"] {
+        if let text = settings["IMAGEQUEUE_REDIS_WAIT_TIMEOUT"] {
             guard let milliseconds = Int(text), (1...60_000).contains(milliseconds) else {
                 throw ConfigurationError(setting: "IMAGEQUEUE_REDIS_WAIT_TIMEOUT", reason: "must be a whole number of milliseconds from 1 to 60000")
             }
@@ -47,10 +48,10 @@ public struct GlobalOptions: ParsableArguments {
     /// `IMAGEQUEUE_REDIS_TLS_*` for a `rediss://` URL: nil when none is set.
     /// - Throws: `ConfigurationError` for one set beside a plaintext URL, a certificate
     ///   without its key (or the reverse), or a file that cannot be read.
-    static func tlsSettings(for configuration: RedisConfiguration) throws(ConfigurationError) -> RedisTLS? {
+    static func tlsSettings(for configuration: RedisConfiguration, settings: Settings) throws(ConfigurationError) -> RedisTLS? {
         let names = ["IMAGEQUEUE_REDIS_TLS_CA_FILE", "IMAGEQUEUE_REDIS_TLS_CERT_FILE", "IMAGEQUEUE_REDIS_TLS_KEY_FILE",
                      "IMAGEQUEUE_REDIS_TLS_SERVER_NAME"]
-        let values = names.map { Settings.process[$0] }
+        let values = names.map { settings[$0] }
         guard let first = zip(names, values).first(where: { $0.1 != nil }) else { return nil }
         guard configuration.endpoint.tls != nil else {
             throw ConfigurationError(setting: first.0, reason: "applies to TLS only, and the Redis URL is \(configuration.endpointDescription): use rediss:// (or rediss+cluster://)")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ImageQueue
 import ImageWorker
+import RedisClient
 import Logging
 import Metrics
 import Prometheus
@@ -78,7 +79,7 @@ public struct WorkerOptions: ParsableArguments {
         if let graceSeconds { configuration.grace = .milliseconds(Int64(graceSeconds * 1000)) }
         let logger = Logger(label: "imagequeue.worker")
         let worker = try makeWorker(configuration, logger: logger)
-        try await GlobalOptions.verifyRedis(global.redisConfiguration(clientName: "imagequeue-worker"), tolerateUnreachable: true)
+        try await GlobalOptions.verifyRedis(redisConfiguration(), tolerateUnreachable: true)
 
         var services = worker.services
         if let metricsPort {
@@ -97,10 +98,17 @@ public struct WorkerOptions: ParsableArguments {
         return configuration
     }
 
+    /// The Redis settings from the flags, the environment and the config file (the
+    /// environment wins): the URL, TLS, Sentinel and WAIT settings may live in the file too.
+    func redisConfiguration() throws -> RedisConfiguration {
+        try global.redisConfiguration(clientName: "imagequeue-worker",
+                                      settings: Settings.load(environment: Settings.process.values, configFile: config))
+    }
+
     func makeWorker(_ configuration: WorkerConfiguration, logger: Logger) throws -> ImageWorker {
         let requested = models.split(separator: ",").map { $0.trimmingWhitespace() }
         let workerID = id ?? "\(hostName()):\(getpid())"
-        let worker = try ImageWorker(configuration: configuration, redis: global.redisConfiguration(clientName: "imagequeue-worker"),
+        let worker = try ImageWorker(configuration: configuration, redis: redisConfiguration(),
                                      models: requested, workerID: workerID, slotsPerModel: concurrency, logger: logger)
         let backendText = configuration.backend == .placeholder ? "placeholder backend (offline images)" : "http backend"
         Output.error("worker \(workerID) serving \(worker.models.joined(separator: ", ")) with the \(backendText)")

@@ -61,7 +61,7 @@ import TestSupport
         #expect(!error.isTransient, sourceLocation: sourceLocation)
     }
 
-    /// 5 MiB with every byte value, in no short repeating pattern.
+    /// `count` bytes with every byte value, in no short repeating pattern.
     static func largeValue(_ count: Int) -> [UInt8] {
         (0..<count).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 7) }
     }
@@ -99,13 +99,14 @@ import TestSupport
         #expect(try await redis.send("LINDEX", key, -1) == bulk("1000"))
     }
 
-    @Test func fiveMegabyteValueRoundTripsByteIdentical() async throws {
+    @Test func aMegabyteValueRoundTripsByteIdentical() async throws {
         let material = try await TLSMaterial.shared()
         let server = try await RedisServer.launchTLS(material: material)
         let redis = try Self.tlsConnection(server.tlsURL, Self.trusting(material))
         let key = TestEnvironment.uniquePrefix("tls-large")
-        // Far more than a TLS record (16 KiB) and a socket buffer: partial reads and writes.
-        let value = Self.largeValue(5 << 20)
+        // Far more than a TLS record (16 KiB) and a loopback socket buffer: partial reads and
+        // writes. Not more: the worker's memory test measures this process's peak meanwhile.
+        let value = Self.largeValue(1 << 20)
         #expect(try await redis.send("SET", key, value) == .status("OK"))
         #expect(try await redis.send("STRLEN", key) == .integer(Int64(value.count)))
         let read = try await redis.send("GET", key)

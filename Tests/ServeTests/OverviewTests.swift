@@ -124,6 +124,9 @@ struct OverviewTests {
         let third = try await server.enqueue("third", enhance: false)
         let running = try await server.waitForJob(third, status: "generating")
         try #require(running["status"] == .string("generating"), "\(running)")
+        // Held where it is, however slow the machine: the third stays running and the fourth
+        // queued while the dashboard is read (the lease outlasts the pause).
+        worker.send(SIGSTOP)
         let queued = try await server.enqueue("fourth, waiting", enhance: false)
 
         let reply = try await server.get("/v1/dashboard", auth: .none)
@@ -153,6 +156,7 @@ struct OverviewTests {
         let generated = dashboard["generated_at"]?.integer ?? 0
         #expect(generated >= (secondDone["finished_at"]?.integer ?? .max), "generated_at \(generated) precedes a completion")
 
+        worker.send(SIGCONT)
         worker.send(SIGTERM)
         _ = try await worker.waitForExit()
     }

@@ -37,6 +37,27 @@ struct ServicesOverTLSTests {
         #expect(ended == .exited(0), "worker output:\n\(worker.output)")
     }
 
+    @Test("a worker's config file may hold the rediss:// URL and the TLS files")
+    func workerTakesTheRedisSettingsFromItsConfigFile() async throws {
+        let world = try await TLSWorld.start(label: "tf", authClients: true)
+        defer { world.cli.removeOutputDirectory() }
+        let fake = try await FakeBackends.start()
+        let file = "\(world.material.directory)/worker-\(world.cli.prefix).conf"
+        let lines = ["IMAGEQUEUE_REDIS_URL=\(world.cli.redisURL)"] + world.tls.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        // Neither --redis nor any IMAGEQUEUE_REDIS_* in the environment: all from the file.
+        let worker = try SpawnedProcess(TestEnvironment.standaloneWorkerBinary().path,
+                                        ["--config", file, "--prefix", world.cli.prefix, "--models", "flux", "--backend", "http",
+                                         "--output-dir", try world.cli.outputDirectory()],
+                                        environment: QueueCLI.environment(fake.environment()))
+        let id = try await world.enqueue("a lighthouse from the config file", model: "flux")
+        let done = try await world.waitForStatus(id, "completed")
+        #expect(done["status"]?.string == "completed", "\(done)\nworker output:\n\(worker.output)")
+        worker.send(SIGTERM)
+        #expect(try await worker.waitForExit() == .exited(0), "worker output:\n\(worker.output)")
+    }
+
     @Test("serve over TLS: /readyz is 200, POST /v1/jobs is accepted and the job is in Redis")
     func serveOverTLS() async throws {
         let world = try await TLSWorld.start(label: "ts")
