@@ -268,7 +268,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SentinelTests",
-            dependencies: ["RedisClient", "TestSupport"]
+            dependencies: ["RedisClient", "TestSupport", "CurlHTTP"]
         ),
     ]
 )

@@ -40,6 +40,13 @@ public final class ImageQueueClient: ClosableService {
         try await runner.redis.verifyEndpoint()
     }
 
+    /// Whether the configuration finds the master through Sentinel.
+    public var usesSentinel: Bool { redisConfiguration.sentinel != nil }
+
+    /// With a Sentinel configuration, the master this process uses and its last move seen
+    /// (nil before the first connect).
+    public var sentinelMaster: SentinelMaster? { redisConfiguration.sentinel.flatMap { SentinelMaster.known($0.masterName) } }
+
     /// Checks that Redis answers, on this client's connection (readiness probes).
     /// - Throws: `ImageQueueError` `.redis`.
     public func ping() async throws(ImageQueueError) {

@@ -15,6 +15,10 @@ public struct WorkerInfo: Codable, Sendable, Equatable {
     public var heartbeatAt: Int64
     /// The jobs it runs now.
     public var currentJobs: [String]
+    /// With Sentinel: `host:port` of the master the worker uses now.
+    public var redisMaster: String?
+    /// With Sentinel: when the worker last saw the master move, ms since the epoch.
+    public var redisFailoverAt: Int64?
 
     /// Creates an entry.
     public init(id: String, host: String, pid: Int, models: [String], startedAt: Int64, heartbeatAt: Int64, currentJobs: [String]) {
@@ -29,5 +33,6 @@ public struct WorkerInfo: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case id, host, pid, models, startedAt = "started_at", heartbeatAt = "heartbeat_at", currentJobs = "current_jobs"
+        case redisMaster = "redis_master", redisFailoverAt = "redis_failover_at"
     }
 }

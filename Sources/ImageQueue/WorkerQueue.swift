@@ -85,6 +85,9 @@ public final class WorkerQueue: ClosableService {
 
     deinit { close() }
 
+    /// With a Sentinel configuration, the master this process uses and its last move seen.
+    public var sentinelMaster: SentinelMaster? { redisConfiguration.sentinel.flatMap { SentinelMaster.known($0.masterName) } }
+
     /// Runs every connection until the task is cancelled or `close()` is called (graceful
     /// shutdown is left to the worker's services, which finish their jobs first). Call it once.
     /// - Throws: the first error a connection's `run()` throws.

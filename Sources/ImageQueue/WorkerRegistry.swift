@@ -26,14 +26,16 @@ public struct WorkerRegistry: Sendable {
     /// - Throws: `ImageQueueError` `.redis` when Redis does not answer.
     @discardableResult
     public func register(id: String, host: String, pid: Int, models: [String], uptime: Duration, currentJobs: [String],
-                         ttl: Duration) async throws(ImageQueueError) -> Bool {
+                         master: SentinelMaster? = nil, ttl: Duration) async throws(ImageQueueError) -> Bool {
         let replies: [RESPValue]
         do {
             guard let now = try await redis.send("TIME").redisTimeMilliseconds else {
                 throw ImageQueueError(.malformed, "unexpected reply from TIME")
             }
-            let entry = WorkerInfo(id: id, host: host, pid: pid, models: models, startedAt: now - uptime.wholeMilliseconds,
+            var entry = WorkerInfo(id: id, host: host, pid: pid, models: models, startedAt: now - uptime.wholeMilliseconds,
                                    heartbeatAt: now, currentJobs: currentJobs)
+            entry.redisMaster = master?.address
+            entry.redisFailoverAt = master?.lastFailoverAt
             let json = try JSONEncoder().encode(entry)
             let milliseconds = ttl.wholeMilliseconds
             replies = try await redis.pipeline([

@@ -80,7 +80,10 @@ extension APIServer {
         router.get("/readyz") { _, _ -> Response in
             do {
                 try await client.ping()
-                return .json(["status": "ready"])
+                // With Sentinel, which master answered, and when this server last saw it move.
+                return .json(Readiness(redis: client.sentinelMaster.map {
+                    Readiness.Redis(master: $0.address, lastFailoverAt: $0.lastFailoverAt)
+                }))
             } catch {
                 throw APIError(.serviceUnavailable, "redis_unavailable", "Redis does not answer")
             }
@@ -149,7 +152,25 @@ extension APIServer {
                 .set(Int64(live.filter { $0.models.contains(model) }.count))
         }
         registry.makeGauge(name: "imagequeue_workers_live", labels: [], help: "Workers registered in the last minute").set(Int64(live.count))
+        if let master = client.sentinelMaster {
+            registry.makeGauge(name: "imagequeue_redis_master", labels: [("address", master.address)],
+                               help: "1 for the Redis master (found through Sentinel) this server uses").set(Int64(1))
+            registry.makeGauge(name: "imagequeue_redis_last_failover_timestamp_seconds", labels: [],
+                               help: "When this server last saw the Sentinel master move, seconds since the epoch (0: not since it started)")
+                .set(Double(master.lastFailoverAt ?? 0) / 1000)
+        }
         return registry.emitToString()
     }
 
+}
+
+/// The body of `/readyz`: `{"status":"ready"}`, with Sentinel also the master in use.
+struct Readiness: Encodable {
+    struct Redis: Encodable {
+        let master: String
+        let lastFailoverAt: Int64?
+        enum CodingKeys: String, CodingKey { case master, lastFailoverAt = "last_failover_at" }
+    }
+    var status = "ready"
+    let redis: Redis?
 }

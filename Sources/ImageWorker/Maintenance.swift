@@ -85,7 +85,7 @@ struct Maintenance: Service {
         gethostname(&host, 255)
         guard let stored = try? await registry.register(id: workerID, host: String(cString: host), pid: Int(getpid()), models: models,
                                                         uptime: ContinuousClock.now - started, currentJobs: currentJobs.all,
-                                                        ttl: registryInterval * 3) else { return }
+                                                        master: queue.sentinelMaster, ttl: registryInterval * 3) else { return }
         let outOfMemory = !stored
         let wasRefused = registryRefused.refused.withLock { refused in
             defer { refused = outOfMemory }

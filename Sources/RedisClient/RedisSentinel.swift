@@ -1,5 +1,6 @@
 import DedicatedThreads
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -108,6 +109,7 @@ extension RedisSocket {
         guard role.array?.first?.string == "master" else {
             throw RedisError(.connectionFailed, "\(target) is not the master of \(sentinel.masterName) (ROLE says \(role.array?.first?.string ?? "nothing")): the sentinels have not switched yet")
         }
+        SentinelMaster.found(sentinel.masterName, at: master)
         return (socket, master)
     }
 
@@ -189,6 +191,7 @@ struct SentinelWatch {
                     if channel == "+switch-master", words.count == 5, let port = Int(words[4]) {
                         logger.info("Redis master moved (Sentinel)", metadata: ["master": "\(sentinel.masterName)",
                                                                                 "address": "\(words[3]):\(port)"])
+                        SentinelMaster.found(sentinel.masterName, at: .tcp(host: words[3], port: port), announced: true)
                         moved(.tcp(host: words[3], port: port))
                     } else {
                         logger.warning("Sentinel failover aborted", metadata: ["master": "\(sentinel.masterName)",
@@ -220,5 +223,43 @@ extension DedicatedThread {
             try await run(name: name, body)
             group.cancelAll()
         }
+    }
+}
+
+/// What this process knows of a Sentinel master: where its connections found it, and when
+/// it last saw the master move (a `+switch-master`, or a connection that found it elsewhere).
+public struct SentinelMaster: Sendable, Equatable {
+    /// The master's name in the sentinels' configuration.
+    public let name: String
+    /// `host:port` of the master the connections use now.
+    public var address: String
+    /// When this process last saw the master move, ms since the epoch; nil when it has not.
+    public var lastFailoverAt: Int64?
+
+    /// What this process knows of `name`, nil before any connection asked the sentinels.
+    public static func known(_ name: String) -> SentinelMaster? { masters.withLock { $0[name] } }
+
+    private static let masters = Mutex<[String: SentinelMaster]>([:])
+
+    /// A connection found the master at `address`; a move when it was known elsewhere.
+    static func found(_ name: String, at address: RedisEndpoint.Address, announced: Bool = false) {
+        guard case .tcp(let host, let port) = address else { return }
+        let text = (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+        masters.withLock { masters in
+            if var known = masters[name] {
+                guard known.address != text else { return }
+                known.address = text
+                known.lastFailoverAt = wallClockMilliseconds()
+                masters[name] = known
+            } else {
+                masters[name] = SentinelMaster(name: name, address: text, lastFailoverAt: announced ? wallClockMilliseconds() : nil)
+            }
+        }
+    }
+
+    private static func wallClockMilliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 }
