@@ -112,7 +112,9 @@ extension TelegramFront {
         let events: AsyncThrowingStream<StatusEvent, any Error>
         do {
             (job, events) = try await client.enqueueAndWatch(request)
-        } catch where error.code == .redis {
+        } catch where error.code == .redis || error.code == .notReplicated {
+            // Handled again later: the update's idempotency key keeps the repeat from
+            // queueing a second job, and an unconfirmed one is confirmed then.
             throw error
         } catch {
             metadata["error"] = "\(error.code.rawValue)"
