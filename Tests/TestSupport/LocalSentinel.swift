@@ -15,6 +15,13 @@ import Glibc
 /// failover`: the live master is demoted to a replica of the new one); `waitForMaster(notOn:)`
 /// waits until the sentinels announce the new one. Every process is killed by `stop()`, when
 /// the fixture is released, and at the latest when the test process exits.
+///
+/// With `tls`, every process speaks TLS only (`port 0`, `tls-port P`, the material's server
+/// certificate, its CA trusted, no client certificate asked for) and talks TLS to the others
+/// (`tls-replication yes`: the replica to the master, each sentinel to the data servers and to
+/// the other sentinels); `url` is then `rediss+sentinel://…`, and the fixture's own commands
+/// (`node`, `sentinel`, the readiness and failover checks) go over TLS too
+/// (`LoopbackRedis.call(port:password:tls:_:)`).
 public final class LocalSentinel: @unchecked Sendable {
     // Safe to share: `pids` is only read and changed under `lock`; everything else is constant.
     /// The master's name in the sentinels' configuration.
@@ -29,6 +36,8 @@ public final class LocalSentinel: @unchecked Sendable {
     public let masterPassword: String?
     /// The sentinels' own password (`requirepass` of the sentinels).
     public let sentinelPassword: String?
+    /// The certificates of a TLS-only deployment, nil for plaintext.
+    public let tls: TLSMaterial?
     /// The folder with every config file, data folder and log.
     public let directory: URL
     private var pids: [Int: pid_t] = [:]
@@ -39,13 +48,16 @@ public final class LocalSentinel: @unchecked Sendable {
     ///   - masterName: the name the sentinels monitor the master under.
     ///   - masterPassword: `requirepass` of both data servers (and `sentinel auth-pass`).
     ///   - sentinelPassword: `requirepass` of the sentinels (and `sentinel sentinel-pass`).
+    ///   - tls: when given, every process listens on TLS only, with `tls.serverCertificate`
+    ///     (SAN 127.0.0.1) and `tls.caFile`, and talks TLS to the others.
     ///   - readyWithin: how long the sentinels may take to agree (seconds).
     /// - Throws: `TestSetupError` (after killing what started) when a process does not start or
     ///   the sentinels do not agree in time.
     public static func start(masterName: String = "iq-master", masterPassword: String? = nil,
-                             sentinelPassword: String? = nil, readyWithin: Double = 90) async throws -> LocalSentinel {
+                             sentinelPassword: String? = nil, tls: TLSMaterial? = nil,
+                             readyWithin: Double = 90) async throws -> LocalSentinel {
         let deployment = try await offPool {
-            try LocalSentinel(masterName: masterName, masterPassword: masterPassword, sentinelPassword: sentinelPassword)
+            try LocalSentinel(masterName: masterName, masterPassword: masterPassword, sentinelPassword: sentinelPassword, tls: tls)
         }
         do {
             try await deployment.waitUntilReady(within: readyWithin)
@@ -56,8 +68,9 @@ public final class LocalSentinel: @unchecked Sendable {
         return deployment
     }
 
-    private init(masterName: String, masterPassword: String?, sentinelPassword: String?) throws {
+    private init(masterName: String, masterPassword: String?, sentinelPassword: String?, tls: TLSMaterial?) throws {
         self.masterName = masterName
+        self.tls = tls
         self.masterPassword = masterPassword
         self.sentinelPassword = sentinelPassword
         masterPort = try RedisServer.freePort()
@@ -85,14 +98,15 @@ public final class LocalSentinel: @unchecked Sendable {
     // MARK: - What tests use
 
     /// `redis+sentinel://[:<master password>@]127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/<name>`,
-    /// with the master's password when it has one.
+    /// with the master's password when it has one (`rediss+sentinel://…` for a TLS deployment).
     public var url: String { url(password: masterPassword) }
 
     /// The Sentinel URL with `password` (none when nil) as the master's credentials, and `database`.
     public func url(password: String?, database: Int? = nil) -> String {
         let credentials = password.map { ":\($0)@" } ?? ""
         let hosts = sentinelPorts.map { "127.0.0.1:\($0)" }.joined(separator: ",")
-        return "redis+sentinel://\(credentials)\(hosts)/\(masterName)" + (database.map { "/\($0)" } ?? "")
+        let scheme = tls == nil ? "redis+sentinel" : "rediss+sentinel"
+        return "\(scheme)://\(credentials)\(hosts)/\(masterName)" + (database.map { "/\($0)" } ?? "")
     }
 
     /// Where the sentinels (the first that answers) say the master is now.
@@ -146,8 +160,7 @@ public final class LocalSentinel: @unchecked Sendable {
             let sentinel = sentinelPorts[index % sentinelPorts.count]
             index += 1
             do {
-                let reply = try await LoopbackRedis.call(port: sentinel, password: sentinelPassword,
-                                                         ["SENTINEL", "failover", masterName])
+                let reply = try await self.sentinel(sentinel, ["SENTINEL", "failover", masterName])
                 if reply == .status("OK") { return before }
                 last = "\(sentinel): \(reply)"
             } catch {
@@ -226,15 +239,22 @@ public final class LocalSentinel: @unchecked Sendable {
         try await node(port, ["ROLE"]).array?.first?.string
     }
 
-    /// Sends one command to the data server on `port` directly (with the master password).
+    /// Sends one command to the data server on `port` directly (with the master password;
+    /// over TLS in a TLS deployment).
     /// - Throws: `TestSetupError` when it cannot be reached.
     public func node(_ port: Int, _ words: [String]) async throws -> RESPValue {
-        try await LoopbackRedis.call(port: port, password: masterPassword, words)
+        try await call(port, password: masterPassword, words)
     }
 
-    /// Sends one command to the sentinel on `port` (with the sentinels' password).
+    /// Sends one command to the sentinel on `port` (with the sentinels' password; over TLS in a
+    /// TLS deployment).
     public func sentinel(_ port: Int, _ words: [String]) async throws -> RESPValue {
-        try await LoopbackRedis.call(port: port, password: sentinelPassword, words)
+        try await call(port, password: sentinelPassword, words)
+    }
+
+    private func call(_ port: Int, password: String?, _ words: [String]) async throws -> RESPValue {
+        guard let tls else { return try await LoopbackRedis.call(port: port, password: password, words) }
+        return try await LoopbackRedis.call(port: port, password: password, tls: tls, words)
     }
 
     /// Kills every process of the deployment and waits for each.
@@ -324,7 +344,7 @@ public final class LocalSentinel: @unchecked Sendable {
     private func startDataServer(port: Int, replicaOf master: Int?) throws {
         let data = directory.appendingPathComponent("data-\(port)")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
-        var lines = ["port \(port)", "bind 127.0.0.1", "save \"\"", "appendonly no", "daemonize no", "loglevel notice",
+        var lines = listening(on: port) + ["bind 127.0.0.1", "save \"\"", "appendonly no", "daemonize no", "loglevel notice",
                      "dir \(data.path)", "logfile \(directory.appendingPathComponent("redis-\(port).log").path)"]
         if let masterPassword { lines += ["requirepass \(masterPassword)", "masterauth \(masterPassword)"] }
         if let master { lines.append("replicaof 127.0.0.1 \(master)") }
@@ -332,7 +352,7 @@ public final class LocalSentinel: @unchecked Sendable {
     }
 
     private func startSentinel(port: Int) throws {
-        var lines = ["port \(port)", "bind 127.0.0.1", "daemonize no", "loglevel notice", "dir \(directory.path)",
+        var lines = listening(on: port) + ["bind 127.0.0.1", "daemonize no", "loglevel notice", "dir \(directory.path)",
                      "logfile \(directory.appendingPathComponent("sentinel-\(port).log").path)",
                      "sentinel monitor \(masterName) 127.0.0.1 \(masterPort) 2",
                      "sentinel down-after-milliseconds \(masterName) 1000",
@@ -340,6 +360,15 @@ public final class LocalSentinel: @unchecked Sendable {
         if let masterPassword { lines.append("sentinel auth-pass \(masterName) \(masterPassword)") }
         if let sentinelPassword { lines += ["requirepass \(sentinelPassword)", "sentinel sentinel-pass \(sentinelPassword)"] }
         try launch(port: port, config: "sentinel-\(port).conf", lines: lines, sentinel: true)
+    }
+
+    /// The config lines a process listens with: `port P`, or for TLS `port 0`, `tls-port P`,
+    /// the server certificate and the CA (no client certificate asked for), and TLS for its own
+    /// connections to the others (a replica's to its master, a sentinel's to every node).
+    private func listening(on port: Int) -> [String] {
+        guard let tls else { return ["port \(port)"] }
+        return ["port 0", "tls-port \(port)", "tls-cert-file \(tls.serverCertificate)", "tls-key-file \(tls.serverKey)",
+                "tls-ca-cert-file \(tls.caFile)", "tls-auth-clients no", "tls-replication yes"]
     }
 
     /// Writes the config file, starts the process and waits until it accepts connections.
@@ -414,9 +443,88 @@ public enum LoopbackRedis {
         return try reader.reply()
     }
 
-    private static func send(_ fd: Int32, _ words: [String], port: Int) throws {
+    /// The same over TLS, for a server listening on a TLS port only: `openssl s_client`
+    /// trusting `tls.caFile` (the certificate chain is verified), fed the commands (AUTH when
+    /// `password` is given, then `words`) from a file of the caller's only (0600: a password is
+    /// never on a command line). Its output (the server's bytes, nothing else with `-quiet`)
+    /// goes to a file, read as RESP like the plaintext replies until the replies are complete;
+    /// then s_client is killed (a sentinel knows no QUIT to end the connection with).
+    /// - Throws: `TestSetupError` when it cannot connect or verify the server, the AUTH is
+    ///   refused, or no complete reply comes within `timeout` seconds.
+    public static func call(port: Int, password: String? = nil, tls: TLSMaterial, _ words: [String],
+                            timeout: Double = 10) async throws -> RESPValue {
+        inProcessSetUp()
+        let openssl = try TLSMaterial.opensslPath()
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("iq-tls-probe-\(port)-\(UUID().uuidString.prefix(8))").path
+        let request = base + ".in"
+        let output = base + ".out"
+        defer {
+            try? FileManager.default.removeItem(atPath: request)
+            try? FileManager.default.removeItem(atPath: output)
+        }
+        let commands = (password.map { [["AUTH", $0]] } ?? []) + [words]
+        guard FileManager.default.createFile(atPath: request, contents: Data(commands.flatMap(encoded)),
+                                             attributes: [.posixPermissions: 0o600]) else {
+            throw TestSetupError("cannot write \(request)")
+        }
+        // With `-quiet` (and so `-ign_eof`) s_client sends the file, then writes what the
+        // server sends until it is killed or the server closes the connection.
+        let script = "exec \"$0\" s_client -connect \"127.0.0.1:$1\" -CAfile \"$2\" -verify_return_error -quiet -nocommands < \"$3\" > \"$4\""
+        let client = try SpawnedProcess("/bin/sh", ["-c", script, openssl, "\(port)", tls.caFile, request, output],
+                                        environment: ProcessInfo.processInfo.environment)
+        let outcome: Result<RESPValue, any Error>
+        do {
+            outcome = .success(try await replies(from: client, in: output, port: port, authenticating: password != nil, timeout: timeout))
+        } catch {
+            outcome = .failure(error)
+        }
+        client.send(SIGKILL)
+        _ = try? await client.waitForExit(timeout: 10)
+        return try outcome.get()
+    }
+
+    /// Reads the output file of `client` until the AUTH reply (when `authenticating`) and one
+    /// more reply are complete; that reply.
+    private static func replies(from client: SpawnedProcess, in output: String, port: Int, authenticating: Bool,
+                                timeout: Double) async throws -> RESPValue {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
+        while true {
+            // Checked before reading: the output of a client that had ended is complete.
+            let ended = client.termination
+            let received = (try? Data(contentsOf: URL(fileURLWithPath: output))).map { [UInt8]($0) } ?? []
+            var reader = Reader(bytes: received, port: port)
+            do {
+                if authenticating, case .error(let text) = try reader.reply() {
+                    throw TestSetupError("127.0.0.1:\(port) refused the password (\(text.split(separator: " ").first ?? ""))")
+                }
+                return try reader.reply()
+            } catch is IncompleteReply {
+                if let ended {
+                    let why = client.stderr.split(separator: "\n")
+                        .filter { !$0.hasPrefix("depth=") && !$0.hasPrefix("verify return") && !$0.hasPrefix("Can't use SSL_get_servername") }
+                        .suffix(3).joined(separator: " | ")
+                    throw TestSetupError("no \(received.isEmpty ? "" : "complete ")TLS reply from 127.0.0.1:\(port) (openssl s_client \(ended): \(why))")
+                }
+            }
+            guard ContinuousClock.now < deadline else {
+                throw TestSetupError("no complete TLS reply from 127.0.0.1:\(port) within \(timeout) s (\(received.count) bytes)")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// What the reader of bytes already received throws when a reply goes on past them.
+    private struct IncompleteReply: Error {}
+
+    /// `words` as a RESP array of bulk strings.
+    private static func encoded(_ words: [String]) -> [UInt8] {
         var bytes = Array("*\(words.count)\r\n".utf8)
         for word in words { bytes += Array("$\(word.utf8.count)\r\n".utf8) + Array(word.utf8) + [13, 10] }
+        return bytes
+    }
+
+    private static func send(_ fd: Int32, _ words: [String], port: Int) throws {
+        let bytes = encoded(words)
         var sent = 0
         while sent < bytes.count {
             let count = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -426,7 +534,7 @@ public enum LoopbackRedis {
         }
     }
 
-    /// A RESP2 reply parser over a blocking socket.
+    /// A RESP2 reply parser over a blocking socket, or over bytes already received (`fd` -1).
     private struct Reader {
         let fd: Int32
         let port: Int
@@ -438,7 +546,14 @@ public enum LoopbackRedis {
             self.port = port
         }
 
+        init(bytes: [UInt8], port: Int) {
+            fd = -1
+            self.port = port
+            buffer = bytes
+        }
+
         mutating func fill() throws {
+            guard fd >= 0 else { throw IncompleteReply() }
             var chunk = [UInt8](repeating: 0, count: 16_384)
             while true {
                 let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
