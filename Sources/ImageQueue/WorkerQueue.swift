@@ -165,8 +165,13 @@ public final class WorkerQueue: ClosableService {
             }
             return try await batch(model: model, reply: repeated.get()) ?? .empty
         }
-        if let failure = ScriptRunner.mapReply(replies[1], operation: QueueScripts.claimJob.name, jobID: nil) { throw failure }
-        if let batch = try await batch(model: model, reply: replies[1]) { return batch }
+        var reply = replies[1]
+        if let failure = ScriptRunner.mapReply(reply, operation: QueueScripts.claimJob.name, jobID: nil) {
+            guard failure.code == .notReplicated else { throw failure }
+            // The claim ran on the master: its jobs are this worker's, asked for again.
+            reply = try await claimReply(model: model, lease: lease, claimID: claimID, count: count, unconfirmedBefore: 1)
+        }
+        if let batch = try await batch(model: model, reply: reply) { return batch }
         // Every job it took was unreadable and dead-lettered: the queue may hold more.
         return try await claim(model: model, lease: lease, upTo: count)
     }
@@ -237,14 +242,32 @@ public final class WorkerQueue: ClosableService {
     /// those jobs if they were claimed, instead of leaving them held by nobody until their
     /// lease expires. Gives up after `patience` (default a lease: by then the recovery sweep
     /// has put such jobs back anyway). `answerLost` starts it as such a repeat.
+    ///
+    /// A claim the replicas did not confirm (`IMAGEQUEUE_REDIS_WAIT_REPLICAS`) ran on the
+    /// master: it is repeated under its id, which confirms it again, a few times; then its
+    /// jobs are taken unconfirmed rather than held by nobody until their lease expires (a
+    /// failover now may run such a job twice, never lose it: the job itself was confirmed
+    /// when it was enqueued).
     private func claimReply(model: String, lease: Duration, claimID: String, count: Int,
-                            answerLost lostBefore: Bool = false, patience: Duration? = nil) async throws(ImageQueueError) -> RESPValue {
+                            answerLost lostBefore: Bool = false, patience: Duration? = nil,
+                            unconfirmedBefore: Int = 0) async throws(ImageQueueError) -> RESPValue {
         let deadline = ContinuousClock.now + (patience ?? lease)
-        var answerLost = lostBefore
+        var answerLost = lostBefore || unconfirmedBefore > 0
+        var unconfirmed = unconfirmedBefore
         while true {
             do {
+                let confirmed = unconfirmed < 3
+                if !confirmed {
+                    logger.warning("taking claimed jobs the replicas did not confirm; a failover now could run them twice",
+                                   metadata: ["job.model": "\(model)"])
+                }
                 return try await runner.run(QueueScripts.claimJob, model: model,
-                                            arguments: claimArguments(lease: lease, claimID: claimID, answerLost: answerLost, count: count))
+                                            arguments: claimArguments(lease: lease, claimID: claimID, answerLost: answerLost, count: count),
+                                            confirmed: confirmed)
+            } catch where error.code == .notReplicated {
+                answerLost = true
+                unconfirmed += 1
+                continue
             } catch {
                 guard let failure = error.redisError else { throw error }
                 if failure.kind == .connectionLost || failure.kind == .timeout {

@@ -421,10 +421,16 @@ final class ConnectionEngine: @unchecked Sendable {
                                       after deadline: ContinuousClock.Instant) throws(RedisError) {
         guard waitCommand(for: request) != nil else { return }
         let reply = try read(deadline: deadline + configuration.waitTimeout, alone: nil)
-        let acknowledged = reply.int ?? 0
-        guard acknowledged < configuration.waitReplicas else { return }
-        let text = "UNREPLICATED only \(acknowledged) of \(configuration.waitReplicas) replicas acknowledged the write within "
-            + "\(configuration.waitTimeout.wholeMilliseconds) ms: a failover now could lose it"
+        let text: String
+        if case .error(let refusal) = reply {
+            // An ACL without +wait, say: no confirmation at all, and the reason why.
+            text = "UNREPLICATED WAIT was refused (\(refusal)), so no replica confirmed the write: a failover now could lose it"
+        } else {
+            let acknowledged = reply.int ?? 0
+            guard acknowledged < configuration.waitReplicas else { return }
+            text = "UNREPLICATED only \(acknowledged) of \(configuration.waitReplicas) replicas acknowledged the write within "
+                + "\(configuration.waitTimeout.wholeMilliseconds) ms: a failover now could lose it"
+        }
         for (index, command) in request.commands.enumerated() where command.awaitsReplicas && values.count > index {
             if case .error = values[index] { continue }
             values[index] = .error(text)

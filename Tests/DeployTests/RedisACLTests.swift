@@ -122,6 +122,12 @@ struct RedisACLTests {
         // Logged in, and allowed its own keys: the refusals below are the ACL's, not a failed login.
         let own = try await worker(["SET", "iq:acl-test", "1"])
         #expect(own.status == 0 && own.stdout == "OK\n", "\(own.stdout)\(own.stderr)")
+        // What the client sends for Sentinel (ROLE) and IMAGEQUEUE_REDIS_WAIT_REPLICAS (WAIT).
+        for arguments in [["ROLE"], ["WAIT", "0", "10"]] {
+            let allowed = try await worker(arguments)
+            #expect(allowed.status == 0 && !allowed.stdout.contains("NOPERM") && !allowed.stderr.contains("NOPERM"),
+                    "\(arguments): \(allowed.stdout)\(allowed.stderr)")
+        }
 
         let refused: [[String]] = [
             ["FLUSHALL"], ["FLUSHDB"], ["KEYS", "*"], ["SCAN", "0"], ["CONFIG", "GET", "*"], ["CONFIG", "SET", "appendonly", "no"],

@@ -96,6 +96,43 @@ import TestSupport
         #expect(onReplica.string == "completed")
     }
 
+    @Test func aClaimNoReplicaConfirmedStillHandsItsJobsToTheWorker() async throws {
+        let pair = try await Pair.start()
+        let queue = try Self.fixture(pair)
+        let first = try await queue.enqueue("claimed while the replica is away")
+        let second = try await queue.enqueue("claimed behind the doorbell")
+        try await queue.client.setConcurrency(2, model: "flux")
+        let worker = queue.worker()
+        await pair.replica.kill()
+        // The claim ran on the master: asked again under its id, then taken unconfirmed,
+        // instead of held by nobody until the lease expires.
+        let claimed = try await queue.claim(worker)
+        #expect(claimed.id == first.id)
+        let woken = try await worker.waitThenClaim(model: "flux", lease: .seconds(30), upTo: 1)
+        guard case .claimed(let jobs) = woken else {
+            Issue.record("nothing claimed behind the doorbell: \(woken)")
+            return
+        }
+        #expect(jobs.map(\.id) == [second.id])
+        #expect(try await queue.client.inspector.stats()["flux"]?.active == 2, "each job claimed once")
+    }
+
+    @Test func aRefusedWAITSaysWhy() async throws {
+        let pair = try await Pair.start()
+        let queue = try Self.fixture(pair)
+        // A user whose ACL lacks +wait, as ops/redis-users.acl's worker had.
+        _ = try await queue.redis.send("ACL", "SETUSER", "nowait", "on", ">nowait-pass", "~*", "&*", "+@all", "-wait")
+        var configuration = try RedisConfiguration(url: "redis://nowait:nowait-pass@127.0.0.1:\(pair.master.port)")
+        configuration.waitReplicas = 1
+        let client = try runInTest(ImageQueueClient(redis: configuration, configuration: queue.configuration))
+        let error = await #expect(throws: ImageQueueError.self) {
+            try await client.enqueue(JobRequest(model: "flux", prompt: "no wait allowed", user: "alice"))
+        }
+        #expect(error?.code == .notReplicated)
+        #expect(error?.message.contains("WAIT was refused (NOPERM") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("nowait-pass") == false)
+    }
+
     @Test func withoutWaitReplicasNoWAITIsSent() async throws {
         let pair = try await Pair.start()
         let queue = try QueueFixture(url: pair.master.url)
