@@ -4,7 +4,8 @@
 # libcurl4-openssl-dev, redis-py),
 # starts a private redis-server on a free loopback port, builds the release executables (as
 # ops/Dockerfile does: every process-level test runs them) and the tests, runs the short chaos run
-# (ops/chaos.py, with its own Redis), the network-namespace run (ops/netns-test.sh), the
+# (ops/chaos.py, with its own Redis), the short Sentinel failover run (ops/failover.py, with its
+# own master, replicas and sentinels), the network-namespace run (ops/netns-test.sh), the
 # API's conformance to docs/openapi.yaml (ops/api-conformance.sh, schemathesis) and
 # `swift test`, and stops that server by its pid.
 # Usage: bash Tests/run.sh [extra swift test arguments]
@@ -55,6 +56,9 @@ log "process tests run $IMAGEQUEUE_BINARY and $release_bin/imagequeue-worker"
 # Before swift test, so that the suite's summary stays the last line.
 log "chaos (short)"
 python3 ops/chaos.py --short --binary "$IMAGEQUEUE_BINARY"
+# The Redis master SIGKILLed under load behind three sentinels, with WAIT 0 and WAIT 1 (docs/CHAOS.md).
+log "Sentinel failover (short)"
+python3 ops/failover.py --short --binary "$IMAGEQUEUE_BINARY"
 # Workers on two hosts (network namespaces), one cut off mid-job; SKIPs without root (docs/MULTIHOST.md).
 log "workers on several hosts (network namespaces)"
 bash ops/netns-test.sh --binary "$IMAGEQUEUE_BINARY"

