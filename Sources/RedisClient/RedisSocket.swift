@@ -82,7 +82,7 @@ final class RedisSocket {
                 // 0x15 opens a TLS alert record: the port speaks TLS.
                 throw RedisError(.tls, "\(endpoint) speaks TLS on this port: its URL is rediss://")
             } catch where error.kind == .connectionLost {
-                let hint = session == nil ? " (a TLS port? its URL is rediss://)" : ""
+                let hint = session == nil ? " (a server going down, or a TLS port: its URL is then rediss://)" : ""
                 throw RedisError(.connectionFailed, "\(endpoint) closed the connection before answering\(hint)")
             }
             if case .error(let text) = reply {

@@ -6,7 +6,7 @@ struct EnqueueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "enqueue",
         abstract: "Queue a prompt for a model; prints the job id.",
-        discussion: "Exit status: 0 queued, 2 invalid request, 3 rate limited, 1 Redis unavailable or full (nothing queued)."
+        discussion: "Exit status: 0 queued, 2 invalid request, 3 rate limited, 1 Redis unavailable or full (nothing queued), or the enqueue not confirmed (a connection lost mid-call, or not_replicated: it may be queued; repeat it with the same --idempotency-key)."
     )
 
     @OptionGroup var global: GlobalOptions
