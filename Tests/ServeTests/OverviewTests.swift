@@ -114,7 +114,7 @@ struct OverviewTests {
         let fixture = try ServeFixture()
         defer { fixture.removeOutputDirectory() }
         let server = try await fixture.startServer()
-        let worker = try fixture.startWorker(models: ["flux"], delaySeconds: 3)
+        let worker = try fixture.startWorker(models: ["flux"], delaySeconds: 10)
         let first = try await server.enqueue("first", enhance: false)
         try #require(try await server.waitForJob(first, status: "completed")["status"] == .string("completed"),
                      "worker output:\n\(worker.output)")
