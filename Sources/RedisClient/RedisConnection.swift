@@ -32,21 +32,7 @@ public final class RedisConnection: RedisClientProtocol {
     /// give it a place in a `ServiceGroup`'s order).
     /// - Throws: `RedisError` `.closed` when it already ran; `DedicatedThread.StartFailure`.
     public func run() async throws {
-        let engine = engine
-        guard engine.claimRun() else { throw RedisError(.closed, "the connection has already run (run() is called once)") }
-        do {
-            try await withTaskCancellationHandler {
-                try await DedicatedThread.runFollowingSentinels(name: "iq-redis", configuration: engine.configuration,
-                                                               logger: engine.logger, moved: { engine.masterMoved(to: $0) }) {
-                    engine.run()
-                }
-            } onCancel: {
-                engine.close()
-            }
-        } catch {
-            engine.close()
-            throw error
-        }
+        try await runEngine(engine, threadName: "iq-redis", what: "connection")
     }
 
     /// The endpoint, with the password masked.

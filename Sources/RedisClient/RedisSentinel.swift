@@ -263,3 +263,35 @@ public struct SentinelMaster: Sendable, Equatable {
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 }
+
+/// The thread-driven state machine of a connection or a subscriber.
+protocol ThreadEngine: AnyObject, Sendable {
+    var configuration: RedisConfiguration { get }
+    var logger: Logger { get }
+    func claimRun() -> Bool
+    func run()
+    func close()
+    func masterMoved(to address: RedisEndpoint.Address)
+}
+
+extension ConnectionEngine: ThreadEngine {}
+extension SubscriberEngine: ThreadEngine {}
+
+/// The `run()` of a client over `engine`: once only; the engine's thread (and, with Sentinel,
+/// the sentinels' announcements) while the caller awaits; cancelling closes the engine.
+func runEngine(_ engine: some ThreadEngine, threadName: String, what: String) async throws {
+    guard engine.claimRun() else { throw RedisError(.closed, "the \(what) has already run (run() is called once)") }
+    do {
+        try await withTaskCancellationHandler {
+            try await DedicatedThread.runFollowingSentinels(name: threadName, configuration: engine.configuration,
+                                                           logger: engine.logger, moved: { engine.masterMoved(to: $0) }) {
+                engine.run()
+            }
+        } onCancel: {
+            engine.close()
+        }
+    } catch {
+        engine.close()
+        throw error
+    }
+}

@@ -39,21 +39,7 @@ public final class RedisSubscriber: ClosableService {
     /// `RedisConnection.run()`.
     /// - Throws: `RedisError` `.closed` when it already ran; `DedicatedThread.StartFailure`.
     public func run() async throws {
-        let engine = engine
-        guard engine.claimRun() else { throw RedisError(.closed, "the subscriber has already run (run() is called once)") }
-        do {
-            try await withTaskCancellationHandler {
-                try await DedicatedThread.runFollowingSentinels(name: "iq-pubsub", configuration: engine.configuration,
-                                                               logger: engine.logger, moved: { engine.masterMoved(to: $0) }) {
-                    engine.run()
-                }
-            } onCancel: {
-                engine.close()
-            }
-        } catch {
-            engine.close()
-            throw error
-        }
+        try await runEngine(engine, threadName: "iq-pubsub", what: "subscriber")
     }
 
     /// Subscribes to channels (or, with `patterns: true`, glob patterns) and returns the
