@@ -40,29 +40,6 @@ struct BackendFailureTests {
         #expect(try await offPool { FileManager.default.fileExists(atPath: "\(fixture.output)/flux/\(info.id).png") } == false)
     }
 
-    @Test func aBodyOverTheSizeLimitFailsWithoutBeingHeldInMemory() async throws {
-        let fixture = try await WorkerFixture.make()
-        defer { fixture.close() }
-        #expect(fixture.configuration.maxImageBytes == 20 * 1024 * 1024)
-        try await fixture.fake.script("flux", [["size_bytes": 50 * 1024 * 1024]])
-        // Reset the peak-RSS mark (Linux ≥ 4.0), so VmHWM afterwards is the peak of this job.
-        let peakReset = (try? await offPool { try "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8) }) != nil
-        let before = try procStatusKilobytes("VmRSS")
-        let info = try await fixture.withWorkers { _ in
-            try await fixture.waitForEnd(try await fixture.enqueue("an enormous mural", enhance: false))
-        }
-        let after = try procStatusKilobytes("VmRSS")
-        let peak = try procStatusKilobytes("VmHWM")
-
-        #expect(info.status == .failed)
-        #expect(info.error?.code == "image_too_large")
-        #expect(info.error?.message == "The generated image is larger than the allowed size.")
-        #expect(after - before < 20 * 1024, "RSS grew by \((after - before) / 1024) MiB")
-        if peakReset {
-            #expect(peak - before < 20 * 1024, "peak RSS was \((peak - before) / 1024) MiB above the start")
-        }
-    }
-
     @Test func aBodySlowerThanTheGenerationTimeoutFailsAsATimeout() async throws {
         let fixture = try await WorkerFixture.make(environment: ["IMAGEQUEUE_GENERATION_TIMEOUT": "1",
                                                                  "IMAGEQUEUE_GENERATION_ATTEMPTS": "1"])

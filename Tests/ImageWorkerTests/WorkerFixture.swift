@@ -281,12 +281,3 @@ let testLogger: Logger = {
     return Logger(label: "imageworker.tests", factory: { _ in SwiftLogNoOpLogHandler() })
 }()
 
-/// Reads a `/proc/self/status` field in KiB (VmRSS, VmHWM).
-func procStatusKilobytes(_ field: String) throws -> Int {
-    let text = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
-    for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-        let digits = line.dropFirst(field.count + 1).filter(\.isNumber)
-        if let value = Int(digits) { return value }
-    }
-    throw TestSetupError("no \(field) in /proc/self/status")
-}
