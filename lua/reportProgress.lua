@@ -10,7 +10,10 @@
   ARGV[5]     stage: enhancing | generating | retrying
   ARGV[6]     detail JSON object merged into the event (may be "{}"). A string
               "enhanced_prompt" is also stored on the job; an "error" object is stored as
-              the job's last error.
+              the job's last error. A number "progress" (0 to 1) is published as it is.
+  ARGV[7]     optional: the job's preview key
+  ARGV[8]     with ARGV[7]: the preview image (PNG or JPEG bytes, at most 64 KiB)
+  ARGV[9]     with ARGV[7]: the preview's TTL, ms (>= 1)
 
   Returns     the job's new revision
   Errors      NOT_FOUND, STALE_TOKEN (nothing changed), BAD_REQUEST (unknown stage or
@@ -34,6 +37,13 @@ if not detail then
 end
 if type(detail.enhanced_prompt) == 'string' then
   redis.call('HSET', jobKey, 'enhanced_prompt', detail.enhanced_prompt)
+end
+if ARGV[7] and ARGV[7] ~= '' then
+  local ttl = wholeNumber(ARGV[9], 1)
+  if not ttl or not ARGV[8] or #ARGV[8] > 65536 then
+    return redis.error_reply('BAD_REQUEST a preview needs its bytes (at most 65536) and a TTL of at least 1 ms')
+  end
+  redis.call('SET', ARGV[7], ARGV[8], 'PX', ttl)
 end
 if type(detail.error) == 'table' then
   redis.call('HSET', jobKey, 'error', cjson.encode(detail.error))

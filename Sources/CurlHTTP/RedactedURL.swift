@@ -61,3 +61,6 @@ func scrub(_ text: String, removing secrets: [String]) -> String {
     }
     return result
 }
+
+/// `url` as it may be printed or logged: no user information, query string or fragment.
+public func shareableURL(_ url: String) -> String { RedactedURL(url).text }

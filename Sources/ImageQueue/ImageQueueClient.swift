@@ -202,12 +202,27 @@ public final class ImageQueueClient: ClosableService {
 
     // MARK: - Changes to jobs and queues
 
-    /// Cancels a queued job.
-    /// - Throws: `ImageQueueError` `.notFound`, `.notQueued` (it started or finished), `.redis`.
-    public func cancel(_ id: String) async throws(ImageQueueError) {
+    /// What a cancel stopped.
+    public enum CancelOutcome: String, Sendable {
+        /// The job was waiting: it left the queue.
+        case wasQueued = "queued"
+        /// A worker was running it: its lease is gone and its slot free at once; the worker
+        /// learns it within about a second (a control message, and its next heartbeat as a
+        /// backstop), stops its backend call, and anything it records later is refused.
+        case wasRunning = "running"
+    }
+
+    /// Cancels a job that is queued or running; it ends `cancelled` (terminal, never retried).
+    /// - Throws: `ImageQueueError` `.notFound`, `.notQueued` (it has already finished: the
+    ///   message says how), `.redis`.
+    @discardableResult
+    public func cancel(_ id: String) async throws(ImageQueueError) -> CancelOutcome {
         let jobID = try JobID(id)
-        _ = try await runner.run(QueueScripts.cancelJob, model: jobID.model,
-                                 arguments: [jobID.rawValue, configuration.retention.wholeMilliseconds], jobID: id)
+        let keys = runner.keys
+        let reply = try await runner.run(QueueScripts.cancelJob, model: jobID.model,
+                                         arguments: [jobID.rawValue, configuration.retention.wholeMilliseconds,
+                                                     keys.cancellations(jobID.model), keys.preview(jobID)], jobID: id)
+        return reply.int == 2 ? .wasRunning : .wasQueued
     }
 
     /// Sets how many jobs of a model may run at once across every worker.

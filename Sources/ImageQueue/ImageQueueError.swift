@@ -28,6 +28,9 @@ public struct ImageQueueError: Error, CustomStringConvertible, Sendable {
         case notQueued = "not_queued"
         /// The caller's fencing token is not the job's current one: someone else owns it.
         case staleToken = "stale_token"
+        /// The job was cancelled while its worker ran it: the worker stops it (nothing of
+        /// the refused call was recorded).
+        case cancelled = "cancelled"
         /// Data in Redis that does not follow the protocol.
         case malformed = "malformed"
         /// Redis failed or could not be reached.

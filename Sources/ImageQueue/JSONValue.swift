@@ -54,6 +54,14 @@ public enum JSONValue: Sendable, Equatable, Codable {
         default: nil
         }
     }
+    /// The number, if this is one.
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let value): Double(value)
+        case .double(let value): value
+        default: nil
+        }
+    }
     /// The members, if this is an object.
     public var objectValue: [String: JSONValue]? { if case .object(let value) = self { value } else { nil } }
 }

@@ -32,6 +32,10 @@ public struct QueueKeys: Sendable, Equatable {
     public func job(_ id: JobID) -> String { jobPrefix(id.model) + id.rawValue }
     /// A finished job's image bytes (redis result store), under a TTL.
     public func result(_ id: JobID) -> String { base(id.model) + "result:" + id.rawValue }
+    /// A running job's latest preview image (PNG or JPEG, at most 64 KiB), under a short TTL.
+    public func preview(_ id: JobID) -> String { base(id.model) + "preview:" + id.rawValue }
+    /// Pub/sub channel on which a cancel of a running job reaches its worker (message: the job id).
+    public func cancellations(_ model: String) -> String { base(model) + "cancel" }
     /// Idempotency key → job id.
     public func idempotency(_ model: String, key: String) -> String { base(model) + "idem:" + key }
     /// A user's rate-limit window (its own hash tag: one user's limit spans models).

@@ -45,6 +45,7 @@ struct ScriptRunner: Sendable {
         case "NOT_FOUND": return ImageQueueError(.notFound, detail.isEmpty ? "no such job" : detail, jobID: jobID)
         case "NOT_QUEUED": return ImageQueueError(.notQueued, detail, jobID: jobID)
         case "STALE_TOKEN": return ImageQueueError(.staleToken, detail, jobID: jobID)
+        case "CANCELLED": return ImageQueueError(.cancelled, detail, jobID: jobID)
         case "BAD_REQUEST", "EXISTS": return ImageQueueError(.invalidRequest, detail, jobID: jobID)
         case "UNREPLICATED":
             var unconfirmed = ImageQueueError(.notReplicated, "\(operation) ran on the Redis master, but \(detail)", jobID: jobID)

@@ -68,6 +68,8 @@ public final class WorkerQueue: ClosableService {
     private let waiters = Mutex<[String: any RedisClientProtocol]>([:])
     /// Runs those blocking connections.
     private let blockingClients = ChildClients()
+    /// The pub/sub connection cancels of running jobs arrive on (connects on first use).
+    private let cancelSubscriber: RedisSubscriber
 
     /// How long one doorbell wait blocks inside Redis before it loops (below the socket timeout).
     public let blockTimeout: Duration
@@ -81,6 +83,7 @@ public final class WorkerQueue: ClosableService {
         self.blockTimeout = blockTimeout
         self.logger = logger
         runner = ScriptRunner(redis: makeRedisClient(configuration: redisConfiguration, logger: logger), keys: configuration.keys)
+        cancelSubscriber = RedisSubscriber(configuration: redisConfiguration, logger: logger)
     }
 
     deinit { close() }
@@ -95,6 +98,7 @@ public final class WorkerQueue: ClosableService {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await self.runner.redis.run() }
             group.addTask { await self.blockingClients.run() }
+            group.addTask { try await self.cancelSubscriber.run() }
         }
     }
 
@@ -102,6 +106,7 @@ public final class WorkerQueue: ClosableService {
     public func close() {
         runner.redis.close()
         blockingClients.finish()
+        cancelSubscriber.close()
     }
 
     /// Claims the head job of `model` unless the model is at its concurrency limit. A job
@@ -323,13 +328,41 @@ public final class WorkerQueue: ClosableService {
         }
     }
 
+    /// The longest preview `progress` stores.
+    public static let maxPreviewBytes = 64 * 1024
+
     /// Moves the job to another running stage and publishes it with `detail` merged into
-    /// the event (`enhanced_prompt` is also stored on the job).
-    /// - Throws: `ImageQueueError` `.staleToken`, `.notFound`, `.invalidRequest`, `.redis`.
-    public func progress(_ job: ClaimedJob, stage: JobStatus, detail: [String: JSONValue] = [:]) async throws(ImageQueueError) {
-        let json = (try? JSONEncoder().encode(detail)).map { Array($0) } ?? Array("{}".utf8)
-        _ = try await runner.run(QueueScripts.reportProgress, model: job.model,
-                                 arguments: [job.id, job.token, stage.rawValue, json], jobID: job.id)
+    /// the event (`enhanced_prompt` is also stored on the job). A `preview` (PNG or JPEG, at
+    /// most `maxPreviewBytes`) is stored under `QueueKeys.preview` for `previewTTL`, and the
+    /// event then says `"preview": true`; all of it fenced by the job's token.
+    /// - Throws: `ImageQueueError` `.staleToken`, `.cancelled`, `.notFound`, `.invalidRequest`, `.redis`.
+    public func progress(_ job: ClaimedJob, stage: JobStatus, detail: [String: JSONValue] = [:],
+                         preview: [UInt8]? = nil, previewTTL: Duration = .seconds(600)) async throws(ImageQueueError) {
+        var detail = detail
+        var arguments: [any RedisArgument] = [job.id, job.token, stage.rawValue]
+        if let preview {
+            guard preview.count <= Self.maxPreviewBytes else {
+                throw ImageQueueError(.invalidRequest, "a preview may hold at most \(Self.maxPreviewBytes) bytes, not \(preview.count)")
+            }
+            detail["preview"] = .bool(true)
+            let json = (try? JSONEncoder().encode(detail)).map { Array($0) } ?? Array("{}".utf8)
+            let jobID = try JobID(job.id)
+            arguments += [json, runner.keys.preview(jobID), preview, max(1, previewTTL.wholeMilliseconds)]
+        } else {
+            arguments.append((try? JSONEncoder().encode(detail)).map { Array($0) } ?? Array("{}".utf8))
+        }
+        _ = try await runner.run(QueueScripts.reportProgress, model: job.model, arguments: arguments, jobID: job.id)
+    }
+
+    /// The ids of running jobs of `models` cancelled from now on (`.resubscribed` after a lost
+    /// connection: cancels meanwhile were missed, and the next heartbeat reports them).
+    /// - Throws: `ImageQueueError` `.redis` when Redis cannot be reached.
+    public func cancellations(models: [String]) async throws(ImageQueueError) -> AsyncStream<SubscriptionEvent> {
+        do {
+            return try await cancelSubscriber.subscribe(models.map { runner.keys.cancellations($0) })
+        } catch {
+            throw ImageQueueError.redis(error, operation: "subscribe to cancellations", jobID: nil)
+        }
     }
 
     /// Records the result; the job is completed and its slot free.

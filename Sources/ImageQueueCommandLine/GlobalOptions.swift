@@ -1,5 +1,6 @@
 import ArgumentParser
 import ImageQueue
+import ImageWorker
 import Logging
 import RedisClient
 #if canImport(Glibc)
@@ -73,7 +74,10 @@ public struct GlobalOptions: ParsableArguments {
     public func queueConfiguration() throws -> QueueConfiguration {
         var configuration = QueueConfiguration()
         if let prefix = keyPrefix ?? Settings.process["IMAGEQUEUE_PREFIX"] { configuration.keyPrefix = prefix }
-        if let models = Settings.process["IMAGEQUEUE_MODELS"] {
+        if let file = Settings.process["IMAGEQUEUE_MODELS_FILE"] {
+            // Producers take the names only; the keys are the workers' business.
+            configuration.models = try ModelTable.load(file: file, environment: Settings.process.values, requireKeys: false).names
+        } else if let models = Settings.process["IMAGEQUEUE_MODELS"] {
             configuration.models = models.split(separator: ",").map { $0.trimmingWhitespace() }
         }
         if let text = Settings.process["IMAGEQUEUE_MAX_PROMPT_LENGTH"] {

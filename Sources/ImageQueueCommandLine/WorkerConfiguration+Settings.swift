@@ -22,6 +22,11 @@ extension WorkerConfiguration {
         fluxURL = try settings.url("FLUX_WORKER_URL")
         sdxlURL = try settings.url("SDXL_WORKER_URL")
         sdxlAPIKey = settings["SDXL_API_KEY"]
+        if let file = settings["IMAGEQUEUE_MODELS_FILE"] {
+            let table = try ModelTable.load(file: file, environment: settings.values, requireKeys: true)
+            modelTable = table
+            queue.models = table.names
+        }
         if let provider = try settings.choice("LLM_PROVIDER", LLMProvider.self, lowercased: true,
                                               reason: "must be openrouter, gemini or none") {
             llmProvider = provider

@@ -16,7 +16,9 @@ import Glibc
 public struct WorkerOptions: ParsableArguments {
     public static let abstract = "Claim and run jobs: enhance the prompt, generate the image, store it."
     public static let discussion = """
-        Settings come from the environment (or --config FILE with KEY=VALUE lines): FLUX_WORKER_URL, \
+        Settings come from the environment (or --config FILE with KEY=VALUE lines): IMAGEQUEUE_MODELS_FILE \
+        (a JSON table of models and their backends: flux-worker, sdxl-worker, workers-ai, a1111, comfyui, openai, \
+        placeholder), or the seed's shorthand FLUX_WORKER_URL, \
         SDXL_WORKER_URL, SDXL_API_KEY, LLM_PROVIDER (openrouter|gemini|none), OPENROUTER_API_KEY, \
         OPENROUTER_BASE_URL, OPENROUTER_MODEL, GEMINI_API_KEY, GEMINI_BASE_URL, GEMINI_MODEL, \
         IMAGEQUEUE_OUTPUT_DIR, IMAGEQUEUE_RESULT_STORE (directory|redis), IMAGEQUEUE_RESULT_TTL, \
@@ -29,8 +31,8 @@ public struct WorkerOptions: ParsableArguments {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: "Comma-separated models to serve.")
-    var models = "flux,sdxl"
+    @Option(help: "Comma-separated models to serve (default: every model of IMAGEQUEUE_MODELS_FILE, else flux,sdxl).")
+    var models: String?
 
     @Option(help: "This worker's id (default: <host>:<pid>).")
     var id: String?
@@ -95,6 +97,8 @@ public struct WorkerOptions: ParsableArguments {
     func loadConfiguration() throws -> WorkerConfiguration {
         var configuration = try WorkerConfiguration.load(environment: Settings.process.values, configFile: config)
         configuration.queue = try global.queueConfiguration()
+        // The models file may be named in the config file, which the queue settings do not read.
+        if let table = configuration.modelTable { configuration.queue.models = table.names }
         return configuration
     }
 
@@ -106,12 +110,17 @@ public struct WorkerOptions: ParsableArguments {
     }
 
     func makeWorker(_ configuration: WorkerConfiguration, logger: Logger) throws -> ImageWorker {
-        let requested = models.split(separator: ",").map { $0.trimmingWhitespace() }
+        let requested = (models ?? configuration.modelTable?.names.joined(separator: ",") ?? "flux,sdxl")
+            .split(separator: ",").map { $0.trimmingWhitespace() }
         let workerID = id ?? "\(hostName()):\(getpid())"
         let worker = try ImageWorker(configuration: configuration, redis: redisConfiguration(),
                                      models: requested, workerID: workerID, slotsPerModel: concurrency, logger: logger)
-        let backendText = configuration.backend == .placeholder ? "placeholder backend (offline images)" : "http backend"
-        Output.error("worker \(workerID) serving \(worker.models.joined(separator: ", ")) with the \(backendText)")
+        if configuration.backend == .placeholder {
+            Output.error("worker \(workerID) serving \(worker.models.joined(separator: ", ")) with the placeholder backend (offline images)")
+        } else {
+            let backends = worker.models.compactMap { worker.table[$0] }.map { "\($0.name) (\($0.backend.rawValue)\($0.urls.count > 1 ? ", \($0.urls.count) URLs" : ""))" }
+            Output.error("worker \(workerID) serving \(backends.joined(separator: ", ")) with the http backend")
+        }
         for (model, reason) in worker.skipped { Output.error("not serving \(model): \(reason)") }
         return worker
     }

@@ -37,6 +37,7 @@ struct APIError: Error, HTTPResponseError {
         case .notFound: return APIError(.notFound, "not_found", error.message)
         case .notQueued: return APIError(.conflict, "not_queued", error.message)
         case .staleToken: return APIError(.conflict, "stale_token", error.message)
+        case .cancelled: return APIError(.conflict, "cancelled", error.message)
         case .redis: return APIError(.serviceUnavailable, "redis_unavailable", "Redis is not available right now")
         case .redisFull, .queueFull:
             let seconds = max(1, (error.retryAfter ?? ImageQueueError.fullRetryAfter).components.seconds)

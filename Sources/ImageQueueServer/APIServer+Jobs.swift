@@ -61,8 +61,8 @@ extension APIServer {
 
         router.delete("/v1/jobs/:id") { request, context -> Response in
             let id = try context.parameters.require("id")
-            try await queueCall { try await client.cancel(id) }
-            return .json(["id": id, "status": JobStatus.cancelled.rawValue])
+            let outcome = try await queueCall { try await client.cancel(id) }
+            return .json(["id": id, "status": JobStatus.cancelled.rawValue, "was": outcome.rawValue])
         }
 
         router.get("/v1/jobs/:id/image") { request, context -> Response in

@@ -21,25 +21,59 @@ struct ClaimLoops: Service {
 
     func run() async throws {
         let completions = processor.completions
+        var lanes: [String: Lane] = [:]
+        for model in models { lanes[model] = Lane(slots: slotsPerModel) }
+        let lanesByModel = lanes
         await withDiscardingTaskGroup { group in
             // The sender of the jobs' completions, shielded: a job finishing after a
             // cancellation still needs its completion sent. It ends once every loop has ended,
             // so once no job can complete any more.
             group.addTask { await withoutCancellation { await completions.run() } }
             await withDiscardingTaskGroup { loops in
-                for model in models {
-                    loops.addTask { await loop(model: model) }
+                loops.addTask { await listenForCancels(lanesByModel) }
+                await withDiscardingTaskGroup { claimLoops in
+                    for model in models {
+                        claimLoops.addTask { await loop(model: model, lane: lanesByModel[model]!) }
+                    }
                 }
+                loops.cancelAll()  // the listener: no job runs any more
             }
             completions.finish()
         }
     }
 
-    private func loop(model: String) async {
+    /// Stops a running job within moments of its cancel: `cancelJob` publishes its id on the
+    /// model's cancel channel. Messages missed while the connection was down are caught by
+    /// the next heartbeat, which reports the job `cancelled`.
+    private func listenForCancels(_ lanes: [String: Lane]) async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let messages = try await queue.cancellations(models: models)
+                failures = 0
+                for await message in messages {
+                    guard case .message(_, let payload) = message else { continue }
+                    let id = String(decoding: payload, as: UTF8.self)
+                    guard let model = try? JobID(id).model, let handle = lanes[model]?.handle(id) else { continue }
+                    logger.info("job cancelled while running; stopping it", metadata: ["job.id": "\(id)"])
+                    handle.stop(.cancelled)
+                }
+            } catch {
+                if Task.isCancelled { return }
+                failures += 1
+                if failures == 1 {
+                    logger.warning("cannot listen for cancels (\(RedisRetry.problem(error, otherwise: "Redis failed"))); heartbeats still notice them; retrying",
+                                   metadata: ["error": "\(error.message)"])
+                }
+                try? await Task.sleep(for: RedisRetry.pause(afterFailures: failures))
+            }
+        }
+    }
+
+    private func loop(model: String, lane: Lane) async {
         var modelLogger = logger
         modelLogger[metadataKey: "job.model"] = "\(model)"
         let logger = modelLogger
-        let lane = Lane(slots: slotsPerModel)
         let grace = configuration.grace
         // The lane's jobs are children of this group; the lease keeper and the grace timer are
         // their siblings, cancelled once the last job has ended.
@@ -88,7 +122,7 @@ struct ClaimLoops: Service {
                             for job in jobs {
                                 currentJobs.add(job.id)
                                 lane.start(job, in: &group) { lost in
-                                    let outcome = await processor.process(job, leaseLost: lost)
+                                    let outcome = await processor.process(job, stopReason: lost)
                                     currentJobs.remove(job.id)
                                     return outcome
                                 }
@@ -139,11 +173,15 @@ struct ClaimLoops: Service {
                     let outcomes = try await queue.heartbeat(chunk.map(\.job), lease: configuration.lease)
                     for (handle, outcome) in zip(chunk, outcomes) {
                         // A job that ended meanwhile (its completion cleared the token) is no loss.
-                        if case .failure(let error) = outcome, error.code == .staleToken || error.code == .notFound,
-                           lane.isRunning(handle) {
+                        guard case .failure(let error) = outcome, lane.isRunning(handle) else { continue }
+                        if error.code == .cancelled {
+                            // The backstop of the cancel message (missed while pub/sub reconnected).
+                            logger.info("job cancelled while running; stopping it", metadata: ["job.id": "\(handle.job.id)"])
+                            handle.stop(.cancelled)
+                        } else if error.code == .staleToken || error.code == .notFound {
                             logger.warning("lease lost: another worker owns the job now; abandoning it",
                                            metadata: ["job.id": "\(handle.job.id)"])
-                            handle.loseLease()
+                            handle.stop(.leaseLost)
                         }
                     }
                 } catch {

@@ -1,5 +1,6 @@
 import CurlHTTP
 import FoundationEssentials
+import ImageQueue
 
 /// An image and its type.
 public struct GeneratedImage: Sendable {
@@ -14,90 +15,152 @@ public struct GeneratedImage: Sendable {
     public var fileExtension: String { contentType == "image/jpeg" ? "jpg" : "png" }
 }
 
-/// Turns a prompt into an image for one model.
+/// What a backend reports while it renders: how far it is (0 to 1) and, when it sends one,
+/// a preview image (PNG or JPEG bytes).
+public struct ProgressReporter: Sendable {
+    private let report: @Sendable (Double?, [UInt8]?) -> Void
+
+    /// A reporter that hands each report to `report`.
+    public init(_ report: @escaping @Sendable (Double?, [UInt8]?) -> Void) { self.report = report }
+
+    /// One that drops every report.
+    public static let ignored = ProgressReporter { _, _ in }
+
+    /// Reports progress (clamped to 0...1) and an optional preview. Cheap and non-blocking:
+    /// the job's processor publishes the latest at most every 500 ms.
+    public func callAsFunction(_ fraction: Double?, preview: [UInt8]? = nil) {
+        report(fraction.map { min(1, max(0, $0.isFinite ? $0 : 0)) }, preview)
+    }
+}
+
+/// One image to make.
+public struct GenerationRequest: Sendable {
+    /// The job: backends that can find an earlier render of theirs (ComfyUI) derive its id
+    /// from this, so a retried attempt finds its own render.
+    public var jobID: String
+    /// The queue's model name.
+    public var model: String
+    /// The (enhanced) prompt.
+    public var prompt: String
+    /// Where progress and previews go.
+    public var progress: ProgressReporter
+
+    public init(jobID: String, model: String, prompt: String, progress: ProgressReporter = .ignored) {
+        self.jobID = jobID
+        self.model = model
+        self.prompt = prompt
+        self.progress = progress
+    }
+}
+
+/// Turns a prompt into an image for one model. Cancelling the calling task stops the work:
+/// the transfer is aborted, and a backend that can stop a render (A1111, ComfyUI) is told to.
 public protocol ImageGenerator: Sendable {
     /// Generates one image.
     /// - Throws: `GenerationError` (transient or permanent).
-    func generate(prompt: String, model: String) async throws(GenerationError) -> GeneratedImage
+    func generate(_ request: GenerationRequest) async throws(GenerationError) -> GeneratedImage
 }
 
-/// The seed's Cloudflare workers: Flux by `GET {url}?prompt=…` (no auth), SDXL by
-/// `POST {url}` with `{"prompt": …}` and a bearer token.
-public struct HTTPImageGenerator: ImageGenerator {
+/// Sends a backend's HTTP requests with the model's limits and maps transport failures to
+/// `GenerationError`s; shared by every HTTP backend.
+struct BackendHTTP: Sendable {
     let http: HTTPClient
-    let fluxURL: String?
-    let sdxlURL: String?
-    let sdxlAPIKey: String?
     let timeout: Duration
     let connectTimeout: Duration
     let maxBytes: Int
 
-    /// Creates the generator.
-    public init(http: HTTPClient, fluxURL: String?, sdxlURL: String?, sdxlAPIKey: String?, timeout: Duration,
-                connectTimeout: Duration, maxBytes: Int) {
-        self.http = http
-        self.fluxURL = fluxURL
-        self.sdxlURL = sdxlURL
-        self.sdxlAPIKey = sdxlAPIKey
-        self.timeout = timeout
-        self.connectTimeout = connectTimeout
-        self.maxBytes = maxBytes
-    }
-
-    public func generate(prompt: String, model: String) async throws(GenerationError) -> GeneratedImage {
-        var request: HTTPRequest
-        switch model {
-        case "flux":
-            guard let fluxURL else { throw GenerationError(.rejected, "no Flux endpoint is configured") }
-            let separator = fluxURL.contains("?") ? "&" : "?"
-            request = HTTPRequest(method: "GET", url: fluxURL + separator + "prompt=" + URLEncoding.queryValue(prompt))
-        case "sdxl":
-            guard let sdxlURL, let sdxlAPIKey else { throw GenerationError(.rejected, "no SDXL endpoint is configured") }
-            let body = try? JSONEncoder().encode(["prompt": prompt])
-            request = HTTPRequest(method: "POST", url: sdxlURL,
-                                  headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(sdxlAPIKey)")],
-                                  body: body.map { Array($0) })
-        default:
-            throw GenerationError(.rejected, "no backend for model \(model)")
-        }
-        request.timeout = timeout
+    /// Sends `request` with the generation timeout and the body limit.
+    func send(_ request: HTTPRequest, timeout: Duration? = nil, maxBytes: Int? = nil) async throws(GenerationError) -> HTTPResponse {
+        var request = request
+        request.timeout = timeout ?? self.timeout
         request.connectTimeout = connectTimeout
-        request.maxResponseBytes = maxBytes
-
-        let response: HTTPResponse
+        request.maxResponseBytes = maxBytes ?? self.maxBytes
         do {
-            response = try await http.send(request)
+            return try await http.send(request)
         } catch {
-            switch error.kind {
-            case .timeout: throw GenerationError(.timeout, "no complete answer within \(timeout.seconds) s")
-            case .bodyTooLarge: throw GenerationError(.imageTooLarge, "the answer exceeded \(maxBytes) bytes")
-            case .connectionFailed: throw GenerationError(.unreachable, error.message)
-            case .cancelled: throw GenerationError(.unreachable, "cancelled")
-            case .tls: throw GenerationError(.unreachable, "TLS: \(error.message)")
-            case .invalidURL: throw GenerationError(.rejected, "the endpoint URL is not usable")
-            case .protocolError: throw GenerationError(.serverError, error.message)
-            }
+            throw Self.map(error, timeout: request.timeout, maxBytes: request.maxResponseBytes)
         }
-        return try Self.image(from: response)
     }
 
-    /// Classifies an answer: an image, or the error its status and body describe.
-    static func image(from response: HTTPResponse) throws(GenerationError) -> GeneratedImage {
-        switch response.status {
-        case 200..<300:
-            if let type = ImageFormat.contentType(of: response.body) {
-                return GeneratedImage(bytes: response.body, contentType: type, placeholder: false)
-            }
-            throw GenerationError(.invalidImage, "HTTP \(response.status) with \(ImageFormat.describe(response.body, contentType: response.header("content-type")))")
-        case 408:
-            throw GenerationError(.timeout, "HTTP 408")
-        case 429:
-            throw GenerationError(.busy, "HTTP 429", retryAfter: response.header("retry-after").flatMap(Self.retryAfter))
-        case 500..<600:
-            throw GenerationError(.serverError, "HTTP \(response.status)")
-        default:
-            throw GenerationError(.rejected, "HTTP \(response.status)")
+    /// A JSON POST.
+    func post(_ url: String, json: JSONValue, bearer: String? = nil, timeout: Duration? = nil) async throws(GenerationError) -> HTTPResponse {
+        var headers: [(name: String, value: String)] = [("Content-Type", "application/json")]
+        if let bearer { headers.append(("Authorization", "Bearer \(bearer)")) }
+        let body = (try? JSONEncoder().encode(json)).map { Array($0) } ?? []
+        return try await send(HTTPRequest(method: "POST", url: url, headers: headers, body: body), timeout: timeout)
+    }
+
+    /// Tells a backend to stop, once the job's task was cancelled: a short call that the
+    /// cancellation does not cut off; its failure is ignored (the transfer is aborted anyway).
+    func notify(_ request: HTTPRequest) async {
+        var request = request
+        request.timeout = .seconds(3)
+        request.connectTimeout = min(connectTimeout, .seconds(3))
+        request.maxResponseBytes = 64 * 1024
+        let http = self.http
+        _ = await withoutCancellation { try? await http.send(request) }
+    }
+
+    static func map(_ error: HTTPError, timeout: Duration, maxBytes: Int) -> GenerationError {
+        switch error.kind {
+        case .timeout: GenerationError(.timeout, "no complete answer within \(timeout.seconds) s")
+        case .bodyTooLarge: GenerationError(.imageTooLarge, "the answer exceeded \(maxBytes) bytes")
+        case .connectionFailed: GenerationError(.unreachable, error.message)
+        case .cancelled: GenerationError(.unreachable, "cancelled")
+        case .tls: GenerationError(.unreachable, "TLS: \(error.message)")
+        case .invalidURL: GenerationError(.rejected, "the endpoint URL is not usable")
+        case .protocolError: GenerationError(.serverError, error.message)
         }
+    }
+}
+
+/// How backends' answers are read: an image by its magic bytes, or the error its status says.
+enum BackendResponse {
+    /// An image body, or the error its status and body describe.
+    static func image(from response: HTTPResponse) throws(GenerationError) -> GeneratedImage {
+        try checkStatus(response)
+        if let type = ImageFormat.contentType(of: response.body) {
+            return GeneratedImage(bytes: response.body, contentType: type, placeholder: false)
+        }
+        throw GenerationError(.invalidImage, "HTTP \(response.status) with \(ImageFormat.describe(response.body, contentType: response.header("content-type")))")
+    }
+
+    /// Throws the error a non-2xx status means (`detail` adds the service's own words).
+    static func checkStatus(_ response: HTTPResponse, detail: String? = nil) throws(GenerationError) {
+        let suffix = detail.map { ": \($0)" } ?? ""
+        switch response.status {
+        case 200..<300: return
+        case 408: throw GenerationError(.timeout, "HTTP 408\(suffix)")
+        case 429: throw GenerationError(.busy, "HTTP 429\(suffix)", retryAfter: response.header("retry-after").flatMap(retryAfter))
+        case 500..<600: throw GenerationError(.serverError, "HTTP \(response.status)\(suffix)")
+        default: throw GenerationError(.rejected, "HTTP \(response.status)\(suffix)")
+        }
+    }
+
+    /// A JSON object body.
+    static func object(_ response: HTTPResponse) -> [String: JSONValue]? {
+        (try? JSONDecoder().decode(JSONValue.self, from: Data(response.body)))?.objectValue
+    }
+
+    /// A base64 image (a `data:` URL prefix is allowed), checked by its magic bytes.
+    static func decodeImage(base64 text: String?, what: String) throws(GenerationError) -> GeneratedImage {
+        guard let text else { throw GenerationError(.invalidImage, "the answer holds no \(what)") }
+        let payload = text.hasPrefix("data:") ? String(text[(text.firstIndex(of: ",").map { text.index(after: $0) } ?? text.endIndex)...]) : text
+        guard let data = Data(base64Encoded: payload, options: .ignoreUnknownCharacters) else {
+            throw GenerationError(.invalidImage, "\(what) is not base64")
+        }
+        let bytes = Array(data)
+        guard let type = ImageFormat.contentType(of: bytes) else {
+            throw GenerationError(.invalidImage, "\(what) holds \(ImageFormat.describe(bytes, contentType: nil))")
+        }
+        return GeneratedImage(bytes: bytes, contentType: type, placeholder: false)
+    }
+
+    /// A preview worth storing: PNG or JPEG, small enough.
+    static func preview(base64 text: String?) -> [UInt8]? {
+        guard let text, !text.isEmpty, let image = try? decodeImage(base64: text, what: "preview"),
+              image.bytes.count <= WorkerQueue.maxPreviewBytes else { return nil }
+        return image.bytes
     }
 
     /// A `Retry-After` in seconds (the HTTP-date form is treated as absent).
@@ -142,9 +205,16 @@ public struct PlaceholderGenerator: ImageGenerator {
         self.size = size
     }
 
-    public func generate(prompt: String, model: String) async throws(GenerationError) -> GeneratedImage {
-        if delay > .zero { try? await Task.sleep(for: delay) }
-        let bytes = PlaceholderImage.render(prompt: prompt, model: model, size: size)
+    public func generate(_ request: GenerationRequest) async throws(GenerationError) -> GeneratedImage {
+        if delay > .zero {
+            // Progress in tenths, so a demo shows it rising.
+            for step in 1...10 {
+                try? await Task.sleep(for: delay / 10)
+                if Task.isCancelled { throw GenerationError(.unreachable, "cancelled") }
+                request.progress(Double(step) / 10)
+            }
+        }
+        let bytes = PlaceholderImage.render(prompt: request.prompt, model: request.model, size: size)
         return GeneratedImage(bytes: bytes, contentType: "image/png", placeholder: true)
     }
 }

@@ -14,6 +14,8 @@ public final class ImageWorker: Sendable {
     public let models: [String]
     /// Models asked for but not served, and why.
     public let skipped: [(model: String, reason: String)]
+    /// The backends of the served models.
+    public let table: ModelTable
     /// The worker's metrics.
     public let metrics: WorkerMetrics
     let queue: WorkerQueue
@@ -32,7 +34,8 @@ public final class ImageWorker: Sendable {
         for model in requested where !configuration.queue.models.contains(model) {
             throw ConfigurationError(setting: "--models", reason: "names unknown model '\(model)' (configured: \(configuration.queue.models.joined(separator: ", ")))")
         }
-        let (serve, skipped) = configuration.servableModels(requested)
+        let (table, skipped) = configuration.servableModels(requested)
+        let serve = requested.filter { table[$0] != nil }
         guard !serve.isEmpty else {
             throw ConfigurationError(setting: "--models", reason: "leaves nothing to serve: " + skipped.map { "\($0.model): \($0.reason)" }.joined(separator: "; "))
         }
@@ -51,30 +54,24 @@ public final class ImageWorker: Sendable {
 
         let http = HTTPClient()
         let enhancer: any PromptEnhancer
-        let generator: any ImageGenerator
-        switch configuration.backend {
-        case .placeholder:
+        switch (configuration.backend, configuration.llmProvider) {
+        case (.placeholder, _):
             enhancer = PlaceholderEnhancer(maxLength: configuration.maxEnhancedPromptLength)
-            generator = PlaceholderGenerator(delay: configuration.placeholderDelay, size: configuration.placeholderSize)
-        case .http:
-            switch configuration.llmProvider {
-            case .openrouter:
-                enhancer = OpenRouterEnhancer(http: http, baseURL: configuration.openRouterBaseURL,
-                                              apiKey: configuration.openRouterAPIKey ?? "", model: configuration.openRouterModel,
-                                              timeout: configuration.enhancementTimeout, connectTimeout: configuration.connectTimeout,
-                                              maxLength: configuration.maxEnhancedPromptLength)
-            case .gemini:
-                enhancer = GeminiEnhancer(http: http, baseURL: configuration.geminiBaseURL, apiKey: configuration.geminiAPIKey ?? "",
-                                          model: configuration.geminiModel, timeout: configuration.enhancementTimeout,
-                                          connectTimeout: configuration.connectTimeout,
+        case (.http, .openrouter):
+            enhancer = OpenRouterEnhancer(http: http, baseURL: configuration.openRouterBaseURL,
+                                          apiKey: configuration.openRouterAPIKey ?? "", model: configuration.openRouterModel,
+                                          timeout: configuration.enhancementTimeout, connectTimeout: configuration.connectTimeout,
                                           maxLength: configuration.maxEnhancedPromptLength)
-            case .none:
-                enhancer = NoEnhancer()
-            }
-            generator = HTTPImageGenerator(http: http, fluxURL: configuration.fluxURL, sdxlURL: configuration.sdxlURL,
-                                           sdxlAPIKey: configuration.sdxlAPIKey, timeout: configuration.generationTimeout,
-                                           connectTimeout: configuration.connectTimeout, maxBytes: configuration.maxImageBytes)
+        case (.http, .gemini):
+            enhancer = GeminiEnhancer(http: http, baseURL: configuration.geminiBaseURL, apiKey: configuration.geminiAPIKey ?? "",
+                                      model: configuration.geminiModel, timeout: configuration.enhancementTimeout,
+                                      connectTimeout: configuration.connectTimeout,
+                                      maxLength: configuration.maxEnhancedPromptLength)
+        case (.http, .none):
+            enhancer = NoEnhancer()
         }
+        self.table = table
+        let generator = ModelRouter.make(table, http: http, configuration: configuration, logger: logger)
         switch configuration.resultStore {
         case .directory:
             store = try DirectoryResultStore(directory: configuration.outputDirectory, ttl: configuration.resultTTL)

@@ -18,15 +18,17 @@ struct JobProcessor: Sendable {
 
     /// How the job ended, from this worker's point of view.
     enum Outcome: Equatable {
-        case completed, failed, requeued, released, abandoned
+        case completed, failed, requeued, released, abandoned, cancelled
     }
 
     private struct LeaseLost: Error {}
+    private struct JobCancelled: Error {}
 
     /// Processes the job; when the calling task is cancelled (shutdown past the grace
     /// period) the job is released to the head of its queue. Its lease is kept alive by the
-    /// claim loop, which cancels the task when the lease is lost (`leaseLost` then says so).
-    func process(_ job: ClaimedJob, leaseLost: @escaping @Sendable () -> Bool = { false }) async -> Outcome {
+    /// claim loop, which cancels the task when the lease is lost or the job was cancelled
+    /// (`stopReason` then says which: the job is abandoned, or ends there, `cancelled`).
+    func process(_ job: ClaimedJob, stopReason: @escaping @Sendable () -> Lane.StopReason? = { nil }) async -> Outcome {
         var jobLogger = logger
         jobLogger[metadataKey: "job.id"] = "\(job.id)"
         jobLogger[metadataKey: "job.model"] = "\(job.model)"
@@ -36,20 +38,27 @@ struct JobProcessor: Sendable {
         metrics.inFlight(+1)
         defer { metrics.inFlight(-1) }
         logger.info("job claimed", metadata: ["job.attempt": "\(job.attempt)"])
-        let outcome = await run(job, leaseLost: leaseLost, logger: logger)
+        let outcome = await run(job, stopReason: stopReason, logger: logger)
         metrics.finished(job, outcome: outcome, total: ContinuousClock.now - started)
         logger.info("job \(outcome)")
         return outcome
     }
 
-    private func run(_ job: ClaimedJob, leaseLost: @escaping @Sendable () -> Bool, logger: Logger) async -> Outcome {
+    private func run(_ job: ClaimedJob, stopReason: @escaping @Sendable () -> Lane.StopReason?, logger: Logger) async -> Outcome {
         do {
             return try await steps(job, logger: logger)
         } catch is LeaseLost {
             logger.warning("another worker owns the job now; abandoning it")
             return .abandoned
+        } catch is JobCancelled {
+            logger.info("the job was cancelled; stopped")
+            return .cancelled
         } catch {
-            if leaseLost() { return .abandoned }  // the claim loop logged it
+            switch stopReason() {
+            case .leaseLost: return .abandoned  // the claim loop logged it
+            case .cancelled: return .cancelled
+            case nil: break
+            }
             // Cancelled: the worker is shutting down past its grace period.
             return await finish(job, logger: logger) { () async throws(ImageQueueError) in
                 let position = try await queue.release(job)
@@ -81,7 +90,7 @@ struct JobProcessor: Sendable {
         let generationStart = ContinuousClock.now
         while true {
             do {
-                let image = try await generator.generate(prompt: prompt, model: job.model)
+                let image = try await generateReportingProgress(job, prompt: prompt)
                 try Task.checkCancellation()
                 metrics.generated(job, duration: ContinuousClock.now - generationStart)
                 let result = try await store.store(image, job: job)
@@ -131,10 +140,44 @@ struct JobProcessor: Sendable {
         }
     }
 
-    /// A progress event; best effort, except that a lost lease stops the job.
-    private func report(_ job: ClaimedJob, _ stage: JobStatus, _ detail: [String: JSONValue]) async throws {
+    /// Runs the generation with a sibling task that publishes its progress: the latest report
+    /// at most every 500 ms, as a `generating` event with `progress` (and a stored preview).
+    /// A lost lease or a cancel seen while publishing stops the generation.
+    private func generateReportingProgress(_ job: ClaimedJob, prompt: String) async throws -> GeneratedImage {
+        let mailbox = ProgressMailbox()
+        let request = GenerationRequest(jobID: job.id, model: job.model, prompt: prompt,
+                                        progress: ProgressReporter { fraction, preview in mailbox.post(fraction, preview) })
+        return try await withThrowingTaskGroup(of: GeneratedImage?.self) { group in
+            group.addTask {
+                for await _ in mailbox.signals {
+                    guard let (fraction, preview) = mailbox.take() else { continue }
+                    var detail: [String: JSONValue] = [:]
+                    if let fraction { detail["progress"] = .double((fraction * 1000).rounded() / 1000) }
+                    try await report(job, .generating, detail, preview: preview)
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+                return nil
+            }
+            group.addTask {
+                defer { mailbox.finish() }
+                return try await generator.generate(request)
+            }
+            while let next = try await group.next() {
+                if let image = next {
+                    group.cancelAll()
+                    return image
+                }
+            }
+            throw CancellationError()
+        }
+    }
+
+    /// A progress event; best effort, except that a lost lease or a cancel stops the job.
+    private func report(_ job: ClaimedJob, _ stage: JobStatus, _ detail: [String: JSONValue], preview: [UInt8]? = nil) async throws {
         do {
-            try await queue.progress(job, stage: stage, detail: detail)
+            try await queue.progress(job, stage: stage, detail: detail, preview: preview, previewTTL: configuration.previewTTL)
+        } catch where error.code == .cancelled {
+            throw JobCancelled()
         } catch where error.code == .staleToken || error.code == .notFound {
             throw LeaseLost()
         } catch {
@@ -154,6 +197,9 @@ struct JobProcessor: Sendable {
             while true {
                 do {
                     return try await step()
+                } catch let error as ImageQueueError where error.code == .cancelled {
+                    logger.info("the job was cancelled while it ran; its end is not recorded")
+                    return .cancelled
                 } catch let error as ImageQueueError where error.code == .staleToken || error.code == .notFound {
                     logger.warning("the job's end was refused: another worker owns the job now; abandoning it",
                                    metadata: ["error.code": "\(error.code.rawValue)"])
@@ -172,4 +218,42 @@ struct JobProcessor: Sendable {
             }
         }
     }
+}
+
+/// The latest progress a backend reported and not yet published, and a signal per report.
+final class ProgressMailbox: Sendable {
+    private let latest = Mutex<(fraction: Double?, preview: [UInt8]?, fresh: Bool)>((nil, nil, false))
+    private let continuation: AsyncStream<Void>.Continuation
+    let signals: AsyncStream<Void>
+
+    init() {
+        (signals, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// A report: a newer fraction replaces the older; a preview is kept until published.
+    func post(_ fraction: Double?, _ preview: [UInt8]?) {
+        let changed = latest.withLock { latest -> Bool in
+            var changed = false
+            if let fraction, fraction != latest.fraction { latest.fraction = fraction; changed = true }
+            if let preview, preview.count <= WorkerQueue.maxPreviewBytes, ImageFormat.contentType(of: preview) != nil {
+                latest.preview = preview
+                changed = true
+            }
+            if changed { latest.fresh = true }
+            return changed
+        }
+        if changed { continuation.yield() }
+    }
+
+    /// What is new since the last take, if anything (the preview only once).
+    func take() -> (Double?, [UInt8]?)? {
+        latest.withLock { latest in
+            guard latest.fresh else { return nil }
+            latest.fresh = false
+            defer { latest.preview = nil }
+            return (latest.fraction, latest.preview)
+        }
+    }
+
+    func finish() { continuation.finish() }
 }

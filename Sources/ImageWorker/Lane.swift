@@ -4,17 +4,26 @@ import Synchronization
 /// The jobs a model's loop runs now, each as a child task of the loop's task group, with the
 /// number of free slots and ways to wait for a free slot or for the last job to end.
 final class Lane: Sendable {
-    /// A running job: whether its lease was lost, and the request to stop it.
+    /// Why a running job was stopped before its end.
+    enum StopReason: UInt8, Sendable {
+        /// Another worker owns it now: abandon it quietly.
+        case leaseLost = 1
+        /// It was cancelled (`imagequeue cancel`, DELETE /v1/jobs/{id}): it has already ended
+        /// `cancelled` in Redis; stop its backend call and record nothing.
+        case cancelled = 2
+    }
+
+    /// A running job: why it was stopped, if it was, and the request to stop it.
     final class Handle: Sendable {
         let job: ClaimedJob
-        private let lost = Atomic<Bool>(false)
+        private let reason = Atomic<UInt8>(0)
         /// Whether the job is to stop (cancelled, or ended), and who waits for that.
         private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
         init(job: ClaimedJob) { self.job = job }
 
-        /// Whether another worker owns the job now.
-        var leaseLost: Bool { lost.load(ordering: .acquiring) }
+        /// Why the job was stopped; nil while it was not (a shutdown cancels it without a reason).
+        var stopReason: StopReason? { StopReason(rawValue: reason.load(ordering: .acquiring)) }
 
         /// Cancels the job's task (the job then releases itself).
         func cancel() {
@@ -26,8 +35,9 @@ final class Lane: Sendable {
             waiter?.resume()
         }
 
-        func loseLease() {
-            lost.store(true, ordering: .releasing)
+        /// Cancels the job's task for `why` (the first reason given wins).
+        func stop(_ why: StopReason) {
+            _ = reason.compareExchange(expected: 0, desired: why.rawValue, ordering: .acquiringAndReleasing)
             cancel()
         }
 
@@ -57,24 +67,26 @@ final class Lane: Sendable {
     var running: Int { state.withLock { $0.running.count } }
     var free: Int { state.withLock { slots - $0.running.count } }
     var handles: [Handle] { state.withLock { Array($0.running.values) } }
+    /// The running job with this id.
+    func handle(_ id: String) -> Handle? { state.withLock { $0.running[id] } }
 
     /// Whether the job has not ended yet.
     func isRunning(_ handle: Handle) -> Bool { state.withLock { $0.running[handle.job.id] === handle } }
 
-    /// Runs a job as a child of `group`; `body` gets a function telling whether the job's
-    /// lease was lost (its task is then cancelled).
+    /// Runs a job as a child of `group`; `body` gets a function telling why the job was
+    /// stopped (its task is then cancelled).
     ///
     /// A task group cannot cancel one of its children, so the job runs in a group of its own
     /// beside a wait for `Handle.cancel()`, which cancels that inner group. The job's end
     /// ends the wait too.
     func start(_ job: ClaimedJob, in group: inout DiscardingTaskGroup,
-               _ body: @escaping @Sendable (@escaping @Sendable () -> Bool) async -> JobProcessor.Outcome) {
+               _ body: @escaping @Sendable (@escaping @Sendable () -> StopReason?) async -> JobProcessor.Outcome) {
         let handle = Handle(job: job)
         state.withLock { $0.running[job.id] = handle }
         group.addTask {
             await withDiscardingTaskGroup { run in
                 run.addTask {
-                    _ = await body { handle.leaseLost }
+                    _ = await body { handle.stopReason }
                     handle.cancel()  // nothing left to stop: ends the wait below
                 }
                 await handle.stopRequested()

@@ -9,10 +9,25 @@ extension WorkerConfiguration: CustomStringConvertible, CustomDebugStringConvert
     public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
 }
 
-extension HTTPImageGenerator: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    public var description: String { "HTTPImageGenerator(flux: \(fluxURL != nil), sdxl: \(sdxlURL != nil))" }
+extension ModelSpec: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String { "ModelSpec(\(name): \(backend.rawValue), urls: \(urls.count), key: \(apiKey == nil ? "none" : "redacted"))" }
     public var debugDescription: String { description }
     public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}
+
+extension SDXLWorkerBackend: CustomStringConvertible, CustomReflectable {
+    var description: String { "SDXLWorkerBackend(key: redacted)" }
+    var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}
+
+extension WorkersAIBackend: CustomStringConvertible, CustomReflectable {
+    var description: String { "WorkersAIBackend(key: redacted)" }
+    var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}
+
+extension OpenAIImagesBackend: CustomStringConvertible, CustomReflectable {
+    var description: String { "OpenAIImagesBackend(key: redacted)" }
+    var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
 }
 
 extension OpenRouterEnhancer: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {

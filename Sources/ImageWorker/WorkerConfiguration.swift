@@ -6,7 +6,7 @@ import ImageQueue
 public struct WorkerConfiguration: Sendable {
     /// Which image backend runs the jobs.
     public enum Backend: String, Sendable {
-        /// The real Flux/SDXL endpoints over HTTP.
+        /// The real backends over HTTP: the models file's, or the seed's Flux/SDXL endpoints.
         case http
         /// An offline renderer and enhancer: no network, no keys (what `demo` uses when no
         /// endpoint is configured).
@@ -56,25 +56,31 @@ public struct WorkerConfiguration: Sendable {
     public var grace: Duration = .seconds(30)
     /// Delay the placeholder backend waits per image (to make progress visible in a demo).
     public var placeholderDelay: Duration = .zero
+    /// How long a running job's preview image is kept in Redis.
+    public var previewTTL: Duration = .seconds(600)
     /// Width and height of placeholder images, in pixels.
     public var placeholderSize = 512
 
     public init() {}
 
-    /// The models this worker can serve: with the http backend, those whose endpoint is set.
-    public func servableModels(_ requested: [String]) -> (serve: [String], skipped: [(model: String, reason: String)]) {
-        guard backend == .http else { return (requested, []) }
-        var serve: [String] = []
-        var skipped: [(String, String)] = []
-        for model in requested {
-            switch model {
-            case "flux" where fluxURL == nil: skipped.append((model, "FLUX_WORKER_URL is not set"))
-            case "sdxl" where sdxlURL == nil: skipped.append((model, "SDXL_WORKER_URL is not set"))
-            case "sdxl" where sdxlAPIKey == nil: skipped.append((model, "SDXL_API_KEY is not set"))
-            case "flux", "sdxl": serve.append(model)
-            default: skipped.append((model, "no HTTP backend is known for this model"))
-            }
+    /// The models file's table (`IMAGEQUEUE_MODELS_FILE`); nil: the seed's variables
+    /// (`FLUX_WORKER_URL`, `SDXL_WORKER_URL`, `SDXL_API_KEY`) describe flux and sdxl.
+    public var modelTable: ModelTable?
+
+    /// The backends of the requested models this worker can serve, and the models it cannot
+    /// (with why): with `--backend placeholder` every model is the placeholder's.
+    public func servableModels(_ requested: [String]) -> (table: ModelTable, skipped: [(model: String, reason: String)]) {
+        if backend == .placeholder {
+            return (ModelTable(models: requested.map { ModelSpec(name: $0, backend: .placeholder) }, file: modelTable?.file), [])
         }
-        return (serve, skipped)
+        guard let modelTable else {
+            return ModelTable.fromSeedVariables(names: requested, fluxURL: fluxURL, sdxlURL: sdxlURL, sdxlAPIKey: sdxlAPIKey, placeholder: false)
+        }
+        var serve: [ModelSpec] = []
+        var skipped: [(String, String)] = []
+        for name in requested {
+            if let spec = modelTable[name] { serve.append(spec) } else { skipped.append((name, "not in \(modelTable.file ?? "the models file")")) }
+        }
+        return (ModelTable(models: serve, file: modelTable.file), skipped)
     }
 }

@@ -42,6 +42,7 @@ public final class WorkerMetrics: Sendable {
         switch outcome {
         case .completed: label = "imagequeue_worker_jobs_completed_total"
         case .failed: label = "imagequeue_worker_jobs_failed_total"
+        case .cancelled: label = "imagequeue_worker_jobs_cancelled_total"
         case .requeued, .released, .abandoned: label = "imagequeue_worker_jobs_handed_back_total"
         }
         Counter(label: label, dimensions: [("model", job.model)]).increment()

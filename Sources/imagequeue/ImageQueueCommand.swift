@@ -13,7 +13,7 @@ struct ImageQueueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imagequeue",
         abstract: "A durable Redis job queue for AI image generation.",
-        subcommands: [DemoCommand.self, WorkerCommand.self, ServeCommand.self, TelegramCommand.self, EnqueueCommand.self, StatusCommand.self, WatchCommand.self, CancelCommand.self,
+        subcommands: [DemoCommand.self, WorkerCommand.self, ServeCommand.self, TelegramCommand.self, EnqueueCommand.self, StatusCommand.self, WatchCommand.self, CancelCommand.self, ModelsCommand.self,
                       QueuesCommand.self, WorkersCommand.self, DeadCommand.self, ConcurrencyCommand.self, ScriptsCommand.self]
     )
 

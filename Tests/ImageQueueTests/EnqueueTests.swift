@@ -137,28 +137,49 @@ import TestSupport
         #expect(try await queue.client.inspector.status(ids[0]).position == nil)
     }
 
-    @Test func cancelWorksOnlyWhileQueued() async throws {
+    @Test func cancelStopsQueuedAndRunningJobsButNotFinishedOnes() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }
         let running = try await queue.enqueue("will run")
         let waiting = try await queue.enqueue("will be cancelled")
+        let finished = try await queue.enqueue("will finish")
         let worker = queue.worker()
         defer { worker.close() }
-        _ = try await queue.claim(worker)
+        let job = try await queue.claim(worker)
+        #expect(job.id == running.id)
 
-        try await queue.client.cancel(waiting.id)
+        #expect(try await queue.client.cancel(waiting.id) == .wasQueued)
         let cancelled = try await queue.client.inspector.status(waiting.id)
         #expect(cancelled.status == .cancelled && cancelled.finishedAt != nil && cancelled.position == nil)
         #expect(try await queue.redis.send("PTTL", queue.keys.job(try JobID(waiting.id))).int ?? -1 > 0)
 
-        let notQueued = await #expect(throws: ImageQueueError.self) { try await queue.client.cancel(running.id) }
-        #expect(notQueued?.code == .notQueued)
+        // A running job: cancelled at once, its slot freed, its worker told on the model's
+        // cancel channel, and every later call of that worker refused as cancelled.
+        let subscriber = runInTest(RedisSubscriber(configuration: queue.redisConfiguration))
+        let messages = try await subscriber.subscribe([queue.keys.cancellations("flux")])
+        #expect(try await queue.client.cancel(running.id) == .wasRunning)
+        var iterator = messages.makeAsyncIterator()
+        #expect(await iterator.next() == .message(channel: queue.keys.cancellations("flux"), payload: Array(running.id.utf8)))
+        let stopped = try await queue.client.inspector.status(running.id)
+        #expect(stopped.status == .cancelled && stopped.finishedAt != nil)
+        #expect(try await queue.redis.send("ZSCORE", queue.keys.active("flux"), running.id).isNull)
+        let late = await #expect(throws: ImageQueueError.self) { try await worker.complete(job, result: JobResult(contentType: "image/png", bytes: 1, store: "directory", path: "/x.png")) }
+        #expect(late?.code == .cancelled)
+        let heartbeat = await #expect(throws: ImageQueueError.self) { try await worker.heartbeat(job, lease: .seconds(30)) }
+        #expect(heartbeat?.code == .cancelled)
+        #expect(try await queue.client.inspector.status(running.id).status == .cancelled)
+
+        // The freed slot hands out the next job; a finished job cannot be cancelled.
+        let next = try await queue.claim(worker)
+        #expect(next.id == finished.id)
+        try await worker.complete(next, result: JobResult(contentType: "image/png", bytes: 1, store: "directory", path: "/y.png"))
+        let done = await #expect(throws: ImageQueueError.self) { try await queue.client.cancel(finished.id) }
+        #expect(done?.code == .notQueued && done?.message.contains("completed") == true)
         let again = await #expect(throws: ImageQueueError.self) { try await queue.client.cancel(waiting.id) }
         #expect(again?.code == .notQueued)
         let unknown = await #expect(throws: ImageQueueError.self) { try await queue.client.cancel("flux-doesnotexist") }
         #expect(unknown?.code == .notFound)
         let garbage = await #expect(throws: ImageQueueError.self) { try await queue.client.cancel("not an id") }
         #expect(garbage?.code == .invalidJobID)
-        #expect(try await queue.client.inspector.status(running.id).status == .enhancing)
     }
 }

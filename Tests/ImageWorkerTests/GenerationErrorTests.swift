@@ -6,7 +6,7 @@ import Testing
 struct GenerationErrorTests {
     static func classify(_ status: Int, headers: [String: String] = [:], body: [UInt8] = []) -> GenerationError? {
         do {
-            _ = try HTTPImageGenerator.image(from: HTTPResponse(status: status, headers: headers, body: body))
+            _ = try BackendResponse.image(from: HTTPResponse(status: status, headers: headers, body: body))
             return nil
         } catch {
             return error
@@ -35,9 +35,9 @@ struct GenerationErrorTests {
 
     @Test func aSuccessMustCarryAnImage() throws {
         let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0]
-        let image = try HTTPImageGenerator.image(from: HTTPResponse(status: 200, body: png))
+        let image = try BackendResponse.image(from: HTTPResponse(status: 200, body: png))
         #expect(image.contentType == "image/png" && image.bytes == png && !image.placeholder)
-        let jpeg = try HTTPImageGenerator.image(from: HTTPResponse(status: 200, body: [0xFF, 0xD8, 0xFF, 0xE0]))
+        let jpeg = try BackendResponse.image(from: HTTPResponse(status: 200, body: [0xFF, 0xD8, 0xFF, 0xE0]))
         #expect(jpeg.contentType == "image/jpeg" && jpeg.fileExtension == "jpg")
 
         for body in ["<!DOCTYPE html><html></html>", #"{"error":"quota"}"#, "", "GARBAGE"] {

@@ -115,21 +115,21 @@ struct WorkerConfigurationTests {
         var configuration = WorkerConfiguration()
         configuration.fluxURL = "http://127.0.0.1:9/flux"
         var servable = configuration.servableModels(["flux", "sdxl", "kandinsky"])
-        #expect(servable.serve == ["flux"])
+        #expect(servable.table.names == ["flux"])
         #expect(servable.skipped.map(\.model) == ["sdxl", "kandinsky"])
         #expect(servable.skipped.first?.reason == "SDXL_WORKER_URL is not set")
 
         configuration.sdxlURL = "http://127.0.0.1:9/sdxl"
         servable = configuration.servableModels(["flux", "sdxl"])
-        #expect(servable.serve == ["flux"])
+        #expect(servable.table.names == ["flux"])
         #expect(servable.skipped.map(\.reason) == ["SDXL_API_KEY is not set"])
 
         configuration.sdxlAPIKey = "key"
-        #expect(configuration.servableModels(["sdxl", "flux"]).serve == ["sdxl", "flux"])
+        #expect(configuration.servableModels(["sdxl", "flux"]).table.names == ["flux", "sdxl"])
 
         var placeholder = WorkerConfiguration()
         placeholder.backend = .placeholder
-        #expect(placeholder.servableModels(["flux", "sdxl"]).serve == ["flux", "sdxl"])
+        #expect(placeholder.servableModels(["flux", "sdxl"]).table.names == ["flux", "sdxl"])
     }
 
     @Test func aWorkerServesWhatItCanAndRefusesToServeNothing() throws {

@@ -157,10 +157,12 @@ end
 
 -- The owner check of every owner-only script, on fields already read: an error reply, or nil
 -- when `token` is the job's current one (`current`) and the job holds a lease (`leaseScore`,
--- its score in active). `status` is nil when the job does not exist.
+-- its score in active). `status` is nil when the job does not exist. A job cancelled while
+-- it ran answers CANCELLED, so its worker stops it rather than hand it back.
 local function ownerCheck(id, token, status, current, leaseScore)
   token = token or ''
   if not status then return redis.error_reply('NOT_FOUND job ' .. id .. ' does not exist') end
+  if status == 'cancelled' then return redis.error_reply('CANCELLED job ' .. id .. ' was cancelled') end
   if token == '' or (current or '') ~= token or not leaseScore then
     return redis.error_reply('STALE_TOKEN job ' .. id .. ' is not owned by token ' .. token)
   end
