@@ -173,6 +173,8 @@ struct FakeRequest: Sendable {
     var body: String
     var timeMilliseconds: Int64
     var endMilliseconds: Int64?
+    /// `ok`, `dropped` or `client_closed` (the worker went away mid-answer).
+    var outcome: String?
 
     init(_ entry: [String: Any]) {
         service = entry["service"] as? String ?? ""
@@ -184,6 +186,7 @@ struct FakeRequest: Sendable {
         body = entry["body"] as? String ?? ""
         timeMilliseconds = Self.number(entry["time_ms"]) ?? 0
         endMilliseconds = Self.number(entry["end_ms"])
+        outcome = entry["outcome"] as? String
     }
 
     private static func number(_ value: Any?) -> Int64? {
