@@ -39,10 +39,10 @@ final class WorkerFixture: Sendable {
     /// Starts the fake and builds the configuration: the fake's environment plus
     /// `environment`, then small test delays, then `configure`.
     /// `redisURL`: a server of the test's own; the shared test server when nil.
-    static func make(environment: [String: String] = [:], sdxlKey: String = "sdxl-test-key", llm: String = "none",
-                     redisURL: String? = nil,
+    static func make(fake given: FakeBackends? = nil, environment: [String: String] = [:], sdxlKey: String = "sdxl-test-key",
+                     llm: String = "none", redisURL: String? = nil,
                      configure: (inout WorkerConfiguration) -> Void = { _ in }) async throws -> WorkerFixture {
-        let fake = try await FakeBackends.start()
+        let fake = if let given { given } else { try await FakeBackends.start() }
         var values = fake.environment(sdxlKey: sdxlKey, llm: llm)
         for (key, value) in environment { values[key] = value }
         var configuration = try WorkerConfiguration.load(environment: values)
