@@ -1,3 +1,4 @@
+import RedisClient
 import FoundationEssentials
 
 extension QueueInspector {
@@ -23,5 +24,28 @@ extension QueueInspector {
             }
             return (Array(data), result.contentType)
         }
+    }
+
+    /// A running job's latest preview (PNG or JPEG), nil when there is none: its backend
+    /// sends none, it is not generating, or the preview expired.
+    /// - Throws: `ImageQueueError` `.invalidJobID`, `.redis`.
+    public func preview(_ id: String) async throws(ImageQueueError) -> (bytes: [UInt8], contentType: String)? {
+        let jobID = try JobID(id)
+        let reply: RESPValue
+        do {
+            reply = try await redis.send("GET", configuration.keys.preview(jobID))
+        } catch {
+            throw ImageQueueError.redis(error, operation: "read the preview", jobID: id)
+        }
+        guard let bytes = reply.bytes else { return nil }
+        let type: String
+        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
+            type = "image/png"
+        } else if bytes.starts(with: [0xFF, 0xD8, 0xFF]) {
+            type = "image/jpeg"
+        } else {
+            return nil
+        }
+        return (bytes, type)
     }
 }

@@ -25,6 +25,11 @@ public struct StatusEvent: Sendable, Equatable {
     public var result: JobResult?
     /// The reason, for `failed` (and a requeue after a failure).
     public var error: JobError?
+    /// For `generating`: how far the backend is, 0 to 1, when it reports it.
+    public var progress: Double?
+    /// For `generating`: a preview image is stored (`GET /v1/jobs/{id}/preview`,
+    /// `QueueInspector.preview`).
+    public var hasPreview: Bool
     /// Every field as published, including stage details (`enhancement`, `retry`...).
     public var fields: [String: JSONValue]
     /// The event exactly as published.
@@ -55,6 +60,8 @@ public struct StatusEvent: Sendable, Equatable {
         worker = fields["worker"]?.stringValue
         result = Self.decode(JobResult.self, fields["result"])
         error = Self.decode(JobError.self, fields["error"])
+        progress = fields["progress"]?.doubleValue.flatMap { $0.isFinite ? min(1, max(0, $0)) : nil }
+        hasPreview = fields["preview"] == .bool(true)
         self.fields = fields
         json = String(decoding: bytes, as: UTF8.self)
     }

@@ -65,6 +65,15 @@ extension APIServer {
             return .json(["id": id, "status": JobStatus.cancelled.rawValue, "was": outcome.rawValue])
         }
 
+        router.get("/v1/jobs/:id/preview") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            guard let preview = try await queueCall({ try await client.inspector.preview(id) }) else {
+                throw APIError(.notFound, "not_found", "job \(id) has no preview: it is not generating, or its backend sends none")
+            }
+            return Response(status: .ok, headers: [.contentType: preview.contentType, .cacheControl: "no-store"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: preview.bytes)))
+        }
+
         router.get("/v1/jobs/:id/image") { request, context -> Response in
             let id = try context.parameters.require("id")
             // A job that exists but has no image (yet, or ever) is a 409 naming its status, so

@@ -36,6 +36,12 @@ struct WatchCommand: AsyncParsableCommand {
             if let position = event.position { text += "  position \(position)" }
             if let error = event.error { text += "  after \(error.code): \(error.message)" }
         case .enhancing, .generating:
+            if let progress = event.progress, event.status == .generating {
+                // A progress event says only how far the render is.
+                text += " \(Int(progress * 100)) %"
+                if event.hasPreview { text += "  (preview)" }
+                return text
+            }
             text += "  attempt \(event.attempt)"
             if event.status == .generating, let prompt = event.enhancedPrompt { text += "  prompt: \(prompt)" }
         case .retrying:

@@ -161,7 +161,7 @@ func jsonText(_ value: ParsedJSON) throws -> String {
 struct OpenAPIConformanceTests {
     /// The API's routes: the spec must describe exactly these.
     static let contractRoutes: Set<String> = [
-        "POST /v1/jobs", "GET /v1/jobs/{id}", "DELETE /v1/jobs/{id}", "GET /v1/jobs/{id}/image",
+        "POST /v1/jobs", "GET /v1/jobs/{id}", "DELETE /v1/jobs/{id}", "GET /v1/jobs/{id}/image", "GET /v1/jobs/{id}/preview",
         "GET /v1/jobs/{id}/events", "GET /v1/events", "GET /v1/queues", "GET /v1/workers",
         "POST /v1/dead/{model}/retry", "DELETE /v1/dead/{model}", "GET /v1/dashboard", "GET /metrics",
         "GET /healthz", "GET /readyz", "GET /", "GET /dashboard/app.css", "GET /dashboard/app.js",

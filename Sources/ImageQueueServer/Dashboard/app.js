@@ -367,6 +367,11 @@
     if (ev.result) job.result = ev.result;
     if (ev.error) job.error = ev.error;
     if (ev.enhancement) job.enhancement = ev.enhancement;
+    // Live progress (0 to 1) and the preview's revision, while generating.
+    if (ev.status === 'generating' && isNum(ev.progress)) job.progress = Math.max(0, Math.min(1, ev.progress));
+    else if (ev.status !== 'generating') job.progress = null;
+    if (ev.status === 'generating' && ev.preview === true && isNum(ev.rev)) job.previewRev = ev.rev;
+    else if (!RUNNING[ev.status]) job.previewRev = null;
     job.retry = ev.status === 'retrying' ? (ev.retry || job.retry || null) : null;
     if (RUNNING[ev.status]) {
       if (!wasRunning || !isNum(job.started_at)) job.started_at = job.stateTime;
@@ -733,6 +738,21 @@
     return el('code', { class: 'jobid', title: id, text: shortId(id) });
   }
 
+  // A running job's progress bar and, when its worker stored one, its preview (read without
+  // the token: with --protect-reads the preview is left out).
+  function progressNodes(job) {
+    if (!isNum(job.progress)) return null;
+    var percent = Math.floor(job.progress * 100);
+    var bar = el('progress', { class: 'progress', max: '100', value: String(percent), 'aria-label': 'progress ' + percent + ' %' });
+    var label = el('span', { class: 'percent', text: percent + ' %' });
+    var preview = null;
+    if (isNum(job.previewRev) && !state.readAuth) {
+      preview = el('img', { class: 'preview', alt: 'preview of ' + job.id, width: '64', height: '64',
+                            src: '/v1/jobs/' + encodeURIComponent(job.id) + '/preview?rev=' + job.previewRev });
+    }
+    return el('span', { class: 'live' }, bar, label, preview);
+  }
+
   function renderRunning(running) {
     $('running-count').textContent = String(running.length);
     $('running-count').className = 'count' + (running.length ? ' hot' : '');
@@ -744,7 +764,7 @@
       return el('tr', { 'data-status': job.status, 'data-job-id': job.id },
         el('td', null, jobIdNode(job.id)),
         el('td', null, el('span', { class: 'chip', text: job.model })),
-        el('td', null, stageBadge(job), attempts),
+        el('td', null, stageBadge(job), attempts, progressNodes(job)),
         el('td', { class: 'elapsed', 'data-tick': 'clock', 'data-since': isNum(job.started_at) ? job.started_at : null }, clock(isNum(job.started_at) ? serverNow() - job.started_at : null)),
         el('td', { class: 'worker', title: job.worker || null, text: job.worker || '—' }),
         el('td', { class: 'prompt' }, el('span', { class: 'truncate', title: text || null, text: text || (job.detailed ? '—' : '…') })));
