@@ -16,6 +16,7 @@ struct JobRoutesTests {
         expectError(try await server.get("/v1/jobs/\(missing)"), 404, "not_found", "GET unknown job")
         expectError(try await server.send("DELETE", "/v1/jobs/\(missing)"), 404, "not_found", "DELETE unknown job")
         expectError(try await server.get("/v1/jobs/\(missing)/image"), 404, "not_found", "image of unknown job")
+        expectError(try await server.get("/v1/jobs/\(missing)/preview"), 404, "not_found", "preview of unknown job")
         // Answered before any stream starts: a plain JSON 404 (short timeout in case it streams).
         expectError(try await server.get("/v1/jobs/\(missing)/events", timeout: .seconds(15)), 404, "not_found",
                     "events of unknown job")
@@ -32,7 +33,7 @@ struct JobRoutesTests {
         let reply = try await server.send("DELETE", "/v1/jobs/\(id)")
         #expect(reply.status == 200, "\(reply)")
         #expect(reply.mediaType == "application/json", "\(reply)")
-        #expect(try reply.json() == .object(["id": .string(id), "status": .string("cancelled")]), "\(reply)")
+        #expect(try reply.json() == .object(["id": .string(id), "status": .string("cancelled"), "was": .string("queued")]), "\(reply)")
 
         let status = try await server.json("/v1/jobs/\(id)")
         #expect(status["status"] == .string("cancelled"))
@@ -46,7 +47,7 @@ struct JobRoutesTests {
         #expect(try await server.get("/v1/jobs/\(id)/image").text.contains("cancelled"), "the 409 does not name the status")
     }
 
-    @Test("a running job cannot be cancelled (409 not_queued) and has no image yet (409 not_completed); once completed, /image serves the PNG")
+    @Test("a running job has no image yet (409 not_completed); once completed, /image serves the PNG")
     func runningThenImage() async throws {
         let fixture = try ServeFixture()
         defer { fixture.removeOutputDirectory() }
@@ -60,7 +61,6 @@ struct JobRoutesTests {
         let running = try await server.waitForJob(id) { ["enhancing", "generating"].contains($0["status"]?.string ?? "") }
         try #require(["enhancing", "generating"].contains(running["status"]?.string ?? ""),
                      "the job never started: \(running)\nworker output:\n\(holder.output)")
-        expectError(try await server.send("DELETE", "/v1/jobs/\(id)"), 409, "not_queued", "cancel a running job")
         expectError(try await server.get("/v1/jobs/\(id)/image"), 409, "not_completed", "image of a running job")
         holder.send(SIGTERM)
         #expect(try await holder.waitForExit() == .exited(0), "\(holder.output)")
@@ -115,5 +115,38 @@ struct JobRoutesTests {
 
         worker.send(SIGTERM)
         _ = try await worker.waitForExit()
+    }
+
+    @Test("a generating job's preview: served while an A1111 render runs, 404 once there is none; DELETE stops the running job")
+    func previewAndCancelOfARunningJob() async throws {
+        let fixture = try ServeFixture()
+        defer { fixture.removeOutputDirectory() }
+        let fake = try await FakeBackends.start()
+        try await fake.setRender(service: "a1111", renderMs: 60_000, steps: 600)
+        let models = FileManager.default.temporaryDirectory.appendingPathComponent("iq-serve-models-\(fixture.prefix).json")
+        try #"{"flux": {"backend": "a1111", "url": "\#(fake.a1111URL)"}}"#.write(to: models, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: models) }
+        let environment = ["IMAGEQUEUE_MODELS_FILE": models.path]
+        let server = try await fixture.startServer(environment: environment)
+        let worker = try fixture.startWorker(exactly: ["--models", "flux", "--output-dir", try fixture.outputDirectory(),
+                                                      "--id", "\(fixture.prefix)-gpu"], environment: environment)
+        defer { worker.send(SIGKILL) }
+        let queued = try await server.enqueue("a slow aurora")
+        var preview: Reply?
+        try await eventually(within: .seconds(30)) {
+            preview = try await server.get("/v1/jobs/\(queued)/preview")
+            return preview?.status == 200
+        }
+        #expect(preview?.mediaType == "image/png", "\(String(describing: preview))")
+        #expect(preview?.header("cache-control") == "no-store")
+        #expect(preview?.body.starts(with: [0x89, 0x50, 0x4E, 0x47]) == true)
+
+        let cancel = try await server.send("DELETE", "/v1/jobs/\(queued)")
+        #expect(try cancel.json() == .object(["id": .string(queued), "status": .string("cancelled"), "was": .string("running")]), "\(cancel)")
+        try await eventually(within: .seconds(2)) { try await fake.renders(service: "a1111").first?["interrupted"] as? Bool == true }
+        expectError(try await server.get("/v1/jobs/\(queued)/preview"), 404, "not_found", "no preview once cancelled")
+        let again = try await server.send("DELETE", "/v1/jobs/\(queued)")
+        #expect(again.status == 409 && again.errorCode == "not_queued", "\(again)")
+        #expect(worker.isRunning, "\(worker.output)")
     }
 }

@@ -295,7 +295,10 @@ struct OpenAPIConformanceTests {
             let auth: Auth = spec.allowsAnonymous(operation) ? .none : .token
             let answer = try await call(server, spec, operation, path: path, auth: auth)
             let context = "\(operation) as \(path)"
-            #expect((200..<300).contains(answer.status), "\(context): \(answer.status) \(String(decoding: answer.body, as: UTF8.self).prefix(300))")
+            // The placeholder backend stores no preview: its route answers its declared 404 here
+            // (its 200 is checked against an A1111 fake in JobRoutesTests).
+            let noPreview = operation.path == "/v1/jobs/{id}/preview" && answer.status == 404
+            #expect((200..<300).contains(answer.status) || noPreview, "\(context): \(answer.status) \(String(decoding: answer.body, as: UTF8.self).prefix(300))")
             check(answer, of: operation, in: spec, context: context)
 
             // Without credentials where the token is required: a declared 401.

@@ -4,6 +4,17 @@ import TelegramFront
 
 /// The texts the bot sends.
 @Suite struct RepliesTests {
+    @Test func aGeneratingEventWithProgressShowsThePercentage() throws {
+        let event = try StatusEvent(json: Array(#"{"v":1,"id":"flux-01abc","model":"flux","status":"generating","time":1,"attempt":1,"rev":3,"progress":0.456,"preview":true}"#.utf8))
+        #expect(event.progress == 0.456 && event.hasPreview)
+        #expect(Replies.status(event) == "🎨 Generating with flux… 45 %")
+        let plain = try StatusEvent(json: Array(#"{"v":1,"id":"flux-01abc","model":"flux","status":"generating","time":1,"attempt":1,"rev":2}"#.utf8))
+        #expect(plain.progress == nil && !plain.hasPreview)
+        #expect(Replies.status(plain) == "🎨 Generating with flux…")
+        let wild = try StatusEvent(json: Array(#"{"v":1,"id":"flux-01abc","model":"flux","status":"generating","time":1,"attempt":1,"rev":2,"progress":7}"#.utf8))
+        #expect(wild.progress == 1)
+    }
+
     @Test func captionKeepsShortPromptsWhole() {
         #expect(Replies.caption("  a fox in snow ") == "a fox in snow")
         let exact = String(repeating: "a", count: 1024)
