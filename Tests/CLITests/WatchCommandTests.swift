@@ -66,6 +66,25 @@ struct WatchCommandTests {
         #expect(revisions == revisions.sorted() && Set(revisions).count == revisions.count, "revs: \(revisions)")
     }
 
+    @Test("watch prints a generating event's progress as a percentage, and a running job's cancel ends it (exit 1)")
+    func progressAndCancelOfARunningJob() async throws {
+        let cli = try CLI()
+        let id = try await cli.enqueue()
+        let watch = try cli.start(["watch", id])
+        #expect(await watch.waitForLines(1).count == 1)
+        let worker = WorkerSteps(cli: cli)
+        let claim = try await worker.claim()
+        #expect(await watch.waitForLines(2).count == 2)
+        try await worker.progress(claim, stage: "generating", detail: #"{"progress":0.456,"preview":true}"#)
+        let lines = await watch.waitForLines(3)
+        #expect(lines.last?.hasSuffix("generating 45 %  (preview)") == true, "\(lines)")
+        let cancel = try await cli.run(["cancel", id])
+        #expect(cancel.status == 0 && cancel.stdout.contains("it was running"), "\(cancel.stdout)\(cancel.stderr)")
+        let finished = try await watch.waitForExit()
+        #expect(finished.status == 1, "stderr: \(finished.stderr)")
+        #expect(finished.stdout.split(separator: "\n").last?.contains("cancelled") == true, "\(finished.stdout)")
+    }
+
     @Test("a watch started while the job is queued sees its cancellation and exits 1")
     func liveCancellation() async throws {
         let cli = try CLI()
