@@ -92,7 +92,7 @@ import TestSupport
         let (fixture, directory) = try await Self.fixture(Self.models)
         defer { fixture.close(); try? FileManager.default.removeItem(atPath: directory) }
         let service = model == "sd" ? "a1111" : "comfyui"
-        try await fixture.fake.setRender(service: service, renderMs: 2500, steps: 10)
+        try await fixture.fake.setRender(service: service, renderMs: 5000, steps: 10)
         try await fixture.withWorkers(models: [model]) { _ in
             let id = try await fixture.enqueue("a slow nebula", model: model, enhance: false)
             let info = try await fixture.waitForEnd(id)
@@ -102,7 +102,7 @@ import TestSupport
             #expect(progress.count >= 2, "\(progress)")
             #expect(progress == progress.sorted() && progress.allSatisfy { (0...1).contains($0) }, "\(progress)")
             #expect(generating.contains { $0.fields["preview"] == .bool(true) }, "a preview event")
-            // Events at most every 500 ms: over 2.5 s, never one per step of ten.
+            // Events at most every 500 ms.
             let times = generating.filter { $0.fields["progress"] != nil }.map(\.time)
             #expect(zip(times, times.dropFirst()).allSatisfy { $1 - $0 >= 450 }, "\(generating.map(\.json))")
             // The preview is in Redis, a small PNG with a TTL.
@@ -117,7 +117,7 @@ import TestSupport
 
     @Test(arguments: ["sd", "comfy"])
     func aRunningRenderIsInterruptedAndTheNextJobStarts(model: String) async throws {
-        let (fixture, directory) = try await Self.fixture(Self.models)
+        let (fixture, directory) = try await Self.fixture(Self.models) { $0.lease = .seconds(60) }
         defer { fixture.close(); try? FileManager.default.removeItem(atPath: directory) }
         let service = model == "sd" ? "a1111" : "comfyui"
         try await fixture.fake.setRender(service: service, renderMs: 60_000, steps: 600)
@@ -128,11 +128,13 @@ import TestSupport
             try await fixture.fake.setRender(service: service, renderMs: 300, steps: 3)
             let cancelled = ContinuousClock.now
             #expect(try await fixture.client.cancel(doomed) == .wasRunning)
-            // The service was told to stop within 2 s.
-            try await eventually(within: .seconds(2)) {
+            // The service was told to stop by the cancel message: within 2 s on a quiet machine;
+            // the wait allows a loaded one, and stays below the 20 s heartbeat of a 60 s lease (the backstop) and
+            // far below the minute the render would take.
+            try await eventually(within: .seconds(15)) {
                 try await fixture.fake.renders(service: service).first?["interrupted"] as? Bool == true
             }
-            #expect(ContinuousClock.now - cancelled < .seconds(2))
+            #expect(ContinuousClock.now - cancelled < .seconds(15))
             let after = try await fixture.waitForEnd(next)
             #expect(after.status == .completed, "\(String(describing: after.error))")
             #expect(try await fixture.inspector.status(doomed).status == .cancelled)
