@@ -25,10 +25,12 @@ public struct StatusEvent: Sendable, Equatable {
     public var result: JobResult?
     /// The reason, for `failed` (and a requeue after a failure).
     public var error: JobError?
-    /// For `generating`: how far the backend is, 0 to 1, when it reports it.
+    /// For `generating`: how far the backend is, 0 to 1, when it reports it: the event's
+    /// `progress` member clamped to 0...1; nil when it is absent or not a finite number.
     public var progress: Double?
-    /// For `generating`: a preview image is stored (`GET /v1/jobs/{id}/preview`,
-    /// `QueueInspector.preview`).
+    /// For `generating`: the event says `"preview": true`, i.e. the worker has just stored a
+    /// preview image (read it with `QueueInspector.preview` or `GET /v1/jobs/{id}/preview`).
+    /// Anything but the JSON value `true` is false.
     public var hasPreview: Bool
     /// Every field as published, including stage details (`enhancement`, `retry`...).
     public var fields: [String: JSONValue]
@@ -64,6 +66,12 @@ public struct StatusEvent: Sendable, Equatable {
         hasPreview = fields["preview"] == .bool(true)
         self.fields = fields
         json = String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `progress` in whole percent, rounded down (0.456 is 45), nil without progress. A
+    /// ratio such as 29/100, whose binary product with 100 falls a hair under 29, counts as 29.
+    public var progressPercent: Int? {
+        progress.map { Int(($0 * 100 + 1e-9).rounded(.down)) }
     }
 
     private static func decode<T: Decodable>(_ type: T.Type, _ value: JSONValue?) -> T? {

@@ -50,8 +50,8 @@ public enum Replies {
         case .enhancing:
             return "✨ Improving your prompt…"
         case .generating:
-            if let progress = event.progress {
-                return "🎨 Generating with \(event.model)… \(Int(progress * 100)) %"
+            if let percent = event.progressPercent {
+                return "🎨 Generating with \(event.model)… \(percent) %"
             }
             if event.fields["enhancement"]?.objectValue?["fallback"] == .bool(true) {
                 return "🎨 Generating with \(event.model) (using your prompt as written)…"

@@ -36,9 +36,9 @@ struct WatchCommand: AsyncParsableCommand {
             if let position = event.position { text += "  position \(position)" }
             if let error = event.error { text += "  after \(error.code): \(error.message)" }
         case .enhancing, .generating:
-            if let progress = event.progress, event.status == .generating {
-                // A progress event says only how far the render is.
-                text += " \(Int(progress * 100)) %"
+            if let percent = event.progressPercent, event.status == .generating {
+                // A progress event says only how far the render is: "generating 45 %".
+                text += " \(percent) %"
                 if event.hasPreview { text += "  (preview)" }
                 return text
             }

@@ -288,6 +288,9 @@
         if (before.retry) record.retry = before.retry;
         if (before.enhancement) record.enhancement = before.enhancement;
         if (isNum(before.rev)) record.rev = before.rev;
+        // Live fields that only events carry (the snapshot's job objects have none).
+        if (isNum(before.progress)) record.progress = before.progress;
+        if (isNum(before.previewRev)) record.previewRev = before.previewRev;
       }
       record.detailed = true;
       record.stateTime = stateTimeOf(record);
@@ -738,19 +741,77 @@
     return el('code', { class: 'jobid', title: id, text: shortId(id) });
   }
 
-  // A running job's progress bar and, when its worker stored one, its preview (read without
-  // the token: with --protect-reads the preview is left out).
-  function progressNodes(job) {
-    if (!isNum(job.progress)) return null;
-    var percent = Math.floor(job.progress * 100);
-    var bar = el('progress', { class: 'progress', max: '100', value: String(percent), 'aria-label': 'progress ' + percent + ' %' });
-    var label = el('span', { class: 'percent', text: percent + ' %' });
-    var preview = null;
-    if (isNum(job.previewRev) && !state.readAuth) {
-      preview = el('img', { class: 'preview', alt: 'preview of ' + job.id, width: '64', height: '64',
-                            src: '/v1/jobs/' + encodeURIComponent(job.id) + '/preview?rev=' + job.previewRev });
+  // ---------------------------------------------------------------- live progress
+  // Whole percent, rounded down; 29/100 (a hair under 0.29 * 100 in binary) is 29.
+  function percentOf(progress) { return Math.floor(Math.max(0, Math.min(1, progress)) * 100 + 1e-9); }
+
+  // A running job's preview: one <img> per job, kept across renders (the table is rebuilt
+  // on every render and the route says no-store, so a new <img> would fetch it each time).
+  // Each newer preview event (its rev) fetches GET /v1/jobs/{id}/preview?rev=N, with the
+  // token when reads need it, into a blob URL; the shown image stays until the next one has
+  // arrived. A 404 (no preview any more) hides it.
+  var previews = new Map();   // job id -> { node, url, shownRev, wantRev, loading, auth }
+  function previewFor(job) {
+    var entry = previews.get(job.id);
+    if (entry && entry.auth !== state.readAuth) { dropPreview(job.id); entry = null; }
+    if (!entry) {
+      var img = el('img', { class: 'preview', alt: 'Preview of the image being generated', width: '48', height: '48', decoding: 'async' });
+      img.hidden = true;
+      entry = { node: img, url: null, shownRev: null, wantRev: null, loading: false, auth: state.readAuth };
+      previews.set(job.id, entry);
     }
-    return el('span', { class: 'live' }, bar, label, preview);
+    if (entry.wantRev === null || job.previewRev > entry.wantRev) {
+      entry.wantRev = job.previewRev;
+      loadPreview(job.id, entry);
+    }
+    return entry.node;
+  }
+  function loadPreview(id, entry) {
+    if (entry.loading || entry.wantRev === null || entry.wantRev === entry.shownRev) return;
+    var rev = entry.wantRev;
+    entry.loading = true;
+    var headers = authHeaders(false);
+    delete headers['Accept'];
+    fetch(jobPath(id) + '/preview?rev=' + rev, { headers: headers, cache: 'no-store' }).then(function (res) {
+      if (res.status === 404) return null;
+      if (!res.ok) throw new Error('HTTP ' + res.status);
+      return res.blob();
+    }).then(function (blob) {
+      if (previews.get(id) !== entry) return;
+      entry.shownRev = rev;
+      if (!blob) { entry.node.hidden = true; return; }
+      var url = URL.createObjectURL(blob);
+      if (entry.url) URL.revokeObjectURL(entry.url);
+      entry.url = url;
+      entry.node.src = url;
+      entry.node.hidden = false;
+    }).catch(function () {
+      if (previews.get(id) === entry) entry.shownRev = rev;   // keep the last one; the next event tries again
+    }).then(function () {
+      entry.loading = false;
+      if (previews.get(id) === entry) loadPreview(id, entry);  // a newer preview arrived meanwhile
+    });
+  }
+  function dropPreview(id) {
+    var entry = previews.get(id);
+    if (!entry) return;
+    if (entry.url) URL.revokeObjectURL(entry.url);
+    previews.delete(id);
+  }
+
+  // A running job's progress bar (from its latest event's `progress`) and, once its worker
+  // stored one (`"preview": true`), its preview.
+  function progressNodes(job) {
+    var hasProgress = isNum(job.progress);
+    var hasPreview = isNum(job.previewRev);
+    if (!hasPreview) dropPreview(job.id);
+    if (!hasProgress && !hasPreview) return null;
+    var percent = hasProgress ? percentOf(job.progress) : null;
+    return el('span', { class: 'live' },
+      hasProgress ? el('progress', { class: 'progress', max: '100', value: String(percent), 'aria-label': 'Generation progress',
+                                     'aria-valuetext': percent + ' %' }) : null,
+      hasProgress ? el('span', { class: 'percent', 'aria-hidden': 'true', text: percent + ' %' }) : null,
+      hasPreview ? previewFor(job) : null);
   }
 
   function renderRunning(running) {
@@ -758,6 +819,8 @@
     $('running-count').className = 'count' + (running.length ? ' hot' : '');
     $('running-empty').hidden = running.length > 0;
     $('running-empty').textContent = state.lastSync ? 'Nothing running — workers are idle.' : notLoaded();
+    var live = new Set(running.map(function (j) { return j.id; }));
+    Array.from(previews.keys()).forEach(function (id) { if (!live.has(id)) dropPreview(id); });
     replaceChildren($('running-body'), running.map(function (job) {
       var text = job.enhanced_prompt || job.prompt || '';
       var attempts = (job.attempt || 0) > 1 ? el('span', { class: 'attempt', text: 'attempt ' + job.attempt + (job.max_attempts ? '/' + job.max_attempts : '') }) : null;
