@@ -85,6 +85,8 @@ let package = Package(
                 "ImageQueue",
                 "RedisClient",
                 "CurlHTTP",
+                "COpenSSL",  // HMAC-SHA256 of webhook signatures
+                "DedicatedThreads",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -36,7 +36,7 @@ end
 local now = nowMs()
 redis.call('HSET', jobKey, 'status', 'cancelled', 'finished_at', now, 'token', '')
 redis.call('HINCRBY', metaKey, 'cancelled_total', 1)
-emitEvent(jobKey, id, 'cancelled', now, nil)
+queueWebhook(jobKey, id, now, emitEvent(jobKey, id, 'cancelled', now, nil))
 if retention > 0 then redis.call('PEXPIRE', jobKey, retention) end
 if answer == 2 then
   if previewKey and previewKey ~= '' then redis.call('DEL', previewKey) end

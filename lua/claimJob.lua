@@ -2,7 +2,9 @@
 --[[
   claimJob: take jobs from the head of a model's pending queue for one worker, as many as
   asked and as the model's concurrency limit leaves room for (meta.concurrency, default 1,
-  enforced for every worker on every host because the count lives here).
+  enforced for every worker on every host because the count lives here), unless the model
+  is paused. The head is the oldest `high` job, else the oldest `normal`, else the oldest
+  `low` (the pending scores, see enqueueJob).
 
   KEYS[1..8]  the model keys (see includes/common.lua)
   ARGV[1]     model name
@@ -21,6 +23,8 @@
               six fields per claimed job, in queue order (at least one job)
               { "full" }   the model is at its concurrency limit; nothing changed
               { "empty" }  nothing to claim
+              { "paused" } the model is paused (meta.paused = '1', setPaused); nothing changed.
+                           A repeat (ARGV[6]) still answers the jobs it had claimed
   Effects     per job: a fencing token from fence; attempt + 1; status `enhancing` (or
               `generating` when the job skips enhancement); the job joins active with
               deadline now+lease; its event is published. Then the doorbell rings again if
@@ -60,7 +64,10 @@ if claimId ~= '' and ARGV[6] == '1' then
   end
   if #reply > 1 then return reply end
 end
-local limit = concurrencyLimit()
+local limit, paused = modelState()
+if paused then
+  return { 'paused' }
+end
 local running = redis.call('ZCARD', activeKey)
 if running >= limit then
   return { 'full' }

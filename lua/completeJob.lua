@@ -15,7 +15,8 @@
   Returns     1 for one job; for several, an array with, per job in order, 1 or that job's
               error (each job succeeds or fails alone)
   Effects     status `completed`, finished_at, result stored, the token kept, meta.completed_total
-              + 1, the doorbell rings for the next job. A repeat with the same token (its
+              + 1, meta.run_ms_avg moves toward the job's run time (now - started_at: each
+              completion weighs 0.2), the doorbell rings for the next job. A repeat with the same token (its
               reply was lost, or its replication was not confirmed) answers 1 and changes
               nothing but rewriting the token, a write that a following WAIT covers.
   Errors      NOT_FOUND, STALE_TOKEN (nothing changed), BAD_REQUEST (result not an object,
@@ -31,11 +32,12 @@ local ids = {}
 for n, job in ipairs(jobs) do ids[n] = job[1] end
 local leases = redis.call('ZMSCORE', activeKey, unpack(ids))
 local now = nowMs()
-local replies, done = {}, {}
+local replies, done, runTimes = {}, {}, {}
 for n, job in ipairs(jobs) do
   local id, token, resultJSON = job[1], job[2], job[3]
   local jobKey = jobPrefix .. id
-  local h = redis.call('HMGET', jobKey, 'status', 'token', 'attempt', 'rev', 'enhanced_prompt', 'worker', 'error')
+  local h = redis.call('HMGET', jobKey, 'status', 'token', 'attempt', 'rev', 'enhanced_prompt', 'worker', 'error',
+                       'started_at')
   local reply = nil
   local repeated = h[1] == 'completed' and (token or '') ~= '' and h[2] == token
   if repeated then
@@ -60,7 +62,10 @@ for n, job in ipairs(jobs) do
     if h[7] then redis.call('HDEL', jobKey, 'error') end
     if retention > 0 then redis.call('PEXPIRE', jobKey, retention) end
     publishEvent(id, event)
+    queueWebhook(jobKey, id, nowText, event)
     done[#done + 1] = id
+    local started = tonumber(h[8])
+    if started then runTimes[#runTimes + 1] = now - started end
     reply = 1
   end
   replies[n] = reply
@@ -68,6 +73,16 @@ end
 if #done > 0 then
   redis.call('ZREM', activeKey, unpack(done))
   redis.call('HINCRBY', metaKey, 'completed_total', #done)
+  if #runTimes > 0 then
+    -- The moving average of run times (claim to completion) behind queued jobs' eta_ms: each
+    -- completion weighs a fifth, so it follows the last ten or so jobs.
+    local avg = tonumber(redis.call('HGET', metaKey, 'run_ms_avg'))
+    for _, ms in ipairs(runTimes) do
+      if ms < 0 then ms = 0 end
+      if avg then avg = avg * 0.8 + ms * 0.2 else avg = ms end
+    end
+    redis.call('HSET', metaKey, 'run_ms_avg', math.floor(avg + 0.5))
+  end
   ringDoorbell()
 end
 if #jobs == 1 then return replies[1] end

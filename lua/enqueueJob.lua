@@ -9,12 +9,17 @@
   ARGV[2]     the model's events channel
   ARGV[3]     job id (1-128 characters of A-Z a-z 0-9 _ - .)
   ARGV[4]     request JSON: an object with string "prompt" and "user", optional boolean
-              "enhance" (default true); other fields are kept for the worker as they are
+              "enhance" (default true), optional "priority" ("high", "normal" (the
+              default) or "low"); other fields are kept for the worker as they are
   ARGV[5]     maximum attempts (claims) before the job is dead-lettered, >= 1
   ARGV[6]     idempotency key lifetime in ms, a whole number >= 1 (used only with KEYS[9])
   ARGV[7]     optional: the most jobs the model's pending queue may hold, a whole number;
               absent, '' or 0 for no cap
 
+  Effects     the job's pending score is its sequence, minus 1e15 for `high`, plus 1e15 for
+              `low` (so a model's jobs are claimed by level, each level in enqueue order);
+              the `queued` event carries `position` and, once the model has a run-time
+              history and is not paused, `eta_ms` (includes/common.lua etaOf)
   Returns     { id, status, position, created }: position is 0 unless the job is queued;
               created is 1 for a new job, 0 when KEYS[9] named an existing job (then id and
               status are that job's)
@@ -49,6 +54,11 @@ if not fields or type(fields.prompt) ~= 'string' or fields.prompt == ''
   or type(fields.user) ~= 'string' or fields.user == '' then
   return redis.error_reply('BAD_REQUEST request must be a JSON object with non-empty string prompt and user')
 end
+local priority = fields and fields.priority
+if priority == 'normal' then priority = nil end
+if priority ~= nil and priority ~= 'high' and priority ~= 'low' then
+  return redis.error_reply('BAD_REQUEST priority must be "high", "normal" or "low"')
+end
 if not maxPending then
   return redis.error_reply('BAD_REQUEST maximum pending must be a whole number >= 0')
 end
@@ -82,11 +92,17 @@ if fields.enhance == false then enhance = '0' end
 redis.call('HSET', jobKey, 'id', id, 'model', model, 'request', request, 'enhance', enhance,
            'status', 'queued', 'attempt', 0, 'max_attempts', maxAttempts, 'seq', seq,
            'enqueued_at', now, 'rev', 0)
-redis.call('ZADD', pendingKey, seq, id)
+if priority then redis.call('HSET', jobKey, 'priority', priority) end
+if type(fields.webhook_url) == 'string' and fields.webhook_url ~= '' then
+  redis.call('HSET', jobKey, 'webhook', fields.webhook_url)  -- delivered when the job ends (queueWebhook)
+end
+redis.call('ZADD', pendingKey, pendingScore(seq, priority), id)
 if idemKey then
   redis.call('SET', idemKey, id, 'PX', idemTTL)
 end
 local position = positionOf(id)
-ringDoorbell()
-emitEvent(jobKey, id, 'queued', now, { position = position })
+local limit, paused, avg = modelState()
+local running = redis.call('ZCARD', activeKey)
+if not paused then ringDoorbell(limit, running) end
+emitEvent(jobKey, id, 'queued', now, { position = position, eta_ms = etaOf(position, limit, running, paused, avg) })
 return { id, 'queued', position, 1 }

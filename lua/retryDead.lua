@@ -1,7 +1,7 @@
 #!lua
 --[[
   retryDead: put dead-lettered jobs back into their queue as new work: each gets a fresh
-  sequence number (the tail of the queue), attempt 0, and its error cleared.
+  sequence number (the tail of its priority level), attempt 0, and its error cleared.
 
   KEYS[1..8]  the model keys (see includes/common.lua)
   ARGV[1]     model name
@@ -30,15 +30,19 @@ else
   ids = redis.call('ZRANGE', deadKey, 0, limit - 1)
 end
 local now, count = nowMs(), 0
+local limit, paused, avg = modelState()
+local running = redis.call('ZCARD', activeKey)
 for _, id in ipairs(ids) do
   local jobKey = jobPrefix .. id
   redis.call('ZREM', deadKey, id)
-  if redis.call('HEXISTS', jobKey, 'request') == 1 then
+  local h = redis.call('HMGET', jobKey, 'request', 'priority')
+  if h[1] then
     local seq = redis.call('INCR', seqKey)
     redis.call('HDEL', jobKey, 'error', 'finished_at', 'started_at', 'token', 'worker', 'result', 'enhanced_prompt')
     redis.call('HSET', jobKey, 'status', 'queued', 'attempt', 0, 'seq', seq)
-    redis.call('ZADD', pendingKey, seq, id)
-    emitEvent(jobKey, id, 'queued', now, { position = positionOf(id) })
+    redis.call('ZADD', pendingKey, pendingScore(seq, h[2]), id)
+    local position = positionOf(id)
+    emitEvent(jobKey, id, 'queued', now, { position = position, eta_ms = etaOf(position, limit, running, paused, avg) })
     count = count + 1
   else
     redis.call('DEL', jobKey)

@@ -4,6 +4,8 @@
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <openssl/hmac.h>
+#include <openssl/evp.h>
 
 /* Functions for what OpenSSL's headers define as macros, which Swift cannot call. */
 static inline int iq_ssl_ctx_set_min_tls12(SSL_CTX *ctx) {

@@ -233,6 +233,28 @@ public final class ImageQueueClient: ClosableService {
         _ = try await runner.run(QueueScripts.setConcurrency, model: model, arguments: [limit])
     }
 
+    /// Pauses a model for every worker on every host: no job of it is claimed until
+    /// `resume`; jobs already running finish, and enqueue still accepts. Returns false when
+    /// it was already paused.
+    /// - Throws: `ImageQueueError` `.unknownModel`, `.redis`.
+    @discardableResult
+    public func pause(model: String) async throws(ImageQueueError) -> Bool {
+        try await setPaused(true, model: model)
+    }
+
+    /// Resumes a paused model: an idle worker starts its next job at once. Returns false when
+    /// it was not paused.
+    /// - Throws: `ImageQueueError` `.unknownModel`, `.redis`.
+    @discardableResult
+    public func resume(model: String) async throws(ImageQueueError) -> Bool {
+        try await setPaused(false, model: model)
+    }
+
+    private func setPaused(_ paused: Bool, model: String) async throws(ImageQueueError) -> Bool {
+        try configuration.requireModel(model)
+        return try await runner.run(QueueScripts.setPaused, model: model, arguments: [paused ? "1" : "0"]).int == 1
+    }
+
     /// Puts dead jobs back in their queue (at the tail, attempts reset): one job, or all.
     /// Returns how many were put back.
     /// - Throws: `ImageQueueError` `.notFound` (an id not in the dead list), `.redis`.

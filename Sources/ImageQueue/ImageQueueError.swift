@@ -20,6 +20,9 @@ public struct ImageQueueError: Error, CustomStringConvertible, Sendable {
         case invalidRequest = "invalid_request"
         /// The text is not a job id.
         case invalidJobID = "invalid_job_id"
+        /// The webhook URL is not an http(s) URL, or names a host in a refused range
+        /// (loopback, private, link-local, metadata) that the allow-list does not name.
+        case invalidWebhook = "invalid_webhook"
         /// The user made too many requests; see `retryAfter`.
         case rateLimited = "rate_limited"
         /// No such job (never existed, or expired).
@@ -69,7 +72,8 @@ public struct ImageQueueError: Error, CustomStringConvertible, Sendable {
     /// Whether the request itself was wrong (the caller should change it, not retry it).
     public var isValidation: Bool {
         switch code {
-        case .unknownModel, .emptyPrompt, .promptTooLong, .controlCharacters, .invalidUser, .invalidRequest, .invalidJobID:
+        case .unknownModel, .emptyPrompt, .promptTooLong, .controlCharacters, .invalidUser, .invalidRequest, .invalidJobID,
+             .invalidWebhook:
             true
         default:
             false

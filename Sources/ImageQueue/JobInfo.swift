@@ -38,11 +38,22 @@ public struct JobInfo: Sendable, Equatable, Encodable {
     public var metadata: [String: String]?
     /// The latest event, as stored.
     public var lastEvent: StatusEvent?
+    /// Its priority.
+    public var priority: JobPriority
+    /// How many images it makes.
+    public var imageCount: Int
+    /// While queued: the expected wait until it starts, ms, from its position, the model's
+    /// concurrency and its recent run times; nil without run-time history.
+    public var etaMilliseconds: Int64?
+    /// The webhook asked for at enqueue and how its delivery goes; nil without one.
+    public var webhook: WebhookStatus?
 
     enum CodingKeys: String, CodingKey {
         case id, model, status, attempt, maxAttempts = "max_attempts", position, prompt, user, enhance
         case enhancedPrompt = "enhanced_prompt", enqueuedAt = "enqueued_at", startedAt = "started_at"
-        case finishedAt = "finished_at", worker, result, error, metadata
+        case finishedAt = "finished_at", worker, result, error, metadata, priority, imageCount = "n"
+        case etaMilliseconds = "eta_ms"
+        case webhook
     }
 
     /// Encodes every field, absent ones as `null` (a stable shape for scripts).
@@ -65,6 +76,10 @@ public struct JobInfo: Sendable, Equatable, Encodable {
         try container.encode(result, forKey: .result)
         try container.encode(error, forKey: .error)
         try container.encode(metadata, forKey: .metadata)
+        try container.encode(priority, forKey: .priority)
+        try container.encode(imageCount, forKey: .imageCount)
+        try container.encode(etaMilliseconds, forKey: .etaMilliseconds)
+        try container.encode(webhook, forKey: .webhook)
     }
 
     /// Builds the record from a job hash (HGETALL) and its position.
@@ -85,6 +100,10 @@ public struct JobInfo: Sendable, Equatable, Encodable {
         user = payload?.user
         enhance = hash["enhance"].map { $0 != "0" } ?? (payload?.enhance ?? true)
         metadata = payload?.metadata
+        priority = payload?.priority ?? .normal
+        imageCount = payload?.imageCount ?? 1
+        etaMilliseconds = nil
+        webhook = WebhookStatus(hash: hash)
         enhancedPrompt = hash["enhanced_prompt"].flatMap { $0.isEmpty ? nil : $0 }
         enqueuedAt = hash["enqueued_at"].flatMap { Int64($0) }
         startedAt = hash["started_at"].flatMap { Int64($0) }

@@ -1,4 +1,22 @@
-/// What a producer asks for: one image from one prompt.
+/// The order in which a model's queued jobs are claimed: every `high` job first, then
+/// `normal`, then `low`; within a level, in enqueue order.
+public enum JobPriority: String, Sendable, Equatable, Codable, CaseIterable {
+    case high, normal, low
+
+    /// The level's offset in the pending queue's score (`seq + offset`): a `normal` job is
+    /// scored by its sequence alone, as every job was before priorities, so jobs queued by an
+    /// older producer keep their place. Sequences stay below 1e15, so the levels never mix
+    /// and every score is an exact integer in a double.
+    public var scoreOffset: Int64 {
+        switch self {
+        case .high: -1_000_000_000_000_000
+        case .normal: 0
+        case .low: 1_000_000_000_000_000
+        }
+    }
+}
+
+/// What a producer asks for: one to four images from one prompt.
 public struct JobRequest: Sendable, Equatable {
     /// The model to run (`flux`, `sdxl`, or another configured one).
     public var model: String
@@ -12,16 +30,29 @@ public struct JobRequest: Sendable, Equatable {
     public var idempotencyKey: String?
     /// Free-form data for the front end that waits for the result (e.g. a chat id).
     public var metadata: [String: String]
+    /// Where it waits among the model's queued jobs (default `normal`).
+    public var priority: JobPriority
+    /// How many images to make from the prompt, 1 to `maxImageCount` (the protocol's `n`).
+    public var imageCount: Int
+    /// An `http`/`https` URL that receives the job's final event, signed (docs/WEBHOOKS.md).
+    public var webhookURL: String?
+
+    /// The most images one job may make.
+    public static let maxImageCount = 4
 
     /// Creates a request.
     public init(model: String, prompt: String, user: String, enhance: Bool = true,
-                idempotencyKey: String? = nil, metadata: [String: String] = [:]) {
+                idempotencyKey: String? = nil, metadata: [String: String] = [:],
+                priority: JobPriority = .normal, imageCount: Int = 1, webhookURL: String? = nil) {
         self.model = model
         self.prompt = prompt
         self.user = user
         self.enhance = enhance
         self.idempotencyKey = idempotencyKey
         self.metadata = metadata
+        self.priority = priority
+        self.imageCount = imageCount
+        self.webhookURL = webhookURL
     }
 
     /// Checks the request against the configuration before anything is written.
@@ -44,10 +75,16 @@ public struct JobRequest: Sendable, Equatable {
         if user.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             throw ImageQueueError(.controlCharacters, "the user id contains a control character")
         }
+        if imageCount < 1 || imageCount > Self.maxImageCount {
+            throw ImageQueueError(.invalidRequest, "n (the number of images) must be 1 to \(Self.maxImageCount), not \(imageCount)")
+        }
         if let key = idempotencyKey {
             if key.isEmpty || key.utf8.count > 200 || key.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
                 throw ImageQueueError(.invalidRequest, "the idempotency key must be 1 to 200 bytes without control characters")
             }
+        }
+        if let webhookURL {
+            _ = try WebhookTarget(webhookURL, allowHosts: configuration.webhookAllowHosts)
         }
     }
 
@@ -75,6 +112,12 @@ public struct JobPayload: Codable, Sendable, Equatable {
     public var enhance: Bool
     /// Free-form data for front ends.
     public var metadata: [String: String]?
+    /// The priority, left out for `normal` (enqueueJob reads it to place the job).
+    public var priority: JobPriority?
+    /// How many images, left out for 1.
+    public var n: Int?
+    /// The webhook, when one was asked for (enqueueJob copies it onto the job hash).
+    public var webhookURL: String?
 
     /// The protocol version this code writes and reads.
     public static let version = 1
@@ -86,7 +129,17 @@ public struct JobPayload: Codable, Sendable, Equatable {
         user = request.user
         enhance = request.enhance
         metadata = request.metadata.isEmpty ? nil : request.metadata
+        priority = request.priority == .normal ? nil : request.priority
+        n = request.imageCount == 1 ? nil : request.imageCount
+        webhookURL = request.webhookURL
     }
+
+    enum CodingKeys: String, CodingKey {
+        case v, prompt, user, enhance, metadata, priority, n, webhookURL = "webhook_url"
+    }
+
+    /// How many images the job makes (1 when absent or out of range).
+    public var imageCount: Int { n.map { min(max($0, 1), JobRequest.maxImageCount) } ?? 1 }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -95,6 +148,9 @@ public struct JobPayload: Codable, Sendable, Equatable {
         user = try container.decode(String.self, forKey: .user)
         enhance = try container.decodeIfPresent(Bool.self, forKey: .enhance) ?? true
         metadata = try container.decodeIfPresent([String: String].self, forKey: .metadata)
+        priority = try? container.decodeIfPresent(JobPriority.self, forKey: .priority)
+        n = try? container.decodeIfPresent(Int.self, forKey: .n)
+        webhookURL = try? container.decodeIfPresent(String.self, forKey: .webhookURL)
     }
 }
 

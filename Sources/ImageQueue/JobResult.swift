@@ -12,6 +12,12 @@ public struct JobResult: Codable, Sendable, Equatable {
     public var key: String?
     /// True when the image came from the offline placeholder backend.
     public var placeholder: Bool?
+    /// For a job that made several images (n > 1): every image, in order, the first being
+    /// the one the fields above describe; nil for a single image.
+    public var images: [JobResult]?
+
+    /// Every image of the job: `images`, or this one alone.
+    public var allImages: [JobResult] { images ?? [self] }
 
     /// Creates a result reference.
     public init(contentType: String, bytes: Int, store: String, path: String? = nil, key: String? = nil, placeholder: Bool? = nil) {
@@ -24,7 +30,7 @@ public struct JobResult: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case contentType = "content_type", bytes, store, path, key, placeholder
+        case contentType = "content_type", bytes, store, path, key, placeholder, images
     }
 }
 

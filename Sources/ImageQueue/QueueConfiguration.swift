@@ -19,6 +19,10 @@ public struct QueueConfiguration: Sendable {
     /// Most jobs a model's queue may hold waiting; an enqueue past it is refused with
     /// `.queueFull` (nothing written). nil: no cap.
     public var maxPending: Int?
+    /// Hosts a webhook URL may name although they are in a refused range (loopback, private,
+    /// link-local, metadata): lowercased names or IP literals, as written in the URL (IPv6
+    /// without brackets). From `IMAGEQUEUE_WEBHOOK_ALLOW_HOSTS`. See `WebhookTarget`.
+    public var webhookAllowHosts: Set<String> = []
 
     /// A per-user sliding window.
     public struct RateLimit: Sendable, Equatable {

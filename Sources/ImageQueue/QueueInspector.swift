@@ -16,14 +16,28 @@ public struct QueueInspector: Sendable {
 
     /// Everything about a job, in one round trip.
     /// - Throws: `ImageQueueError` `.invalidJobID`, `.notFound`, `.malformed`, `.redis`.
+    /// A queued job's `etaMilliseconds` is computed from its position now, the model's
+    /// concurrency, running jobs and recent run times (the same estimate as the `eta_ms` of
+    /// its `queued` event, see `QueueETA`).
+    /// - Throws: `ImageQueueError` `.invalidJobID`, `.notFound`, `.malformed`, `.redis`.
     public func status(_ id: String) async throws(ImageQueueError) -> JobInfo {
         let jobID = try JobID(id)
         let replies = try await pipeline([RedisCommand("HGETALL", keys.job(jobID)),
-                                          RedisCommand("ZRANK", keys.pending(jobID.model), jobID.rawValue)],
+                                          RedisCommand("ZRANK", keys.pending(jobID.model), jobID.rawValue),
+                                          RedisCommand("HMGET", keys.meta(jobID.model), "concurrency", "paused", "run_ms_avg"),
+                                          RedisCommand("ZCARD", keys.active(jobID.model))],
                                          operation: "status", jobID: id)
         let hash = Self.hash(replies[0])
         if hash.isEmpty { throw ImageQueueError(.notFound, "job \(id) does not exist", jobID: id) }
-        return try JobInfo(id: jobID, hash: hash, position: replies[1].int.map { Int($0) + 1 })
+        var info = try JobInfo(id: jobID, hash: hash, position: replies[1].int.map { Int($0) + 1 })
+        if let position = info.position {
+            let meta = replies[2].array ?? []
+            info.etaMilliseconds = QueueETA.estimate(
+                position: position, concurrency: meta.first?.int.map { Int($0) } ?? 1,
+                running: Int(replies[3].int ?? 0), paused: meta.count > 1 && meta[1].string == "1",
+                averageRunMilliseconds: meta.count > 2 ? meta[2].int : nil)
+        }
+        return info
     }
 
     /// The job's place in its queue (1 = next to be claimed), nil when it is not queued.
@@ -50,7 +64,8 @@ public struct QueueInspector: Sendable {
         for model in models {
             commands += [RedisCommand("ZCARD", keys.pending(model)), RedisCommand("ZCARD", keys.active(model)),
                          RedisCommand("ZCARD", keys.dead(model)),
-                         RedisCommand("HMGET", keys.meta(model), "concurrency", "completed_total", "failed_total"),
+                         RedisCommand("HMGET", keys.meta(model), "concurrency", "completed_total", "failed_total",
+                                      "paused", "run_ms_avg"),
                          RedisCommand("ZRANGE", keys.pending(model), "0", "0"), RedisCommand("TIME")]
         }
         let replies = try await pipeline(commands, operation: "stats")
@@ -64,7 +79,9 @@ public struct QueueInspector: Sendable {
                 concurrency: meta.first?.int.map { Int($0) } ?? 1,
                 completedTotal: meta.count > 1 ? Int(meta[1].int ?? 0) : 0,
                 failedTotal: meta.count > 2 ? Int(meta[2].int ?? 0) : 0,
-                oldestPendingAgeMilliseconds: nil)
+                oldestPendingAgeMilliseconds: nil,
+                paused: meta.count > 3 && meta[3].string == "1",
+                averageRunMilliseconds: meta.count > 4 ? meta[4].int : nil)
             if let head = r[4].array?.first?.string, let now = r[5].redisTimeMilliseconds {
                 oldest.append((model, head, now))
             }
@@ -160,10 +177,43 @@ public struct QueueStats: Sendable, Equatable, Codable {
     public var failedTotal: Int
     /// Age of the job at the head of the queue, ms; nil when empty.
     public var oldestPendingAgeMilliseconds: Int64?
+    /// Paused: no worker claims its jobs until it is resumed.
+    public var paused: Bool = false
+    /// The moving average of its recent run times (claim to completion), ms; nil before the
+    /// first completion. Queued jobs' ETAs come from it.
+    public var averageRunMilliseconds: Int64?
 
     enum CodingKeys: String, CodingKey {
         case pending, active, dead, concurrency, completedTotal = "completed_total", failedTotal = "failed_total"
-        case oldestPendingAgeMilliseconds = "oldest_pending_age_ms"
+        case oldestPendingAgeMilliseconds = "oldest_pending_age_ms", paused, averageRunMilliseconds = "run_ms_avg"
+    }
+
+    /// Decodes a stats object; `paused` and `run_ms_avg` may be absent (older servers).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        pending = try container.decode(Int.self, forKey: .pending)
+        active = try container.decode(Int.self, forKey: .active)
+        dead = try container.decode(Int.self, forKey: .dead)
+        concurrency = try container.decode(Int.self, forKey: .concurrency)
+        completedTotal = try container.decode(Int.self, forKey: .completedTotal)
+        failedTotal = try container.decode(Int.self, forKey: .failedTotal)
+        oldestPendingAgeMilliseconds = try container.decodeIfPresent(Int64.self, forKey: .oldestPendingAgeMilliseconds)
+        paused = try container.decodeIfPresent(Bool.self, forKey: .paused) ?? false
+        averageRunMilliseconds = try container.decodeIfPresent(Int64.self, forKey: .averageRunMilliseconds)
+    }
+
+    /// Creates the counts of one queue.
+    public init(pending: Int, active: Int, dead: Int, concurrency: Int, completedTotal: Int, failedTotal: Int,
+                oldestPendingAgeMilliseconds: Int64?, paused: Bool = false, averageRunMilliseconds: Int64? = nil) {
+        self.pending = pending
+        self.active = active
+        self.dead = dead
+        self.concurrency = concurrency
+        self.completedTotal = completedTotal
+        self.failedTotal = failedTotal
+        self.oldestPendingAgeMilliseconds = oldestPendingAgeMilliseconds
+        self.paused = paused
+        self.averageRunMilliseconds = averageRunMilliseconds
     }
 
     /// Encodes every field; an empty queue's age as `null` (a stable shape for clients).
@@ -176,5 +226,34 @@ public struct QueueStats: Sendable, Equatable, Codable {
         try container.encode(completedTotal, forKey: .completedTotal)
         try container.encode(failedTotal, forKey: .failedTotal)
         try container.encode(oldestPendingAgeMilliseconds, forKey: .oldestPendingAgeMilliseconds)
+        try container.encode(paused, forKey: .paused)
+        try container.encode(averageRunMilliseconds, forKey: .averageRunMilliseconds)
+    }
+}
+
+/// The expected wait of a queued job, the estimate the scripts put in `queued` events as
+/// `eta_ms` (lua/includes/common.lua `etaOf`; the two are tested to agree): 0 when a slot is
+/// free for it, otherwise the completions it waits for (its position minus the free slots)
+/// at the model's average run time spread over its concurrency, the running jobs being half
+/// done on average. nil without a run-time history, or while the model is paused.
+public enum QueueETA {
+    /// The estimate in ms.
+    public static func estimate(position: Int, concurrency: Int, running: Int, paused: Bool,
+                                averageRunMilliseconds: Int64?) -> Int64? {
+        guard let average = averageRunMilliseconds, !paused, position >= 1 else { return nil }
+        let limit = max(1, concurrency)
+        let free = max(0, limit - running)
+        if position <= free { return 0 }
+        return Int64((Double(average) * (Double(position - free) - 0.5) / Double(limit) + 0.5).rounded(.down))
+    }
+
+    /// An estimate for people: "about 40 s", "about 3 min", "about 2 h"; "about 1 s" at the
+    /// least (every front says it the same way).
+    public static func phrase(milliseconds: Int64) -> String {
+        let seconds = max(1, (milliseconds + 500) / 1000)
+        if seconds < 90 { return "about \(seconds) s" }
+        let minutes = (seconds + 30) / 60
+        if minutes < 90 { return "about \(minutes) min" }
+        return "about \((minutes + 30) / 60) h"
     }
 }

@@ -32,10 +32,17 @@ public struct QueueKeys: Sendable, Equatable {
     public func job(_ id: JobID) -> String { jobPrefix(id.model) + id.rawValue }
     /// A finished job's image bytes (redis result store), under a TTL.
     public func result(_ id: JobID) -> String { base(id.model) + "result:" + id.rawValue }
+    /// Image `index` (0-based) of a finished job that made several: image 0 at `result(id)`,
+    /// image k > 0 at that key followed by `:<k>` (no job id holds a `:`).
+    public func result(_ id: JobID, index: Int) -> String { index == 0 ? result(id) : result(id) + ":\(index)" }
     /// A running job's latest preview image (PNG or JPEG, at most 64 KiB), under a short TTL.
     public func preview(_ id: JobID) -> String { base(id.model) + "preview:" + id.rawValue }
     /// Pub/sub channel on which a cancel of a running job reaches its worker (message: the job id).
     public func cancellations(_ model: String) -> String { base(model) + "cancel" }
+    /// ZSET of the model's webhook deliveries: job id → due time (ms); see WebhookOutbox.
+    public func webhooks(_ model: String) -> String { base(model) + "webhooks" }
+    /// LIST holding at most one token: deliveries were queued (idle deliverers BLPOP it).
+    public func webhookWake(_ model: String) -> String { base(model) + "webhooks:wake" }
     /// Idempotency key → job id.
     public func idempotency(_ model: String, key: String) -> String { base(model) + "idem:" + key }
     /// A user's rate-limit window (its own hash tag: one user's limit spans models).

@@ -16,7 +16,10 @@ package enum QueueScripts {
     static let retryDead = named("retryDead")
     static let purgeDead = named("purgeDead")
     static let setConcurrency = named("setConcurrency")
+    static let setPaused = named("setPaused")
     static let checkRateLimit = named("checkRateLimit")
+    static let claimWebhook = named("claimWebhook")
+    static let settleWebhook = named("settleWebhook")
 
     /// Every embedded script's exact text, by name (what `imagequeue scripts` prints).
     package static var sources: [String: String] { EmbeddedLua.sources }

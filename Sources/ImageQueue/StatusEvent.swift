@@ -17,6 +17,9 @@ public struct StatusEvent: Sendable, Equatable {
     public var revision: Int64
     /// Place in the queue, for `queued`.
     public var position: Int?
+    /// For `queued`: the expected wait until the job starts, ms (see `JobInfo.etaMilliseconds`);
+    /// nil while the model has no run-time history.
+    public var etaMilliseconds: Int64?
     /// The improved prompt, once known.
     public var enhancedPrompt: String?
     /// The worker holding the job.
@@ -58,6 +61,7 @@ public struct StatusEvent: Sendable, Equatable {
         attempt = Int(fields["attempt"]?.intValue ?? 0)
         revision = fields["rev"]?.intValue ?? 0
         position = fields["position"]?.intValue.map { Int($0) }
+        etaMilliseconds = fields["eta_ms"]?.intValue.flatMap { $0 >= 0 ? $0 : nil }
         enhancedPrompt = fields["enhanced_prompt"]?.stringValue
         worker = fields["worker"]?.stringValue
         result = Self.decode(JobResult.self, fields["result"])

@@ -30,6 +30,8 @@ public enum ClaimOutcome: Sendable, Equatable {
     case full
     /// No job is waiting.
     case empty
+    /// The model is paused (`ImageQueueClient.pause`): nothing is claimed until it resumes.
+    case paused
 }
 
 /// What a claim of several jobs found.
@@ -40,6 +42,8 @@ public enum ClaimBatch: Sendable, Equatable {
     case full
     /// No job is waiting.
     case empty
+    /// The model is paused (`ImageQueueClient.pause`): nothing is claimed until it resumes.
+    case paused
 }
 
 /// What `fail` did with the job.
@@ -119,6 +123,7 @@ public final class WorkerQueue: ClosableService {
         case .claimed(let jobs): .claimed(jobs[0])
         case .full: .full
         case .empty: .empty
+        case .paused: .paused
         }
     }
 
@@ -198,6 +203,7 @@ public final class WorkerQueue: ClosableService {
         switch kind {
         case "full": return .full
         case "empty": return .empty
+        case "paused": return .paused
         case "ok" where parts.count > 1 && (parts.count - 1) % 6 == 0:
             var jobs: [ClaimedJob] = []
             jobs.reserveCapacity((parts.count - 1) / 6)

@@ -114,6 +114,9 @@ public struct GlobalOptions: ParsableArguments {
             }
             configuration.maxPending = value > 0 ? value : nil
         }
+        if let hosts = Settings.process["IMAGEQUEUE_WEBHOOK_ALLOW_HOSTS"] {
+            configuration.webhookAllowHosts = WebhookTarget.allowList(hosts)
+        }
         do {
             try configuration.validate()
         } catch {

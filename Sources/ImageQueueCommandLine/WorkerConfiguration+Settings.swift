@@ -64,6 +64,15 @@ extension WorkerConfiguration {
             placeholderDelay = .milliseconds(Int64(number * 1000))
         }
         if let size = try settings.integer("IMAGEQUEUE_PLACEHOLDER_SIZE", 8...4096) { placeholderSize = size }
+        webhookSecret = settings["IMAGEQUEUE_WEBHOOK_SECRET"]
+        if let text = settings["IMAGEQUEUE_WEBHOOK_RETRY_HOURS"] {
+            guard let hours = Double(text), hours >= 0, hours <= 8760 else {
+                throw ConfigurationError(setting: "IMAGEQUEUE_WEBHOOK_RETRY_HOURS", reason: "must be a number of hours from 0 to 8760")
+            }
+            webhookRetryWindow = .milliseconds(Int64((hours * 3_600_000).rounded(.up)))
+        }
+        if let timeout = try settings.seconds("IMAGEQUEUE_WEBHOOK_TIMEOUT") { webhookTimeout = timeout }
+        if let hosts = settings["IMAGEQUEUE_WEBHOOK_ALLOW_HOSTS"] { queue.webhookAllowHosts = WebhookTarget.allowList(hosts) }
         do {
             try queue.validate()
         } catch {

@@ -23,7 +23,8 @@ public struct WorkerOptions: ParsableArguments {
         OPENROUTER_BASE_URL, OPENROUTER_MODEL, GEMINI_API_KEY, GEMINI_BASE_URL, GEMINI_MODEL, \
         IMAGEQUEUE_OUTPUT_DIR, IMAGEQUEUE_RESULT_STORE (directory|redis), IMAGEQUEUE_RESULT_TTL, \
         IMAGEQUEUE_GENERATION_TIMEOUT, IMAGEQUEUE_ENHANCE_TIMEOUT, IMAGEQUEUE_MAX_IMAGE_BYTES, \
-        IMAGEQUEUE_GENERATION_ATTEMPTS. SIGTERM/SIGINT: stop claiming, let jobs in flight finish \
+        IMAGEQUEUE_GENERATION_ATTEMPTS; webhooks (docs/WEBHOOKS.md): IMAGEQUEUE_WEBHOOK_SECRET, \
+        IMAGEQUEUE_WEBHOOK_RETRY_HOURS, IMAGEQUEUE_WEBHOOK_TIMEOUT, IMAGEQUEUE_WEBHOOK_ALLOW_HOSTS. SIGTERM/SIGINT: stop claiming, let jobs in flight finish \
         within the grace period, then release them to the head of their queue.
         """
 

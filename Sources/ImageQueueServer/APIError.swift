@@ -29,7 +29,8 @@ struct APIError: Error, HTTPResponseError {
     /// The answer for a queue error.
     static func from(_ error: ImageQueueError) -> APIError {
         switch error.code {
-        case .unknownModel, .emptyPrompt, .promptTooLong, .controlCharacters, .invalidUser, .invalidRequest, .invalidJobID:
+        case .unknownModel, .emptyPrompt, .promptTooLong, .controlCharacters, .invalidUser, .invalidRequest, .invalidJobID,
+             .invalidWebhook:
             return APIError(.badRequest, error.code.rawValue, error.message)
         case .rateLimited:
             let seconds = max(1, ((error.retryAfter ?? .seconds(1)).components.seconds) + 1)

@@ -9,9 +9,13 @@ struct EnqueueBody: Decodable {
     let user: String
     let enhance: Bool?
     let idempotencyKey: String?
+    let webhookURL: String?
+    let priority: String?
+    /// How many images (`n`, 1 to 4; 1 when absent).
+    let n: Int?
 
     enum CodingKeys: String, CodingKey {
-        case model, prompt, user, enhance, idempotencyKey = "idempotency_key"
+        case model, prompt, user, enhance, idempotencyKey = "idempotency_key", webhookURL = "webhook_url", priority, n
     }
 
     /// The optional fields may be left out, but not sent as null or as another type: the
@@ -23,6 +27,19 @@ struct EnqueueBody: Decodable {
         user = try container.decode(String.self, forKey: .user)
         enhance = container.contains(.enhance) ? try container.decode(Bool.self, forKey: .enhance) : nil
         idempotencyKey = container.contains(.idempotencyKey) ? try container.decode(String.self, forKey: .idempotencyKey) : nil
+        webhookURL = container.contains(.webhookURL) ? try container.decode(String.self, forKey: .webhookURL) : nil
+        priority = container.contains(.priority) ? try container.decode(String.self, forKey: .priority) : nil
+        n = container.contains(.n) ? try container.decode(Int.self, forKey: .n) : nil
+    }
+
+    /// The priority asked for (`normal` when absent).
+    /// - Throws: `APIError` 400 `invalid_priority` for another word.
+    func jobPriority() throws -> JobPriority {
+        guard let priority else { return .normal }
+        guard let level = JobPriority(rawValue: priority) else {
+            throw APIError(.badRequest, "invalid_priority", "priority must be high, normal or low, not '\(priority.prefix(20))'")
+        }
+        return level
     }
 }
 
@@ -47,9 +64,11 @@ extension APIServer {
     func addJobRoutes(to router: RouterGroup<BasicRequestContext>) {
         router.post("/v1/jobs") { request, _ -> Response in
             let body: EnqueueBody = try await decodeJSON(request)
+            let priority = try body.jobPriority()
             let job = try await queueCall {
                 try await client.enqueue(JobRequest(model: body.model, prompt: body.prompt, user: body.user,
-                                                    enhance: body.enhance ?? true, idempotencyKey: body.idempotencyKey))
+                                                    enhance: body.enhance ?? true, idempotencyKey: body.idempotencyKey,
+                                                    priority: priority, imageCount: body.n ?? 1, webhookURL: body.webhookURL))
             }
             return .json(EnqueuedJobBody(job: job), status: .accepted)
         }
@@ -68,7 +87,11 @@ extension APIServer {
         router.get("/v1/jobs/:id/preview") { request, context -> Response in
             let id = try context.parameters.require("id")
             guard let preview = try await queueCall({ try await client.inspector.preview(id) }) else {
-                throw APIError(.notFound, "not_found", "job \(id) has no preview: it is not generating, or its backend sends none")
+                // Like the image: an unknown job is a 404, a job without a preview a 409 naming
+                // its status, so a client can tell "wrong id" from "nothing to show yet".
+                let info = try await queueCall { try await client.inspector.status(id) }
+                throw APIError(.conflict, "no_preview",
+                               "job \(id) has no preview: it is \(info.status.rawValue), and a preview exists only while a backend that sends them is generating it")
             }
             return Response(status: .ok, headers: [.contentType: preview.contentType, .cacheControl: "no-store"],
                             body: .init(byteBuffer: ByteBuffer(bytes: preview.bytes)))
@@ -76,13 +99,23 @@ extension APIServer {
 
         router.get("/v1/jobs/:id/image") { request, context -> Response in
             let id = try context.parameters.require("id")
+            // `?index=k`: image k (0-based) of a job that made several; absent, the first.
+            let index: Int
+            if let text = request.uri.queryParameters["index"] {
+                guard let value = Int(text), value >= 0 else {
+                    throw APIError(.badRequest, "invalid_index", "index must be a whole number >= 0 (0 is the first image), not '\(text.prefix(20))'")
+                }
+                index = value
+            } else {
+                index = 0
+            }
             // A job that exists but has no image (yet, or ever) is a 409 naming its status, so
             // a client can tell it from an unknown job or an expired image (404).
             let info = try await queueCall { try await client.inspector.status(id) }
             guard info.status == .completed else {
                 throw APIError(.conflict, "not_completed", "job \(id) has no image: it is \(info.status.rawValue), not completed")
             }
-            let image = try await queueCall { try await client.inspector.result(id) }
+            let image = try await queueCall { try await client.inspector.result(id, index: index) }
             return Response(status: .ok, headers: [.contentType: image.contentType, .cacheControl: "private, max-age=3600"],
                             body: .init(byteBuffer: ByteBuffer(bytes: image.bytes)))
         }

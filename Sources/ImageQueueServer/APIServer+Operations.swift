@@ -18,6 +18,14 @@ struct DashboardSnapshot: Encodable {
     }
 }
 
+/// `POST /v1/queues/{model}/pause` and `/resume`'s answer; `changed` is false when the model
+/// already was in that state.
+struct PauseAnswer: Encodable {
+    let model: String
+    let paused: Bool
+    let changed: Bool
+}
+
 /// `POST /v1/dead/{model}/retry`'s optional body: `{}` (retry all) or `{"id": "<job id>"}`.
 /// A present `id` must be a string: `{"id": null}` is refused rather than read as "all".
 struct RetryBody: Decodable {
@@ -42,6 +50,18 @@ extension APIServer {
             return .json(try await queueCall { try await client.inspector.workers() })
         }
 
+        router.post("/v1/queues/:model/pause") { request, context -> Response in
+            let model = try context.parameters.require("model")
+            let changed = try await modelRouteCall { try await client.pause(model: model) }
+            return .json(PauseAnswer(model: model, paused: true, changed: changed))
+        }
+
+        router.post("/v1/queues/:model/resume") { request, context -> Response in
+            let model = try context.parameters.require("model")
+            let changed = try await modelRouteCall { try await client.resume(model: model) }
+            return .json(PauseAnswer(model: model, paused: false, changed: changed))
+        }
+
         router.post("/v1/dead/:model/retry") { request, context -> Response in
             let model = try context.parameters.require("model")
             // The body is optional: an empty one (whatever its content type) retries all.
@@ -51,13 +71,13 @@ extension APIServer {
             if let id {
                 do throws(ImageQueueError) { _ = try JobID(id) } catch { throw APIError.from(error) }
             }
-            let count = try await deadListCall { try await client.retryDead(model: model, id: id) }
+            let count = try await modelRouteCall { try await client.retryDead(model: model, id: id) }
             return .json(["retried": count])
         }
 
         router.delete("/v1/dead/:model") { request, context -> Response in
             let model = try context.parameters.require("model")
-            let count = try await deadListCall { try await client.purgeDead(model: model) }
+            let count = try await modelRouteCall { try await client.purgeDead(model: model) }
             return .json(["purged": count])
         }
 
@@ -92,7 +112,7 @@ extension APIServer {
 
     /// A queue call on `/v1/dead/{model}...`: the path names the model's dead list, so a model
     /// that is not configured is a 404 (code `unknown_model`), like any other unknown resource.
-    func deadListCall<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+    func modelRouteCall<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await queueCall(body)
         } catch let error as APIError where error.code == "unknown_model" {
@@ -143,6 +163,13 @@ extension APIServer {
             registry.makeGauge(name: "imagequeue_queue_active", labels: labels, help: "Jobs running (holding a lease)").set(Int64(s.active))
             registry.makeGauge(name: "imagequeue_queue_dead", labels: labels, help: "Jobs in the model's dead list").set(Int64(s.dead))
             registry.makeGauge(name: "imagequeue_queue_concurrency", labels: labels, help: "Jobs of the model allowed to run at once").set(Int64(s.concurrency))
+            registry.makeGauge(name: "imagequeue_queue_paused", labels: labels, help: "1 while the model is paused (no claims), else 0")
+                .set(Int64(s.paused ? 1 : 0))
+            if let average = s.averageRunMilliseconds {
+                registry.makeGauge(name: "imagequeue_queue_run_seconds_average", labels: labels,
+                                   help: "Moving average of the model's recent run times (claim to completion), behind queued jobs' ETA")
+                    .set(Double(average) / 1000)
+            }
             registry.makeGauge(name: "imagequeue_queue_oldest_pending_age_seconds", labels: labels,
                                help: "Age of the job at the head of the queue (0 when empty)")
                 .set(Double(s.oldestPendingAgeMilliseconds ?? 0) / 1000)

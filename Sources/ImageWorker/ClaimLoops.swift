@@ -127,7 +127,8 @@ struct ClaimLoops: Service {
                                     return outcome
                                 }
                             }
-                        case .full, .empty:
+                        case .full, .empty, .paused:
+                            // Wait for the doorbell: a completion, an enqueue or a resume rings it.
                             failures = 0
                             waitFirst = true
                         }

@@ -33,7 +33,8 @@ public struct ProgressReporter: Sendable {
     }
 }
 
-/// One image to make.
+/// The images one backend call makes: one, or, for a backend that renders a batch in one
+/// request, several (`count`) of the job's images.
 public struct GenerationRequest: Sendable {
     /// The job: backends that can find an earlier render of theirs (ComfyUI) derive its id
     /// from this, so a retried attempt finds its own render.
@@ -42,23 +43,58 @@ public struct GenerationRequest: Sendable {
     public var model: String
     /// The (enhanced) prompt.
     public var prompt: String
-    /// Where progress and previews go.
+    /// Where progress and previews go: the fraction of this call's work.
     public var progress: ProgressReporter
+    /// How many images this call makes: 1, or up to the generator's `batchLimit(for:)`.
+    public var count: Int
+    /// The job's index (0-based) of this call's first image.
+    public var index: Int
+    /// How many images the whole job makes (`n`, 1 to `JobRequest.maxImageCount`).
+    public var total: Int
 
-    public init(jobID: String, model: String, prompt: String, progress: ProgressReporter = .ignored) {
+    public init(jobID: String, model: String, prompt: String, count: Int = 1, index: Int = 0, total: Int = 1,
+                progress: ProgressReporter = .ignored) {
         self.jobID = jobID
         self.model = model
         self.prompt = prompt
+        self.count = count
+        self.index = index
+        self.total = max(total, index + count)
         self.progress = progress
+    }
+
+    /// The seed to send for this call's image, for a backend that takes one and makes the job's
+    /// images one call each: nil for a one-image job (the backend picks its seed, as it always
+    /// did); else `base + index`, `base` being the model's configured seed (`params.seed`) or one
+    /// derived from the job id, so every image of the job has its own seed and they differ.
+    public func seed(configured: JSONValue?) -> Int64? {
+        guard total > 1 else { return nil }
+        if let base = configured?.intValue, base >= 0 { return base + Int64(index) }
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in jobID.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01B3
+        }
+        // Below 2^31 less the job's images: a seed every backend accepts.
+        return Int64(hash % ((1 << 31) - 8)) + Int64(index)
     }
 }
 
-/// Turns a prompt into an image for one model. Cancelling the calling task stops the work:
+/// Turns a prompt into images for one model. Cancelling the calling task stops the work:
 /// the transfer is aborted, and a backend that can stop a render (A1111, ComfyUI) is told to.
 public protocol ImageGenerator: Sendable {
-    /// Generates one image.
+    /// The most images one call makes for `model`: above 1 for a backend that renders a batch
+    /// in one request (A1111's `batch_size`, OpenAI's `n`); 1 (the default) for one that makes
+    /// one image per call, which the worker calls once per image.
+    func batchLimit(for model: String) -> Int
+
+    /// Generates `request.count` images (one, unless `batchLimit(for:)` allows more), in order.
     /// - Throws: `GenerationError` (transient or permanent).
-    func generate(_ request: GenerationRequest) async throws(GenerationError) -> GeneratedImage
+    func generate(_ request: GenerationRequest) async throws(GenerationError) -> [GeneratedImage]
+}
+
+extension ImageGenerator {
+    public func batchLimit(for model: String) -> Int { 1 }
 }
 
 /// Sends a backend's HTTP requests with the model's limits and maps transport failures to
@@ -205,7 +241,7 @@ public struct PlaceholderGenerator: ImageGenerator {
         self.size = size
     }
 
-    public func generate(_ request: GenerationRequest) async throws(GenerationError) -> GeneratedImage {
+    public func generate(_ request: GenerationRequest) async throws(GenerationError) -> [GeneratedImage] {
         if delay > .zero {
             // Progress in tenths, so a demo shows it rising.
             for step in 1...10 {
@@ -214,7 +250,8 @@ public struct PlaceholderGenerator: ImageGenerator {
                 request.progress(Double(step) / 10)
             }
         }
-        let bytes = PlaceholderImage.render(prompt: request.prompt, model: request.model, size: size)
-        return GeneratedImage(bytes: bytes, contentType: "image/png", placeholder: true)
+        // The job's first image is the prompt's picture; each further one a variation of it.
+        let bytes = PlaceholderImage.render(prompt: request.prompt, model: request.model, size: size, variation: request.index)
+        return [GeneratedImage(bytes: bytes, contentType: "image/png", placeholder: true)]
     }
 }

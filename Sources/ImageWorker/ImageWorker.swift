@@ -20,6 +20,8 @@ public final class ImageWorker: Sendable {
     public let metrics: WorkerMetrics
     let queue: WorkerQueue
     let redis: any RedisClientProtocol
+    /// The webhook outbox's connections (WebhookLoops).
+    let outbox: WebhookOutbox
     let configuration: WorkerConfiguration
     let processor: JobProcessor
     let store: any ResultStore
@@ -51,6 +53,7 @@ public final class ImageWorker: Sendable {
         queue = WorkerQueue(redis: redisConfiguration, configuration: configuration.queue, workerID: workerID,
                             blockTimeout: .seconds(5), logger: logger)
         redis = makeRedisClient(configuration: redisConfiguration, logger: logger)
+        outbox = WebhookOutbox(redis: redisConfiguration, configuration: configuration.queue, logger: logger)
 
         let http = HTTPClient()
         let enhancer: any PromptEnhancer
@@ -86,15 +89,17 @@ public final class ImageWorker: Sendable {
     deinit {
         queue.close()
         redis.close()
+        outbox.close()
     }
 
     /// The worker's services, for a `ServiceGroup`: its Redis connections first and the claim
     /// loops last, so a graceful shutdown stops the loops first, deregisters afterwards, and
     /// closes the connections once nothing uses them.
     public var services: [any Service] {
-        [ClientsService([queue, redis]),
+        [ClientsService([queue, redis, outbox]),
          Maintenance(queue: queue, registry: WorkerRegistry(redis: redis, keys: configuration.queue.keys), models: models, workerID: workerID, store: store,
                      currentJobs: currentJobs, configuration: configuration, logger: logger),
+         WebhookLoops(outbox: outbox, http: HTTPClient(), models: models, configuration: configuration, metrics: metrics, logger: logger),
          ClaimLoops(queue: queue, processor: processor, models: models, slotsPerModel: slotsPerModel,
                     configuration: configuration, metrics: metrics, currentJobs: currentJobs, logger: logger)]
     }

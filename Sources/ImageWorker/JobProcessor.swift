@@ -88,12 +88,15 @@ struct JobProcessor: Sendable {
         let attempts = configuration.generationAttempts
         var attempt = 1
         let generationStart = ContinuousClock.now
+        // The job's images so far: a retry after a transient failure goes on from the first
+        // image still missing.
+        let made = ImagesMade()
         while true {
             do {
-                let image = try await generateReportingProgress(job, prompt: prompt)
+                let images = try await generateReportingProgress(job, prompt: prompt, made: made)
                 try Task.checkCancellation()
                 metrics.generated(job, duration: ContinuousClock.now - generationStart)
-                let result = try await store.store(image, job: job)
+                let result = try await store.store(images, job: job)
                 return await finish(job, logger: logger) { () async throws(ImageQueueError) in
                     try await completions.complete(job, result: result)
                     return .completed
@@ -143,11 +146,15 @@ struct JobProcessor: Sendable {
     /// Runs the generation with a sibling task that publishes its progress: the latest report
     /// at most every 500 ms, as a `generating` event with `progress` (and a stored preview).
     /// A lost lease or a cancel seen while publishing stops the generation.
-    private func generateReportingProgress(_ job: ClaimedJob, prompt: String) async throws -> GeneratedImage {
+    ///
+    /// A job of n images (`n` in its request) takes one backend call per image, or fewer
+    /// where the backend makes a batch in one call (`batchLimit`); the progress published
+    /// covers the whole job: image k of n reporting f is (k + f) / n.
+    private func generateReportingProgress(_ job: ClaimedJob, prompt: String, made: ImagesMade) async throws -> [GeneratedImage] {
+        let total = job.payload.imageCount
+        let batch = max(1, min(generator.batchLimit(for: job.model), total))
         let mailbox = ProgressMailbox()
-        let request = GenerationRequest(jobID: job.id, model: job.model, prompt: prompt,
-                                        progress: ProgressReporter { fraction, preview in mailbox.post(fraction, preview) })
-        return try await withThrowingTaskGroup(of: GeneratedImage?.self) { group in
+        return try await withThrowingTaskGroup(of: [GeneratedImage]?.self) { group in
             group.addTask {
                 for await _ in mailbox.signals {
                     guard let (fraction, preview) = mailbox.take() else { continue }
@@ -160,12 +167,30 @@ struct JobProcessor: Sendable {
             }
             group.addTask {
                 defer { mailbox.finish() }
-                return try await generator.generate(request)
+                while made.count < total {
+                    let index = made.count
+                    let count = min(batch, total - index)
+                    let share = (start: Double(index) / Double(total), width: Double(count) / Double(total))
+                    let request = GenerationRequest(jobID: job.id, model: job.model, prompt: prompt, count: count, index: index,
+                                                    total: total, progress: ProgressReporter { fraction, preview in
+                                                        mailbox.post(fraction.map { share.start + $0 * share.width }, preview)
+                                                    })
+                    let images = try await generator.generate(request)
+                    guard images.count >= count else {
+                        throw GenerationError(.invalidImage, "the backend answered \(images.count) of the \(count) images asked for")
+                    }
+                    try Task.checkCancellation()
+                    made.append(images.prefix(count))
+                    // One image of several done: the job's progress moves on even on a backend
+                    // that reports none.
+                    if made.count < total { mailbox.post(Double(made.count) / Double(total), nil) }
+                }
+                return made.all
             }
             while let next = try await group.next() {
-                if let image = next {
+                if let images = next {
                     group.cancelAll()
-                    return image
+                    return images
                 }
             }
             throw CancellationError()
@@ -218,6 +243,15 @@ struct JobProcessor: Sendable {
             }
         }
     }
+}
+
+/// The images of a job made so far, in order (kept across the retries of its generation).
+final class ImagesMade: Sendable {
+    private let images = Mutex<[GeneratedImage]>([])
+
+    var count: Int { images.withLock { $0.count } }
+    var all: [GeneratedImage] { images.withLock { $0 } }
+    func append(_ more: some Sequence<GeneratedImage>) { images.withLock { $0.append(contentsOf: more) } }
 }
 
 /// The latest progress a backend reported and not yet published, and a signal per report.

@@ -2,10 +2,11 @@
 /// produce a real image without zlib (the pixel data goes in stored deflate blocks).
 enum PlaceholderImage {
     /// A `size`×`size` RGB PNG: a two-colour gradient with rings and stripes, all chosen by a
-    /// hash of the prompt and model, so the same prompt gives the same picture.
-    static func render(prompt: String, model: String, size: Int) -> [UInt8] {
+    /// hash of the prompt and model, so the same prompt gives the same picture. `variation`
+    /// k > 0 (image k of a job that makes several) mixes k into the hash: another picture.
+    static func render(prompt: String, model: String, size: Int, variation: Int = 0) -> [UInt8] {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in (model + "|" + prompt).utf8 {
+        for byte in (model + "|" + prompt + (variation > 0 ? "#\(variation)" : "")).utf8 {
             hash ^= UInt64(byte)
             hash = hash &* 0x100_0000_01B3
         }

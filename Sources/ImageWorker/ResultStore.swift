@@ -8,15 +8,31 @@ import Glibc
 
 /// Keeps finished images where producers can fetch them.
 public protocol ResultStore: Sendable {
-    /// Stores the image of a job and returns the reference recorded on the job.
+    /// Stores image `index` (0-based) of a job and returns its reference.
     /// - Throws: `GenerationError` `.storageFailed`.
-    func store(_ image: GeneratedImage, job: ClaimedJob) async throws(GenerationError) -> JobResult
+    func store(_ image: GeneratedImage, index: Int, job: ClaimedJob) async throws(GenerationError) -> JobResult
 
     /// Removes results older than the store's TTL (the Redis store's expire by themselves).
     func removeExpired() async
 }
 
-/// `<directory>/<model>/<job id>.png|jpg`, written to a temporary name and renamed into
+extension ResultStore {
+    /// Stores every image of a job, in order, and returns the reference recorded on the job:
+    /// the first image's, which lists them all in `images` when there are several (for one
+    /// image, exactly that image's reference).
+    public func store(_ images: [GeneratedImage], job: ClaimedJob) async throws(GenerationError) -> JobResult {
+        var results: [JobResult] = []
+        for (index, image) in images.enumerated() {
+            results.append(try await store(image, index: index, job: job))
+        }
+        guard var first = results.first else { throw GenerationError(.invalidImage, "the backend made no image") }
+        if results.count > 1 { first.images = results }
+        return first
+    }
+}
+
+/// `<directory>/<model>/<job id>.png|jpg` (image k > 0 of a job that made several:
+/// `<job id>+<k>.png|jpg`; no job id holds a `+`), written to a temporary name and renamed into
 /// place, so a reader never sees half a file.
 public struct DirectoryResultStore: ResultStore {
     /// The root folder.
@@ -40,9 +56,9 @@ public struct DirectoryResultStore: ResultStore {
         self.ttl = ttl
     }
 
-    public func store(_ image: GeneratedImage, job: ClaimedJob) async throws(GenerationError) -> JobResult {
+    public func store(_ image: GeneratedImage, index: Int, job: ClaimedJob) async throws(GenerationError) -> JobResult {
         let folder = directory + "/" + job.model
-        let path = "\(folder)/\(job.id).\(image.fileExtension)"
+        let path = "\(folder)/\(job.id)\(index == 0 ? "" : "+\(index)").\(image.fileExtension)"
         let temporary = "\(folder)/.\(job.id).\(UInt32.random(in: 0...UInt32.max)).tmp"
         var failure = Self.write(image.bytes, to: temporary)
         if failure == ENOENT {
@@ -114,12 +130,12 @@ public struct RedisResultStore: ResultStore {
         self.logger = logger
     }
 
-    public func store(_ image: GeneratedImage, job: ClaimedJob) async throws(GenerationError) -> JobResult {
+    public func store(_ image: GeneratedImage, index: Int, job: ClaimedJob) async throws(GenerationError) -> JobResult {
         guard let id = try? JobID(job.id) else { throw GenerationError(.storageFailed, "bad job id") }
         var refusals = 0
         while true {
             do {
-                let key = try await blobs.write(image.bytes, for: id, ttl: ttl)
+                let key = try await blobs.write(image.bytes, for: id, index: index, ttl: ttl)
                 return JobResult(contentType: image.contentType, bytes: image.bytes.count, store: "redis", key: key,
                                  placeholder: image.placeholder ? true : nil)
             } catch where error.code == .redisFull && !Task.isCancelled {

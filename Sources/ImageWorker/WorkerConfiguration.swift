@@ -60,6 +60,16 @@ public struct WorkerConfiguration: Sendable {
     public var previewTTL: Duration = .seconds(600)
     /// Width and height of placeholder images, in pixels.
     public var placeholderSize = 512
+    /// The key webhook signatures are made with (`IMAGEQUEUE_WEBHOOK_SECRET`); without it the
+    /// worker delivers no webhooks (they wait in the outbox for a worker that has it).
+    public var webhookSecret: String?
+    /// How long after its first attempt a webhook delivery is retried (`IMAGEQUEUE_WEBHOOK_RETRY_HOURS`).
+    public var webhookRetryWindow: Duration = .seconds(24 * 3600)
+    /// The longest one webhook POST may take, connecting included (`IMAGEQUEUE_WEBHOOK_TIMEOUT`).
+    public var webhookTimeout: Duration = .seconds(10)
+    /// How long a claimed delivery stays this worker's: three timeouts (30 s by default). If
+    /// the worker dies mid-delivery, another takes the delivery once this has passed.
+    public var webhookLease: Duration { max(webhookTimeout * 3, .seconds(1)) }
 
     public init() {}
 

@@ -49,6 +49,12 @@ public final class WorkerMetrics: Sendable {
         Timer(label: "imagequeue_worker_job_seconds", dimensions: [("model", job.model)]).record(duration: total)
     }
 
+    /// One settled webhook attempt: `delivered`, `retry` (failed, due again later) or
+    /// `gave_up` (failed for good: refused address, or the retry window passed).
+    func webhookAttempt(model: String, outcome: String) {
+        Counter(label: "imagequeue_worker_webhook_deliveries_total", dimensions: [("model", model), ("outcome", outcome)]).increment()
+    }
+
     func inFlight(_ change: Int) {
         let value = inFlightCount.add(change, ordering: .relaxed).newValue
         // Made when recorded, not when the worker is built: metrics may be bootstrapped later.

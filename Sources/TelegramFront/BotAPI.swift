@@ -70,28 +70,44 @@ public struct BotAPI: Sendable {
     public func getUpdates(offset: Int64, timeout: Duration, limit: Int = 100) async throws(BotAPIError) -> [BotUpdate] {
         let seconds = max(0, Int(timeout.components.seconds))
         return try await call("getUpdates", json: ["offset": .int(offset), "timeout": .int(Int64(seconds)),
-                                                   "limit": .int(Int64(limit)), "allowed_updates": .array([.string("message")])],
+                                                   "limit": .int(Int64(limit)), "allowed_updates": .array([.string("message"), .string("callback_query")])],
                               retry: .once, timeout: timeout + .seconds(15))
     }
 
     /// Sends a text message, as a reply when `replyTo` is given (still sent if that message
-    /// is gone).
+    /// is gone), with a row of inline buttons when `buttons` is not empty.
     /// - Throws: `BotAPIError` once the policy's tries are spent.
-    public func sendMessage(chat: Int64, text: String, replyTo: Int64? = nil, retry: RetryPolicy = .delivery) async throws(BotAPIError) -> BotMessage {
+    public func sendMessage(chat: Int64, text: String, replyTo: Int64? = nil, buttons: [InlineButton] = [],
+                            retry: RetryPolicy = .delivery) async throws(BotAPIError) -> BotMessage {
         var fields: [String: JSONValue] = ["chat_id": .int(chat), "text": .string(text)]
         if let replyTo { fields["reply_parameters"] = Self.replyParameters(replyTo) }
+        if !buttons.isEmpty { fields["reply_markup"] = Self.keyboard(buttons) }
         return try await call("sendMessage", json: fields, retry: retry)
     }
 
-    /// Replaces a message's text. An edit that changes nothing counts as done.
+    /// Replaces a message's text and its inline buttons: the message keeps `buttons` only
+    /// (none when empty: Telegram drops a keyboard an edit does not repeat). An edit that
+    /// changes nothing counts as done.
     /// - Throws: `BotAPIError` (`isMessageGone` when the user deleted it).
-    public func editMessageText(chat: Int64, message: Int64, text: String, retry: RetryPolicy = .edit) async throws(BotAPIError) {
+    public func editMessageText(chat: Int64, message: Int64, text: String, buttons: [InlineButton] = [],
+                                retry: RetryPolicy = .edit) async throws(BotAPIError) {
+        var fields: [String: JSONValue] = ["chat_id": .int(chat), "message_id": .int(message), "text": .string(text)]
+        if !buttons.isEmpty { fields["reply_markup"] = Self.keyboard(buttons) }
         do {
-            let _: BotMessage = try await call("editMessageText", json: ["chat_id": .int(chat), "message_id": .int(message), "text": .string(text)],
-                                               retry: retry)
+            let _: BotMessage = try await call("editMessageText", json: fields, retry: retry)
         } catch where error.isNotModified {
             return
         }
+    }
+
+    /// Answers a button press at once, with a short notice (`alert`: a dialog the user
+    /// dismisses) or none; this stops the spinner on the user's button.
+    /// - Throws: `BotAPIError` (`.badRequest` when the query is too old or answered already).
+    public func answerCallbackQuery(_ id: String, text: String? = nil, alert: Bool = false) async throws(BotAPIError) {
+        var fields: [String: JSONValue] = ["callback_query_id": .string(id)]
+        if let text, !text.isEmpty { fields["text"] = .string(text) }
+        if alert { fields["show_alert"] = .bool(true) }
+        let _: Bool = try await call("answerCallbackQuery", json: fields, retry: .once)
     }
 
     /// Deletes a message the bot sent.
@@ -103,13 +119,65 @@ public struct BotAPI: Sendable {
     /// Uploads an image as a photo (multipart/form-data), with a caption, as a reply.
     /// - Throws: `BotAPIError` once the policy's tries are spent.
     public func sendPhoto(chat: Int64, image: [UInt8], contentType: String, fileName: String, caption: String?,
-                          replyTo: Int64?, retry: RetryPolicy = .delivery) async throws(BotAPIError) -> BotMessage {
+                          replyTo: Int64?, buttons: [InlineButton] = [], retry: RetryPolicy = .delivery) async throws(BotAPIError) -> BotMessage {
         var form = MultipartForm()
         form.add("chat_id", String(chat))
         if let caption, !caption.isEmpty { form.add("caption", caption) }
-        if let replyTo { form.add("reply_parameters", String(decoding: Self.encode(Self.replyParameters(replyTo)), as: UTF8.self)) }
+        if let replyTo { form.add("reply_parameters", Self.text(Self.replyParameters(replyTo))) }
+        if !buttons.isEmpty { form.add("reply_markup", Self.text(Self.keyboard(buttons))) }
         form.addFile("photo", fileName: fileName, contentType: contentType, bytes: image)
         return try await call("sendPhoto", body: form.body(), contentType: form.contentType, retry: retry)
+    }
+
+    /// One image to upload in an album.
+    public struct Upload: Sendable {
+        /// The image's bytes.
+        public var bytes: [UInt8]
+        /// `image/png` or `image/jpeg`.
+        public var contentType: String
+        /// The file name Telegram is given.
+        public var fileName: String
+
+        /// Creates an upload.
+        public init(bytes: [UInt8], contentType: String, fileName: String) {
+            self.bytes = bytes
+            self.contentType = contentType
+            self.fileName = fileName
+        }
+    }
+
+    /// Uploads 2 to 10 images as one album (multipart/form-data: a `media` array of photos
+    /// naming the file parts `attach://photo<k>`), captioned once (on the first, which is
+    /// how Telegram shows an album's caption), as a reply. An album carries no buttons.
+    /// Returns the album's messages, in order.
+    /// - Throws: `BotAPIError` once the policy's tries are spent.
+    public func sendMediaGroup(chat: Int64, images: [Upload], caption: String?, replyTo: Int64?,
+                               retry: RetryPolicy = .delivery) async throws(BotAPIError) -> [BotMessage] {
+        var form = MultipartForm()
+        form.add("chat_id", String(chat))
+        if let replyTo { form.add("reply_parameters", Self.text(Self.replyParameters(replyTo))) }
+        var media: [JSONValue] = []
+        for (index, image) in images.enumerated() {
+            var item: [String: JSONValue] = ["type": .string("photo"), "media": .string("attach://photo\(index)")]
+            if index == 0, let caption, !caption.isEmpty { item["caption"] = .string(caption) }
+            media.append(.object(item))
+        }
+        form.add("media", Self.text(.array(media)))
+        for (index, image) in images.enumerated() {
+            form.addFile("photo\(index)", fileName: image.fileName, contentType: image.contentType, bytes: image.bytes)
+        }
+        return try await call("sendMediaGroup", body: form.body(), contentType: form.contentType, retry: retry)
+    }
+
+    private static func text(_ value: JSONValue) -> String {
+        String(decoding: encode(value), as: UTF8.self)
+    }
+
+    /// `reply_markup` with one row of inline buttons.
+    private static func keyboard(_ buttons: [InlineButton]) -> JSONValue {
+        .object(["inline_keyboard": .array([.array(buttons.map { button in
+            .object(["text": .string(button.text), "callback_data": .string(button.callbackData)])
+        })])])
     }
 
     private static func encode(_ value: JSONValue) -> [UInt8] {

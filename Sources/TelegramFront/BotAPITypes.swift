@@ -1,29 +1,83 @@
 import FoundationEssentials
 
-/// One incoming update from `getUpdates`. Only messages matter to the front; an update of
-/// another kind, or one whose message cannot be read, still has its id so it can be
-/// confirmed and skipped.
+/// One incoming update from `getUpdates`. Only messages and button presses (callback
+/// queries) matter to the front; an update of another kind, or one that cannot be read,
+/// still has its id so it can be confirmed and skipped.
 public struct BotUpdate: Decodable, Sendable, Equatable {
     /// The update's id; the next `getUpdates` offset is the highest seen plus one.
     public var updateID: Int64
     /// The new message, when the update is one.
     public var message: BotMessage?
+    /// A press of one of the bot's inline buttons, when the update is one.
+    public var callbackQuery: BotCallbackQuery?
 
     enum CodingKeys: String, CodingKey {
-        case updateID = "update_id", message
+        case updateID = "update_id", message, callbackQuery = "callback_query"
     }
 
     /// Creates an update (for tests).
-    public init(updateID: Int64, message: BotMessage?) {
+    public init(updateID: Int64, message: BotMessage?, callbackQuery: BotCallbackQuery? = nil) {
         self.updateID = updateID
         self.message = message
+        self.callbackQuery = callbackQuery
     }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         updateID = try container.decode(Int64.self, forKey: .updateID)
         message = try? container.decodeIfPresent(BotMessage.self, forKey: .message)
+        callbackQuery = try? container.decodeIfPresent(BotCallbackQuery.self, forKey: .callbackQuery)
     }
+}
+
+/// A press of an inline button under one of the bot's messages. It must be answered
+/// (`answerCallbackQuery`) at once: the user's client shows a spinner until then, and
+/// Telegram refuses answers that come too late.
+public struct BotCallbackQuery: Decodable, Sendable, Equatable {
+    /// The query's id, for the answer.
+    public var id: String
+    /// Who pressed the button.
+    public var from: BotUser
+    /// The message the button is under (absent for inline-mode messages; for a message too
+    /// old to be read, only its id and chat).
+    public var message: BotMessage?
+    /// The button's `callback_data`.
+    public var data: String?
+
+    enum CodingKeys: String, CodingKey { case id, from, message, data }
+
+    /// Creates a query (for tests).
+    public init(id: String, from: BotUser, message: BotMessage?, data: String?) {
+        self.id = id
+        self.from = from
+        self.message = message
+        self.data = data
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        from = try container.decode(BotUser.self, forKey: .from)
+        message = try? container.decodeIfPresent(BotMessage.self, forKey: .message)
+        data = try? container.decodeIfPresent(String.self, forKey: .data)
+    }
+}
+
+/// One inline button that sends `callbackData` (at most 64 bytes) back when pressed.
+public struct InlineButton: Sendable, Equatable {
+    /// The button's label.
+    public var text: String
+    /// What the press sends back, in the callback query's `data`.
+    public var callbackData: String
+
+    /// Creates a button.
+    public init(text: String, callbackData: String) {
+        self.text = text
+        self.callbackData = callbackData
+    }
+
+    /// Telegram's limit on `callback_data`, in bytes.
+    public static let maxCallbackDataBytes = 64
 }
 
 /// A message, as much of it as the front reads.

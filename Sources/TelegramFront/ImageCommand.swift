@@ -1,9 +1,11 @@
 import ImageQueue
 
-/// What a message asks of the bot: the seed's `/image=<model>/<prompt>` command.
+/// What a message asks of the bot: the seed's `/image=<model>/<prompt>` command, where the
+/// prompt may start with `x<n>` for several images (`/image=flux/x3 a fox`).
 public enum ImageCommand: Sendable, Equatable {
-    /// `/image=<model>/<prompt>`: model lowercased, prompt trimmed (still to be validated).
-    case generate(model: String, prompt: String)
+    /// `/image=<model>/<prompt>`: model lowercased, prompt trimmed (still to be validated),
+    /// and how many images (1 unless the prompt starts with `x2`, `x3`…).
+    case generate(model: String, prompt: String, count: Int = 1)
     /// `/image`, `/start`, `/help`, or an `/image` command whose shape is wrong: answer
     /// with the usage text. `problem` says what was wrong, when something was.
     case usage(problem: String?)
@@ -43,6 +45,22 @@ public enum ImageCommand: Sendable, Equatable {
         }
         let model = rest[..<slash].trimmingWhitespace().lowercased()
         if model.isEmpty { return .usage(problem: "the model is missing") }
-        return .generate(model: model, prompt: rest[rest.index(after: slash)...].trimmingWhitespace())
+        let prompt = rest[rest.index(after: slash)...].trimmingWhitespace()
+        guard let (count, rest) = imageCount(prompt) else { return .generate(model: model, prompt: prompt) }
+        guard (1...JobRequest.maxImageCount).contains(count) else {
+            return .usage(problem: "one request makes 1 to \(JobRequest.maxImageCount) images (x2 … x\(JobRequest.maxImageCount) before the prompt)")
+        }
+        return .generate(model: model, prompt: rest, count: count)
+    }
+
+    /// A prompt's leading `x<digits>` followed by white space (`x3 a fox`): the count and the
+    /// prompt after it; nil when the prompt does not start so (the count is capped so that
+    /// any digits parse).
+    private static func imageCount(_ prompt: String) -> (Int, String)? {
+        guard prompt.first == "x" || prompt.first == "X" else { return nil }
+        let digits = prompt.dropFirst().prefix { $0.isASCII && $0.isNumber }
+        let after = prompt.dropFirst(1 + digits.count)
+        guard !digits.isEmpty, after.first?.isWhitespace == true else { return nil }
+        return (Int(digits.prefix(3)) ?? 0, after.trimmingWhitespace())
     }
 }

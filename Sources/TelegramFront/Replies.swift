@@ -9,6 +9,7 @@ public enum Replies {
         lines.append("Usage: /image=<model>/<prompt>")
         lines.append("Models: " + models.joined(separator: ", "))
         lines.append("Example: /image=\(models.first ?? "flux")/a lighthouse at dawn")
+        lines.append("Several images (up to \(JobRequest.maxImageCount)): /image=\(models.first ?? "flux")/x3 a lighthouse at dawn")
         return lines.joined(separator: "\n")
     }
 
@@ -36,17 +37,38 @@ public enum Replies {
     /// The answer to a sender who is not on the allow-list.
     public static let notAllowed = "Sorry, this bot only serves the people it was set up for."
 
-    /// The status line of a queued job.
-    public static func status(forQueued model: String, position: Int?) -> String {
-        guard let position else { return "⏳ Queued for \(model)." }
-        return position <= 1 ? "⏳ Queued for \(model): you are next." : "⏳ Queued for \(model): position \(position)."
+    /// The status line of a queued job, with the expected wait when there is one
+    /// (`⏳ Queued for flux: position 3, about 40 s.`).
+    public static func status(forQueued model: String, position: Int?, etaMilliseconds: Int64? = nil) -> String {
+        let wait = etaMilliseconds.flatMap(about).map { ", " + $0 } ?? ""
+        guard let position else { return "⏳ Queued for \(model)\(wait)." }
+        return position <= 1 ? "⏳ Queued for \(model): you are next\(wait)." : "⏳ Queued for \(model): position \(position)\(wait)."
     }
 
-    /// The status line for an event; `position` overrides the event's (a fresher reading).
+    /// An expected wait as people say it: nil under half a second (it starts at once);
+    /// `about 7 s` up to 10 s; then to the nearest 5 s up to 90 s (`about 40 s`); then in
+    /// minutes (`about 3 min`), and past 90 minutes in hours (`about 2 h`).
+    public static func about(_ milliseconds: Int64) -> String? {
+        guard milliseconds >= 500 else { return nil }
+        let seconds = milliseconds / 1000 + (milliseconds % 1000 >= 500 ? 1 : 0)
+        if seconds <= 10 { return "about \(seconds) s" }
+        if seconds <= 90 { return "about \((seconds + 2) / 5 * 5) s" }
+        let minutes = (seconds + 30) / 60
+        if minutes <= 90 { return "about \(minutes) min" }
+        return "about \((minutes + 30) / 60) h"
+    }
+
+    /// The status line for an event; `position` overrides the event's (a fresher reading),
+    /// and the event's expected wait is scaled to it (the wait grows with the place in line;
+    /// the queue publishes a new estimate only with a new `queued` event).
     public static func status(_ event: StatusEvent, position: Int? = nil) -> String {
         switch event.status {
         case .queued:
-            return status(forQueued: event.model, position: position ?? event.position)
+            var eta = event.etaMilliseconds
+            if let position, let eta0 = eta, let old = event.position, old >= 1, position != old {
+                eta = position < 1 ? 0 : Int64((Double(eta0) * (Double(position) - 0.5) / (Double(old) - 0.5)).rounded())
+            }
+            return status(forQueued: event.model, position: position ?? event.position, etaMilliseconds: eta)
         case .enhancing:
             return "✨ Improving your prompt…"
         case .generating:
@@ -78,6 +100,32 @@ public enum Replies {
     public static func done(seconds: Int64?) -> String {
         guard let seconds else { return "✅ Done." }
         return "✅ Done in \(seconds) s."
+    }
+
+    /// The button under a waiting or running job's status message.
+    public static let cancelButton = "✖️ Cancel"
+    /// The button under a delivered image (or an album's status message).
+    public static let againButton = "🔁 Again"
+
+    /// The answer to a press of Cancel by its asker.
+    public static let cancelling = "Cancelling…"
+    /// The answer to a press of Again that queued a new job.
+    public static let again = "🔁 Queued again."
+    /// The answer to a press of someone else's Cancel.
+    public static let notYoursToCancel = "Only the person who asked can cancel this."
+    /// The answer to a press of someone else's Again.
+    public static let notYoursToRepeat = "Only the person who asked can use Again on this."
+    /// The answer to a press of a button whose job no longer exists.
+    public static let buttonGone = "This request no longer exists."
+
+    /// The answer to a press of Cancel on a job that has ended.
+    public static func alreadyEnded(_ status: JobStatus) -> String {
+        switch status {
+        case .completed: "Too late to cancel: this image is already done."
+        case .failed: "Nothing to cancel: this request has already failed."
+        case .cancelled: "This request is already cancelled."
+        default: "Nothing to cancel: this request has already ended."
+        }
     }
 
     /// The answer when a finished image cannot be sent.

@@ -7,6 +7,8 @@ public struct TelegramConfiguration: Sendable {
     public var apiURL = "https://api.telegram.org"
     /// When set, only these user or chat ids are served.
     public var allowedIDs: Set<Int64>?
+    /// Telegram users whose jobs are queued with priority `high` (everyone else's `normal`).
+    public var priorityIDs: Set<Int64> = []
     /// How long one `getUpdates` long poll waits for news.
     public var pollTimeout: Duration = .seconds(25)
     /// The poller lease: how long it lasts without renewal (a dead poller is replaced

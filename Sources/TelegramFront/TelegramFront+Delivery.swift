@@ -27,7 +27,7 @@ extension TelegramFront {
     /// (or the failure) and forgets the record. Failures (Redis or the Bot API unreachable)
     /// are retried after a backoff, from the job's stored state; on shutdown or a lost
     /// lease the record is left for the next poller.
-    func deliver(_ record: DeliveryRecord, events: AsyncThrowingStream<StatusEvent, any Error>?, shown: String?,
+    func deliver(_ record: DeliveryRecord, events: AsyncThrowingStream<StatusEvent, any Error>?, shown: StatusView?,
                  context: DeliveryContext) async {
         var record = record
         var events = events
@@ -52,9 +52,9 @@ extension TelegramFront {
         }
     }
 
-    private func deliverOnce(_ record: inout DeliveryRecord, events: AsyncThrowingStream<StatusEvent, any Error>?, shown: String?,
+    private func deliverOnce(_ record: inout DeliveryRecord, events: AsyncThrowingStream<StatusEvent, any Error>?, shown: StatusView?,
                              context: DeliveryContext) async throws {
-        let (texts, feed) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let (texts, feed) = AsyncStream<StatusView>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let snapshot = record
         async let edited = showStatus(texts, record: snapshot, shown: shown, context: context)
         let outcome: Result<Bool, any Error>
@@ -63,7 +63,7 @@ extension TelegramFront {
                 let final = try await follow(snapshot, events: events, texts: feed, context: context)
                 outcome = .success(try await conclude(snapshot, final: final, texts: feed, context: context))
             } catch is JobGone {
-                feed.yield(Replies.jobGone)
+                feed.yield(StatusView(text: Replies.jobGone))
                 outcome = .success(false)
             }
         } catch {
@@ -79,8 +79,9 @@ extension TelegramFront {
     /// waits, its position is read again whenever its model's queue moves (at most once per
     /// edit interval).
     private func follow(_ record: DeliveryRecord, events: AsyncThrowingStream<StatusEvent, any Error>?,
-                        texts: AsyncStream<String>.Continuation, context: DeliveryContext) async throws -> StatusEvent {
+                        texts: AsyncStream<StatusView>.Continuation, context: DeliveryContext) async throws -> StatusEvent {
         let model = try JobID(record.job).model
+        let cancel = Self.cancelButtons(record.job)
         let stream = events ?? client.watch(record.job)
         let (inputs, feed) = AsyncStream<Input>.makeStream()
         let interval = configuration.editInterval
@@ -110,10 +111,10 @@ extension TelegramFront {
                 case .event(let event):
                     if event.status.isTerminal { return event }
                     waiting = event.status == .queued ? event : nil
-                    texts.yield(Replies.status(event))
+                    texts.yield(StatusView(text: Replies.status(event), buttons: cancel))
                 case .queueMoved:
                     if let waiting, let position = try? await client.inspector.position(record.job) {
-                        texts.yield(Replies.status(waiting, position: position))
+                        texts.yield(StatusView(text: Replies.status(waiting, position: position), buttons: cancel))
                     }
                 case .failed(let error):
                     if let error = error as? ImageQueueError, error.code == .notFound || error.code == .invalidJobID {
@@ -133,32 +134,41 @@ extension TelegramFront {
     /// The job is over: send the image (or say why not) and the final status line. Returns
     /// true when the record is already forgotten: right after the photo, so that nothing but
     /// that one Redis write stands between sending it and never sending it again.
-    private func conclude(_ record: DeliveryRecord, final: StatusEvent, texts: AsyncStream<String>.Continuation,
+    ///
+    /// One image is sent as a photo with an Again button; several as one album (captioned
+    /// once), and since an album carries no buttons, the Again button goes on the status
+    /// message's final line.
+    private func conclude(_ record: DeliveryRecord, final: StatusEvent, texts: AsyncStream<StatusView>.Continuation,
                           context: DeliveryContext) async throws -> Bool {
         guard final.status == .completed else {
-            texts.yield(Replies.status(final))
+            texts.yield(StatusView(text: Replies.status(final)))
             return false
         }
         let info = try await client.inspector.status(record.job)
-        let image: (bytes: [UInt8], contentType: String)
-        switch await readImage(record.job) {
-        case .success(let found):
-            image = found
-        case .failure(let error):
-            guard error.code == .notFound else { throw error }
-            logger.warning("a finished image cannot be read here", metadata: ["job.id": "\(record.job)", "error": "\(error.message)"])
-            texts.yield(Replies.undeliverable("the image is no longer available."))
-            return false
+        let count = max(1, info.result?.allImages.count ?? 1)
+        var images: [BotAPI.Upload] = []
+        for index in 0..<count {
+            switch await readImage(record.job, index: index) {
+            case .success(let found):
+                let name = record.job + (count > 1 ? ".\(index + 1)" : "") + (found.contentType == "image/jpeg" ? ".jpg" : ".png")
+                images.append(BotAPI.Upload(bytes: found.bytes, contentType: found.contentType, fileName: name))
+            case .failure(let error):
+                guard error.code == .notFound else { throw error }
+                logger.warning("a finished image cannot be read here", metadata: ["job.id": "\(record.job)", "error": "\(error.message)"])
+                texts.yield(StatusView(text: Replies.undeliverable("the image is no longer available.")))
+                return false
+            }
         }
         // Sending is the step that must happen once: only while the lease is surely ours.
         guard context.lease.isValid else { throw LeadershipLost() }
         let prompt = info.enhancedPrompt ?? final.enhancedPrompt ?? info.prompt ?? ""
-        let sent = await sendPhoto(record, image: image, caption: Replies.caption(prompt))
+        let again = Self.againButtons(record.job)
+        let sent = await send(record, images: images, caption: Replies.caption(prompt), buttons: again)
         if case .failure(let error) = sent {
             switch error.kind {
             case .badRequest:
                 logger.warning("Telegram refused the image", metadata: ["job.id": "\(record.job)", "error": "\(error)"])
-                texts.yield(Replies.undeliverable(error.detail))
+                texts.yield(StatusView(text: Replies.undeliverable(error.detail)))
                 return false
             case .forbidden:
                 logger.warning("the chat no longer accepts the bot's messages; dropping the delivery",
@@ -168,10 +178,10 @@ extension TelegramFront {
                 throw error
             }
         }
-        logger.info("delivered an image", metadata: ["job.id": "\(record.job)", "telegram.chat": "\(record.chat)"])
+        logger.info("delivered an image", metadata: ["job.id": "\(record.job)", "telegram.chat": "\(record.chat)", "images": "\(count)"])
         await forget(record.job)
         let seconds = info.finishedAt.flatMap { finished in info.enqueuedAt.map { (finished - $0 + 500) / 1000 } }
-        texts.yield(Replies.done(seconds: seconds))
+        texts.yield(StatusView(text: Replies.done(seconds: seconds), buttons: images.count > 1 ? again : []))
         return true
     }
 
@@ -194,45 +204,50 @@ extension TelegramFront {
         logger.error("a delivered job is still recorded; its photo may be sent again", metadata: ["job.id": "\(job)"])
     }
 
-    private func readImage(_ job: String) async -> Result<(bytes: [UInt8], contentType: String), ImageQueueError> {
+    private func readImage(_ job: String, index: Int) async -> Result<(bytes: [UInt8], contentType: String), ImageQueueError> {
         do {
-            return .success(try await client.inspector.result(job))
+            return .success(try await client.inspector.result(job, index: index))
         } catch {
             return .failure(error)
         }
     }
 
-    private func sendPhoto(_ record: DeliveryRecord, image: (bytes: [UInt8], contentType: String), caption: String) async -> Result<Void, BotAPIError> {
+    /// Sends the images: one as a photo with `buttons`, several as one album.
+    private func send(_ record: DeliveryRecord, images: [BotAPI.Upload], caption: String, buttons: [InlineButton]) async -> Result<Void, BotAPIError> {
         do {
-            _ = try await bot.sendPhoto(chat: record.chat, image: image.bytes, contentType: image.contentType,
-                                        fileName: record.job + (image.contentType == "image/jpeg" ? ".jpg" : ".png"),
-                                        caption: caption, replyTo: record.replyTo)
+            if images.count == 1, let image = images.first {
+                _ = try await bot.sendPhoto(chat: record.chat, image: image.bytes, contentType: image.contentType, fileName: image.fileName,
+                                            caption: caption, replyTo: record.replyTo, buttons: buttons)
+            } else {
+                _ = try await bot.sendMediaGroup(chat: record.chat, images: images, caption: caption, replyTo: record.replyTo)
+            }
             return .success(())
         } catch {
             return .failure(error)
         }
     }
 
-    /// Shows the latest text on the job's status message, at most once per edit interval,
-    /// sending the message first when there is none yet. Returns the record, with the
-    /// status message's id once there is one.
-    private func showStatus(_ texts: AsyncStream<String>, record: DeliveryRecord, shown: String?,
+    /// Shows the latest text (and buttons) on the job's status message, at most once per
+    /// edit interval, sending the message first when there is none yet. Returns the record,
+    /// with the status message's id once there is one.
+    private func showStatus(_ views: AsyncStream<StatusView>, record: DeliveryRecord, shown: StatusView?,
                             context: DeliveryContext) async -> DeliveryRecord {
         var record = record
         var shown = shown
         var gone = false
         // A status message sent a moment ago counts as the last edit.
         if shown != nil { try? await Task.sleep(for: configuration.editInterval) }
-        for await text in texts where text != shown && !gone {
+        for await view in views where view != shown && !gone {
             await context.pacer.waitForTurn(in: record.chat)
             do {
                 if let message = record.statusMessage {
-                    try await bot.editMessageText(chat: record.chat, message: message, text: text)
+                    try await bot.editMessageText(chat: record.chat, message: message, text: view.text, buttons: view.buttons)
                 } else {
-                    record.statusMessage = try await bot.sendMessage(chat: record.chat, text: text, replyTo: record.replyTo, retry: .edit).messageID
+                    record.statusMessage = try await bot.sendMessage(chat: record.chat, text: view.text, replyTo: record.replyTo,
+                                                                     buttons: view.buttons, retry: .edit).messageID
                     try? await state.update(owner: context.owner, record: record)
                 }
-                shown = text
+                shown = view
             } catch where error.isMessageGone {
                 gone = true  // the user deleted the status message: stop editing it
             } catch {

@@ -32,13 +32,16 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-enhance"), help: "Use the prompt as written.")
     var noEnhance = false
 
+    @Option(name: .customLong("n"), help: ArgumentHelp("How many images to make, 1 to \(JobRequest.maxImageCount).", valueName: "n"))
+    var imageCount = 1
+
     @Argument(help: "The prompt.")
     var prompt: String
 
     func run() async throws {
         var queueConfiguration = try global.queueConfiguration()
         queueConfiguration.rateLimit = nil
-        let request = JobRequest(model: model, prompt: prompt, user: "demo", enhance: !noEnhance)
+        let request = JobRequest(model: model, prompt: prompt, user: "demo", enhance: !noEnhance, imageCount: imageCount)
         do {
             try request.validate(against: queueConfiguration)
         } catch {
@@ -112,7 +115,10 @@ struct DemoCommand: AsyncParsableCommand {
         guard final.status == .completed, let result = final.result else {
             throw CommandFailure(status: 1, message: "job \(final.id) did not complete: \(final.error?.message ?? final.status.rawValue)")
         }
-        Output.line("image     \(result.path ?? result.key ?? "?")\(result.placeholder == true ? "  (placeholder)" : "")")
+        // One line per image.
+        for image in result.allImages {
+            Output.line("image     \(image.path ?? image.key ?? "?")\(image.placeholder == true ? "  (placeholder)" : "")")
+        }
     }
 
     /// Enqueues and prints every event, from the first, until the job ends; returns the last.
@@ -155,7 +161,11 @@ struct DemoCommand: AsyncParsableCommand {
             }
             return text
         case .retrying: return "\(status) \(event.error?.message ?? "")"
-        case .completed: return "\(status) \(event.result.map { "\($0.bytes) bytes, \($0.contentType)" } ?? "")"
+        case .completed:
+            guard let result = event.result else { return status }
+            let images = result.allImages
+            return images.count == 1 ? "\(status) \(result.bytes) bytes, \(result.contentType)"
+                                     : "\(status) \(images.count) images, \(images.map { "\($0.bytes)" }.joined(separator: " + ")) bytes"
         case .failed: return "\(status) \(event.error.map { "\($0.code): \($0.message)" } ?? "")"
         case .cancelled: return status
         }

@@ -23,6 +23,16 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(name: .customLong("idempotency-key"), help: "Repeating a request with the same key returns the first job.")
     var idempotencyKey: String?
 
+    @Option(help: "high, normal or low: a model's high jobs are claimed first, then normal, then low.")
+    var priority: JobPriority = .normal
+
+    @Option(name: .customLong("n"), help: ArgumentHelp("How many images to make from the prompt, 1 to \(JobRequest.maxImageCount).",
+                                                       valueName: "n"))
+    var imageCount = 1
+
+    @Option(name: .customLong("webhook"), help: "An http(s) URL that receives the job's final event, signed (docs/WEBHOOKS.md); loopback, private and metadata addresses are refused unless IMAGEQUEUE_WEBHOOK_ALLOW_HOSTS names the host.")
+    var webhook: String?
+
     @Flag(help: "Print one JSON object: id, model, status, position, created.")
     var json = false
 
@@ -32,7 +42,8 @@ struct EnqueueCommand: AsyncParsableCommand {
     func run() async throws {
         try await global.withClient { client in
             let job = try await client.enqueue(JobRequest(model: model, prompt: prompt, user: user, enhance: !noEnhance,
-                                                          idempotencyKey: idempotencyKey))
+                                                          idempotencyKey: idempotencyKey, priority: priority,
+                                                          imageCount: imageCount, webhookURL: webhook))
             if json {
                 Output.json(job)
             } else {

@@ -14,7 +14,7 @@ struct ImageQueueCommand: AsyncParsableCommand {
         commandName: "imagequeue",
         abstract: "A durable Redis job queue for AI image generation.",
         subcommands: [DemoCommand.self, WorkerCommand.self, ServeCommand.self, TelegramCommand.self, EnqueueCommand.self, StatusCommand.self, WatchCommand.self, CancelCommand.self, ModelsCommand.self,
-                      QueuesCommand.self, WorkersCommand.self, DeadCommand.self, ConcurrencyCommand.self, ScriptsCommand.self]
+                      QueuesCommand.self, WorkersCommand.self, DeadCommand.self, ConcurrencyCommand.self, PauseCommand.self, ResumeCommand.self, ScriptsCommand.self]
     )
 
     static func main() async {

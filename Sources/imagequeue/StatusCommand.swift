@@ -22,7 +22,10 @@ struct StatusCommand: AsyncParsableCommand {
             }
             var lines = ["job       \(info.id)",
                          "model     \(info.model)",
-                         "status    \(info.status.rawValue)" + (info.position.map { " (position \($0))" } ?? ""),
+                         "status    \(info.status.rawValue)" + (info.position.map { position in
+                             " (position \(position)" + (info.etaMilliseconds.map { ", starts in " + QueueETA.phrase(milliseconds: $0) } ?? "") + ")"
+                         } ?? ""),
+                         "priority  \(info.priority.rawValue)",
                          "attempt   \(info.attempt) of \(info.maxAttempts)",
                          "prompt    \(info.prompt ?? "-")"]
             if let enhanced = info.enhancedPrompt { lines.append("enhanced  \(enhanced)") }
@@ -30,10 +33,16 @@ struct StatusCommand: AsyncParsableCommand {
             if info.startedAt != nil { lines.append("started   \(Output.time(info.startedAt))") }
             if info.finishedAt != nil { lines.append("finished  \(Output.time(info.finishedAt))") }
             if let worker = info.worker { lines.append("worker    \(worker)") }
-            if let result = info.result {
-                lines.append("result    \(result.contentType), \(result.bytes) bytes, \(result.path ?? result.key ?? result.store)")
+            // One line per image (a job makes 1 to 4).
+            for image in info.result?.allImages ?? [] {
+                lines.append("result    \(image.contentType), \(image.bytes) bytes, \(image.path ?? image.key ?? image.store)")
             }
             if let error = info.error { lines.append("error     \(error.code): \(error.message)") }
+            if let webhook = info.webhook {
+                var answer = webhook.lastStatus.map { ", last answer HTTP \($0)" } ?? ""
+                if let problem = webhook.lastError { answer += ", last error: \(problem)" }
+                lines.append("webhook   \(webhook.url): \(webhook.state), \(webhook.attempts) attempt\(webhook.attempts == 1 ? "" : "s")\(answer)")
+            }
             lines.forEach(Output.line)
         }
     }

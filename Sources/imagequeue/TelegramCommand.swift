@@ -15,6 +15,7 @@ struct TelegramCommand: AsyncParsableCommand {
         discussion: """
             TELEGRAM_BOT_TOKEN is required. TELEGRAM_API_URL (default https://api.telegram.org) points at the \
             Bot API server; TELEGRAM_ALLOWED_IDS (user or chat ids, comma-separated) limits who is served. \
+            TELEGRAM_PRIORITY_IDS (user ids, comma-separated) queues those users' jobs with priority high. \
             Run as many as you like: one at a time polls (a lease in Redis), the others take over when it stops \
             or dies. SIGTERM/SIGINT: finish the sends in progress, then hand the lease over.
             """
@@ -58,6 +59,7 @@ struct TelegramCommand: AsyncParsableCommand {
         }
         if let url = try settings.url("TELEGRAM_API_URL") { configuration.apiURL = url }
         configuration.allowedIDs = try settings.identifiers("TELEGRAM_ALLOWED_IDS", what: "user or chat id")
+        configuration.priorityIDs = try settings.identifiers("TELEGRAM_PRIORITY_IDS", what: "user id") ?? []
         configuration.pollTimeout = .milliseconds(Int64(pollTimeout * 1000))
         configuration.leaseDuration = .milliseconds(Int64(leaseSeconds * 1000))
         configuration.editInterval = .milliseconds(Int64(editInterval * 1000))

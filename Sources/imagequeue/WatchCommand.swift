@@ -47,7 +47,10 @@ struct WatchCommand: AsyncParsableCommand {
         case .retrying:
             if let error = event.error { text += "  \(error.code): \(error.message)" }
         case .completed:
-            if let result = event.result { text += "  \(result.path ?? result.key ?? result.store) (\(result.bytes) bytes)" }
+            // Every image, in order (one for most jobs).
+            if let result = event.result {
+                text += "  " + result.allImages.map { "\($0.path ?? $0.key ?? $0.store) (\($0.bytes) bytes)" }.joined(separator: ", ")
+            }
         case .failed:
             if let error = event.error { text += "  \(error.code): \(error.message)" }
         case .cancelled:

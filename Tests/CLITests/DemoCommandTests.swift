@@ -35,6 +35,21 @@ struct DemoCommandTests {
         #expect(try await cli.json(["status", id, "--json"])["status"] == .string("completed"))
     }
 
+    @Test("--n 2: one image line per image, two different files")
+    func twoImages() async throws {
+        let cli = try CLI()
+        let directory = outputDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try await cli.run(["demo", "--output-dir", directory, "--no-enhance", "--n", "2", "two lanterns"])
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        let paths = result.stdout.split(separator: "\n").filter { $0.hasPrefix("image ") }
+            .map { $0.dropFirst("image".count).trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "  (placeholder)", with: "") }
+        #expect(paths.count == 2, "\(result.stdout)")
+        let files = paths.compactMap { FileManager.default.contents(atPath: $0) }
+        #expect(files.count == 2 && files[0] != files[1], "\(paths)")
+        #expect(result.stdout.contains("completed 2 images"), "\(result.stdout)")
+    }
+
     @Test("with no Redis configured and none on the default port: a throwaway redis-server, removed after")
     func throwawayRedis() async throws {
         let cli = try CLI()

@@ -78,7 +78,7 @@ NATIVE_TYPE = {"flux": "image/png", "sdxl": "image/jpeg", "openrouter": "applica
 
 # --- Canned bodies ---------------------------------------------------------------------------
 
-def make_png(width=8, height=8):
+def make_png(width=8, height=8, blue=128):
     """A valid 8-bit RGB PNG (a colour gradient), built with zlib and struct."""
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -86,7 +86,7 @@ def make_png(width=8, height=8):
     for y in range(height):
         rows.append(0)  # filter: none
         for x in range(width):
-            rows += bytes((x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), 128))
+            rows += bytes((x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), blue))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return PNG_MAGIC + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + chunk(b"IEND", b"")
 
@@ -116,6 +116,17 @@ PNG_BASE64 = base64.b64encode(PNG_BYTES).decode("ascii")
 PREVIEW_PNG = make_png(4, 4)  # progress previews (a1111 current_image, comfyui binary frames)
 PREVIEW_BASE64 = base64.b64encode(PREVIEW_PNG).decode("ascii")
 JPEG_BYTES = make_jpeg()
+
+
+def seeded_png(tag):
+    """A PNG of its own for each tag (a seed, or a request's image number): the canned gradient
+    8 to 263 pixels wide, with another blue channel, so the images of a batch all differ."""
+    digest = hashlib.sha256(str(tag).encode("utf-8")).digest()
+    return make_png(8 + digest[0], 8, blue=digest[1])
+
+
+def seeded_base64(tag):
+    return base64.b64encode(seeded_png(tag)).decode("ascii")
 HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
              b"<body><h1>Bad Gateway</h1><p>The upstream server is temporarily unavailable.</p>"
              b"<hr><address>nginx</address></body></html>\n")
@@ -618,7 +629,9 @@ def a1111_success(payload, record):
             "cfg_scale": parameters["cfg_scale"], "steps": parameters["steps"], "batch_size": parameters["batch_size"],
             "interrupted": record["interrupted"], "infotexts": [f"{prompt}\nSteps: {parameters['steps']}, Seed: {seed}"]
             * images}
-    return {"images": [PNG_BASE64] * images, "parameters": parameters, "info": json.dumps(info)}
+    # One image: the canned PNG; a batch: one PNG per seed, all different.
+    pictures = [PNG_BASE64] if images == 1 else [seeded_base64(f"a1111:{seed}") for seed in info["all_seeds"]]
+    return {"images": pictures, "parameters": parameters, "info": json.dumps(info)}
 
 
 # -- WebSocket (RFC 6455, server side) --
@@ -1277,12 +1290,15 @@ class Handler(FakeHandler):
         STATE.finish(entry, prompt=prompt)
         script = self.script_for("workersai")
         flux = is_flux_model(model)
+        # A request with a seed gets that seed's picture; without one, the canned PNG.
+        seed = payload.get("seed")
+        picture = seeded_png(f"workersai:{seed}") if isinstance(seed, int) and not isinstance(seed, bool) else PNG_BYTES
 
         def success():
             if flux:
-                return 200, "application/json", json_bytes({"result": {"image": PNG_BASE64}, "success": True,
-                                                            "errors": [], "messages": []})
-            return 200, "image/png", PNG_BYTES
+                return 200, "application/json", json_bytes({"result": {"image": base64.b64encode(picture).decode("ascii")},
+                                                            "success": True, "errors": [], "messages": []})
+            return 200, "image/png", picture
 
         def special(script):
             if "cf_error" not in script:
@@ -1311,8 +1327,10 @@ class Handler(FakeHandler):
         script = self.script_for("openai")
 
         def success():
-            item = {"b64_json": PNG_BASE64, "revised_prompt": prompt or ""}
-            return 200, "application/json", json_bytes({"created": int(time.time()), "data": [dict(item)] * count})
+            # n = 1: the canned PNG; more: a different PNG each.
+            images = [PNG_BASE64] if count == 1 else [seeded_base64(f"openai:{prompt}:{i}") for i in range(count)]
+            data = [{"b64_json": image, "revised_prompt": prompt or ""} for image in images]
+            return 200, "application/json", json_bytes({"created": int(time.time()), "data": data})
 
         def special(script):
             if "openai_error" not in script:

@@ -11,10 +11,12 @@ Usage: fake_telegram.py --port P [--host 127.0.0.1] [--token T] [--verbose] [--e
   SIGTERM or SIGINT: stop listening and exit 0 (in-flight requests and waiting polls are abandoned).
 
 Bot API methods (GET query, POST JSON, POST form-urlencoded or POST multipart/form-data):
-  getMe, getUpdates, sendMessage, editMessageText, sendPhoto, deleteMessage, sendChatAction,
-  setMyCommands, getMyCommands, deleteWebhook
+  getMe, getUpdates, sendMessage, editMessageText, editMessageReplyMarkup, sendPhoto,
+  sendMediaGroup, answerCallbackQuery, deleteMessage, sendChatAction, setMyCommands,
+  getMyCommands, deleteWebhook
 Control:
   POST /_control/updates   {"updates": [{"text", "user_id", "chat_id", ...} | {"update": {...}}, ...]}
+  POST /_control/callback_query  {"message_id", "data", "user_id", "username", "first_name"}
   POST /_control/script    {"method", "responses": [RESPONSE, ...]}  (appends)
   POST /_control/limits    {"edit_min_interval_ms": N}
   POST /_control/reset     [{"first_update_id": N}]
@@ -41,33 +43,39 @@ BOT_USERNAME = "iq_test_bot"
 FIRST_MESSAGE_ID = 1000
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+MAX_CALLBACK_ANSWER = 200
+MAX_CALLBACK_DATA = 64
 MAX_BODY = 60 * 1024 * 1024
 PHOTO_SIDE = 512
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 
+QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 NOT_MODIFIED = ("Bad Request: message is not modified: specified new message content and reply markup are "
                 "exactly the same as a current content and reply markup of the message")
 CONFLICT = ("Conflict: terminated by other getUpdates request; make sure that only one bot instance is "
             "running")
 
-METHODS = ("getMe", "getUpdates", "sendMessage", "editMessageText", "sendPhoto", "deleteMessage",
-           "sendChatAction", "setMyCommands", "getMyCommands", "deleteWebhook")
+METHODS = ("getMe", "getUpdates", "sendMessage", "editMessageText", "editMessageReplyMarkup", "sendPhoto",
+           "sendMediaGroup", "answerCallbackQuery", "deleteMessage", "sendChatAction", "setMyCommands",
+           "getMyCommands", "deleteWebhook")
 METHOD_BY_LOWER = {name.lower(): name for name in METHODS}  # Bot API method names ignore case
 
 # Parameters Telegram types as JSON: in query, form and multipart bodies they arrive as JSON text.
 JSON_PARAMS = {"reply_parameters", "allowed_updates", "reply_markup", "entities", "caption_entities",
-               "commands", "scope", "link_preview_options"}
+               "commands", "scope", "link_preview_options", "media"}
 INT_PARAMS = {"chat_id", "message_id", "reply_to_message_id", "offset", "limit", "message_thread_id",
-              "user_id", "from_chat_id"}
+              "user_id", "from_chat_id", "cache_time"}
 BOOL_PARAMS = {"disable_notification", "protect_content", "drop_pending_updates", "has_spoiler",
-               "disable_web_page_preview", "show_caption_above_media", "allow_sending_without_reply"}
+               "disable_web_page_preview", "show_caption_above_media", "allow_sending_without_reply",
+               "show_alert"}
 CHAT_ACTIONS = {"typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
                 "upload_document", "choose_sticker", "find_location", "record_video_note",
                 "upload_video_note"}
 
 SCRIPT_FIELDS = {"status": int, "retry_after": int, "description": str, "delay_ms": (int, float),
                  "drop": bool}
+CALLBACK_FIELDS = {"message_id": int, "data": str, "user_id": int, "username": (str, type(None)), "first_name": str}
 UPDATE_FIELDS = {"text": str, "user_id": int, "chat_id": int, "username": (str, type(None)),
                  "first_name": str, "last_name": str, "chat_type": str, "title": str}
 CHAT_TYPES = ("private", "group", "supergroup")
@@ -154,6 +162,8 @@ class State:
         self.allowed_updates = None
         self.commands = []
         self.files = {}  # file_id -> photo info, for re-sending by file_id
+        self.callbacks = {}  # callback query id -> {"answered": bool, ...}, from injected button presses
+        self.next_media_group = 1
         self.epoch += 1
         self.changed.notify_all()
 
@@ -205,6 +215,8 @@ class State:
                     "polling": self.polling, "flood_refusals": self.flood_refusals,
                     "next_update_id": self.next_update_id, "next_message_id": self.next_message_id,
                     "edit_min_interval_ms": self.edit_min_interval_ms,
+                    "callback_queries": len(self.callbacks),
+                    "unanswered_callback_queries": sum(1 for query in self.callbacks.values() if not query["answered"]),
                     "allowed_updates": sorted(self.allowed_updates) if self.allowed_updates else None}
 
     # -- chats and messages --
@@ -231,6 +243,8 @@ class State:
                                  "width": PHOTO_SIDE, "height": PHOTO_SIDE, "file_size": info["bytes"]}]
             if record["caption"] is not None:
                 message["caption"] = record["caption"]
+            if record.get("media_group_id") is not None:
+                message["media_group_id"] = record["media_group_id"]
         markup = record["reply_markup"]
         if isinstance(markup, dict) and "inline_keyboard" in markup:
             message["reply_markup"] = markup
@@ -253,7 +267,7 @@ class State:
         return message_id
 
     def store_bot_message(self, chat_id, kind, text=None, caption=None, photo=None, reply_to=None,
-                          params=None):
+                          params=None, media_group_id=None, reply_markup=None):
         message_id = self.new_message_id()
         sent = now_ms()
         record = {"message_id": message_id, "chat_id": chat_id, "kind": kind, "text": text,
@@ -261,7 +275,8 @@ class State:
                   "history": [text] if kind == "text" else [], "deleted": False,
                   "date": sent // 1000, "edit_date": None, "sent_ms": sent, "edited_ms": None,
                   "last_change_ms": sent, "parse_mode": (params or {}).get("parse_mode"),
-                  "reply_markup": (params or {}).get("reply_markup")}
+                  "reply_markup": reply_markup if reply_markup is not None else (params or {}).get("reply_markup"),
+                  "media_group_id": media_group_id}
         self.messages[message_id] = record
         return record
 
@@ -280,7 +295,8 @@ class State:
                                "photo": photo, "reply_to": record["reply_to"], "edits": record["edits"],
                                "history": list(record["history"]), "deleted": record["deleted"],
                                "sent_ms": record["sent_ms"], "edited_ms": record["edited_ms"],
-                               "parse_mode": record["parse_mode"], "reply_markup": record["reply_markup"]})
+                               "parse_mode": record["parse_mode"], "reply_markup": record["reply_markup"],
+                               "media_group_id": record["media_group_id"]})
             return listed
 
     # -- injected updates --
@@ -309,6 +325,30 @@ class State:
             self.updates.sort(key=lambda update: update["update_id"])
             self.changed.notify_all()
         return update_ids, message_ids
+
+    def inject_callback(self, item):
+        """Stores a callback_query update: `user_id` pressed a button under the bot's message
+        `message_id`, sending `data`. Returns (update_id, callback query id)."""
+        with self.lock:
+            record = self.messages.get(item["message_id"])
+            if record is None or record["deleted"]:
+                raise BadRequest(f"message_id {item['message_id']} is not a message the bot sent")
+            user_id = item.get("user_id", 42)
+            username = item.get("username", "alice")
+            first_name = item.get("first_name") or ((username or "alice")[:1].upper() + (username or "alice")[1:])
+            sender = {"id": user_id, "is_bot": False, "first_name": first_name, "language_code": "en"}
+            if username:
+                sender["username"] = username
+            query_id = f"{user_id}{len(self.callbacks) + 1:06d}"
+            self.callbacks[query_id] = {"answered": False, "user_id": user_id, "data": item["data"],
+                                        "message_id": record["message_id"], "time_ms": now_ms()}
+            update = {"update_id": self.next_update_id,
+                      "callback_query": {"id": query_id, "from": sender, "message": self.message_object(record),
+                                         "chat_instance": f"-{abs(record['chat_id'])}77", "data": item["data"]}}
+            self.next_update_id += 1
+            self.updates.append(update)
+            self.changed.notify_all()
+            return update["update_id"], query_id
 
     def message_update(self, item):
         user_id = item.get("user_id", 42)
@@ -518,6 +558,77 @@ def send_photo(params, files, handler):
         return STATE.message_object(record)
 
 
+def send_media_group(params, files, handler):
+    chat_id = chat_id_of(params)
+    media = params.get("media")
+    if not isinstance(media, list) or not 2 <= len(media) <= 10:
+        raise ApiError(400, "Bad Request: wrong number of media (an album has 2 to 10)")
+    infos, captions = [], []
+    for item in media:
+        if not isinstance(item, dict) or item.get("type") != "photo":
+            raise ApiError(400, "Bad Request: unsupported media type (the fake knows photo)")
+        given = item.get("media")
+        photo = None
+        if isinstance(given, str) and given.startswith("attach://"):
+            photo = files.get(given[len("attach://"):])
+        if photo is None or not photo["data"]:
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        info = photo_info(photo)
+        if info["kind"] == "other":
+            raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        caption = item.get("caption")
+        if not isinstance(caption, str) or caption == "":
+            caption = None
+        if caption is not None and len(caption) > MAX_CAPTION:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        infos.append(info)
+        captions.append(caption)
+    with STATE.lock:
+        group = f"{13000000 + STATE.next_media_group}"
+        STATE.next_media_group += 1
+        answers = []
+        for info, caption in zip(infos, captions):
+            # An album carries no keyboard: a reply_markup given is ignored, as on the real server.
+            record = STATE.store_bot_message(chat_id, "photo", caption=caption, photo=info,
+                                             reply_to=reply_target(params), params={}, media_group_id=group)
+            info["file_id"] = f"AgACAgFAKE{record['message_id']}{info['sha256'][:20]}"
+            info["file_unique_id"] = f"AQAD{info['sha256'][:12]}"
+            STATE.files[info["file_id"]] = dict(info)
+            answers.append(STATE.message_object(record))
+        return answers
+
+
+def answer_callback_query(params, files, handler):
+    query_id = params.get("callback_query_id")
+    text = params.get("text")
+    if text is not None and (not isinstance(text, str) or len(text) > MAX_CALLBACK_ANSWER):
+        raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+    with STATE.lock:
+        query = STATE.callbacks.get(query_id) if isinstance(query_id, str) else None
+        if query is None or query["answered"]:
+            raise ApiError(400, QUERY_TOO_OLD)
+        query.update(answered=True, text=text, show_alert=params.get("show_alert") is True, answered_ms=now_ms())
+    return True
+
+
+def edit_message_reply_markup(params, files, handler):
+    if params.get("inline_message_id") not in (None, ""):
+        raise ApiError(400, "Bad Request: message to edit not found")
+    chat_id = chat_id_of(params)
+    message_id = message_id_of(params)
+    markup = params.get("reply_markup")
+    with STATE.lock:
+        record = STATE.messages.get(message_id)
+        if record is None or record["chat_id"] != chat_id or record["deleted"]:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        if markup == record["reply_markup"]:
+            raise ApiError(400, NOT_MODIFIED)
+        now = now_ms()
+        record.update(reply_markup=markup, edits=record["edits"] + 1, edited_ms=now, edit_date=now // 1000,
+                      last_change_ms=now)
+        return STATE.message_object(record)
+
+
 def photo_info(part):
     data = part["data"]
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "content_type": part["content_type"],
@@ -569,7 +680,9 @@ def delete_webhook(params, files, handler):
 
 
 HANDLERS = {"getMe": get_me, "getUpdates": get_updates, "sendMessage": send_message,
-            "editMessageText": edit_message_text, "sendPhoto": send_photo, "deleteMessage": delete_message,
+            "editMessageText": edit_message_text, "editMessageReplyMarkup": edit_message_reply_markup,
+            "sendPhoto": send_photo, "sendMediaGroup": send_media_group,
+            "answerCallbackQuery": answer_callback_query, "deleteMessage": delete_message,
             "sendChatAction": send_chat_action, "setMyCommands": set_my_commands,
             "getMyCommands": get_my_commands, "deleteWebhook": delete_webhook}
 
@@ -728,6 +841,8 @@ class Handler(FakeHandler):
                  "time_ms": now_ms(), "end_ms": None, "status": None, "description": None, "outcome": None}
         if method == "sendPhoto":
             entry["photo"] = None
+        if method == "sendMediaGroup":
+            entry["photos"] = []
         STATE.record_call(entry)
         status, description, outcome = None, None, "ok"
         try:
@@ -752,6 +867,15 @@ class Handler(FakeHandler):
                     info = photo_info(photo)
                     STATE.finish_call(entry, photo={key: info[key] for key in
                                                     ("bytes", "sha256", "content_type", "filename", "kind")})
+            if method == "sendMediaGroup" and isinstance(params.get("media"), list):
+                photos = []
+                for item in params["media"]:
+                    given = item.get("media") if isinstance(item, dict) else None
+                    part = files.get(given[len("attach://"):]) if isinstance(given, str) and given.startswith("attach://") else None
+                    if part is not None:
+                        info = photo_info(part)
+                        photos.append({key: info[key] for key in ("bytes", "sha256", "content_type", "filename", "kind")})
+                STATE.finish_call(entry, photos=photos)
             try:
                 if match is None:
                     raise ApiError(404, "Not Found")
@@ -817,6 +941,21 @@ class Handler(FakeHandler):
                 validate_update(index, item)
             update_ids, message_ids = STATE.inject([json.loads(json.dumps(item)) for item in items])
             self.send_json(200, {"ok": True, "update_ids": update_ids, "message_ids": message_ids})
+        elif path == "/_control/callback_query":
+            self.require(path, "POST")
+            body = json_object(raw)
+            check_fields("callback_query", body, CALLBACK_FIELDS)
+            if not isinstance(body.get("message_id"), int) or not isinstance(body.get("data"), str):
+                raise BadRequest("callback_query needs a message_id (a message the bot sent) and data")
+            if not 1 <= len(body["data"].encode("utf-8")) <= MAX_CALLBACK_DATA:
+                raise BadRequest(f"callback data is 1 to {MAX_CALLBACK_DATA} bytes, as Telegram allows")
+            update_id, query_id = STATE.inject_callback(body)
+            self.send_json(200, {"ok": True, "update_id": update_id, "callback_query_id": query_id})
+        elif path == "/_control/callbacks":
+            self.require(path, "GET")
+            with STATE.lock:
+                listed = [dict(query, id=key) for key, query in STATE.callbacks.items()]
+            self.send_json(200, listed)
         elif path == "/_control/script":
             self.require(path, "POST")
             body = json_object(raw)

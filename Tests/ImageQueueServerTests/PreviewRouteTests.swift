@@ -9,7 +9,7 @@ import TestSupport
 
 /// `GET /v1/jobs/{id}/preview` in process on a real Redis: the bytes a worker stored under
 /// `QueueKeys.preview` (written here with a plain `SET … PX`, as the worker's reportProgress
-/// does), typed by their magic bytes, never cached; a JSON 404 when there is none.
+/// does), typed by their magic bytes, never cached; a JSON 404 for an unknown job, a 409 for a job that has none.
 @Suite(.runsClients) struct PreviewRouteTests {
     static let token = "preview-route-token-0123456789"
     static let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 1, 2, 3]
@@ -56,10 +56,11 @@ import TestSupport
         }
     }
 
-    @Test func noPreviewIsAJSON404AndAMalformedIdA400() async throws {
+    @Test func anUnknownJobIsA404AQueuedJobWithoutPreviewA409AndAMalformedIdA400() async throws {
         let setup = try setup()
         defer { setup.redis.close() }
-        // Bytes that are neither PNG nor JPEG are no preview either.
+        // Bytes that are neither PNG nor JPEG are no preview either; with no job behind them
+        // the answer is the unknown job's 404.
         try await store(Array("GIF89a, not a preview".utf8), for: "flux-01previewgif", in: setup)
         try await Application(router: setup.router).test(.router) { client in
             for id in ["flux-01nopreview", "flux-01previewgif"] {
@@ -68,8 +69,23 @@ import TestSupport
                     #expect(response.headers[.contentType]?.hasPrefix("application/json") == true, "\(id)")
                     let body = String(buffer: response.body)
                     #expect(body.contains(#""code":"not_found""#), "\(id): \(body)")
-                    #expect(body.contains("no preview"), "\(id): \(body)")
                 }
+            }
+            // A job that exists (just enqueued through the API) but has no preview: 409 naming its status.
+            var created = ""
+            try await client.execute(uri: "/v1/jobs", method: .post,
+                                     headers: [.authorization: "Bearer \(Self.token)", .contentType: "application/json"],
+                                     body: ByteBuffer(string: #"{"model":"flux","prompt":"a quiet lake","user":"alice"}"#)) { response in
+                #expect(response.status == .accepted, "\(String(buffer: response.body))")
+                let body = String(buffer: response.body)
+                created = (try? ParsedJSON.parse(body))?["id"]?.string ?? ""
+            }
+            #expect(created.hasPrefix("flux-"), "\(created)")
+            try await client.execute(uri: "/v1/jobs/\(created)/preview", method: .get) { response in
+                #expect(response.status == .conflict, "\(created)")
+                let body = String(buffer: response.body)
+                #expect(body.contains(#""code":"no_preview""#), "\(body)")
+                #expect(body.contains("it is queued"), "\(body)")
             }
             for id in ["nomodel", "flux-", "flux-bad%20id"] {
                 try await client.execute(uri: "/v1/jobs/\(id)/preview", method: .get) { response in

@@ -32,9 +32,29 @@ import TestSupport
         return nil
     }
 
+    @Test func enqueueRefusesAnUnknownPriorityAndSetPausedAnUnknownState() async throws {
+        let caller = try caller()
+        defer { caller.redis.close() }
+        let reply = await caller.call("enqueueJob", ["flux-01rawpriority", #"{"prompt":"p","user":"u","priority":"urgent"}"#, "3", "0"])
+        #expect(code(reply) == "BAD_REQUEST", "\(reply)")
+        #expect(try await caller.redis.send("EXISTS", caller.keys.jobPrefix("flux") + "flux-01rawpriority").int == 0)
+        #expect(try await caller.redis.send("ZCARD", caller.keys.pending("flux")).int == 0)
+        // The three words are accepted; `normal` is stored as no field at all.
+        for (index, level) in ["high", "normal", "low"].enumerated() {
+            #expect(await caller.call("enqueueJob", ["flux-01level\(index)", #"{"prompt":"p","user":"u","priority":"\#(level)"}"#, "3", "0"]).array?.count == 4)
+        }
+        #expect(try await caller.redis.send("HGET", caller.keys.jobPrefix("flux") + "flux-01level1", "priority") == .null)
+        #expect(try await caller.redis.send("ZSCORE", caller.keys.pending("flux"), "flux-01level0").string == "-999999999999999")
+        #expect(try await caller.redis.send("ZSCORE", caller.keys.pending("flux"), "flux-01level2").string == "1000000000000003")
+        #expect(code(await caller.call("setPaused", ["yes"])) == "BAD_REQUEST")
+        #expect(await caller.call("setPaused", ["1"]).int == 1)
+        #expect(await caller.call("claimJob", ["w", "30000"]).array?.first?.string == "paused")
+    }
+
     @Test func everyScriptIsEmbeddedWithItsHeaderAndIncludesResolved() {
         let names = ["enqueueJob", "claimJob", "extendLease", "reportProgress", "completeJob", "failJob", "releaseJob",
-                     "recoverExpired", "cancelJob", "retryDead", "purgeDead", "setConcurrency", "checkRateLimit"]
+                     "recoverExpired", "cancelJob", "retryDead", "purgeDead", "setConcurrency", "setPaused", "checkRateLimit",
+                     "claimWebhook", "settleWebhook"]
         #expect(Set(ImageQueueScripts.sources.keys) == Set(names))
         for (name, source) in ImageQueueScripts.sources {
             // A shebang line may come first (docs/PROTOCOL.md, "Script flags and a full Redis").
@@ -50,7 +70,7 @@ import TestSupport
             return first.hasPrefix("#!") ? first : nil
         }
         for name in ["claimJob", "extendLease", "reportProgress", "completeJob", "failJob", "releaseJob", "recoverExpired",
-                     "cancelJob", "purgeDead", "setConcurrency"] {
+                     "cancelJob", "purgeDead", "setConcurrency", "claimWebhook", "settleWebhook"] {
             #expect(shebang(name) == "#!lua flags=allow-oom", "\(name)")
         }
         // Refused up front at maxmemory: they add work (or count a request that would be refused).

@@ -7,7 +7,7 @@ import TestSupport
 /// data that inflates to the declared size.
 struct PlaceholderImageTests {
     static func render(_ prompt: String, model: String = "flux") async throws -> GeneratedImage {
-        try await PlaceholderGenerator().generate(GenerationRequest(jobID: "\(model)-test", model: model, prompt: prompt))
+        try #require(try await PlaceholderGenerator().generate(GenerationRequest(jobID: "\(model)-test", model: model, prompt: prompt)).first)
     }
 
     @Test func thePlaceholderIsAValid512PNG() async throws {

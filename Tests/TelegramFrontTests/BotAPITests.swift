@@ -66,6 +66,56 @@ import TestSupport
         #expect(details["sha256"] as? String == sum.stdout.split(separator: " ").first.map(String.init), "the bytes arrive unchanged")
     }
 
+    @Test func sendsAnAlbumOfThreePhotosCaptionedOnce() async throws {
+        let fake = try await FakeTelegram.start()
+        let bot = client(fake)
+        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        let images = (1...3).map { index in
+            BotAPI.Upload(bytes: png + Array(repeating: UInt8(index), count: 100 * index), contentType: "image/png",
+                          fileName: "flux-1.\(index).png")
+        }
+        let sent = try await bot.sendMediaGroup(chat: 9, images: images, caption: "three foxes", replyTo: 77)
+        #expect(sent.count == 3, "Telegram answers the album's messages")
+        let calls = try await fake.calls("sendMediaGroup")
+        #expect(calls.count == 1)
+        let photos = try #require(calls.first?["photos"] as? [[String: Any]])
+        #expect(photos.map { ($0["bytes"] as? NSNumber)?.intValue ?? 0 } == [108, 208, 308], "every image, in order")
+        let messages = try await fake.messages()
+        #expect(messages.count == 3)
+        #expect(messages.map { $0["caption"] as? String } == ["three foxes", nil, nil], "captioned once, on the first")
+        #expect(Set(messages.compactMap { $0["media_group_id"] as? String }).count == 1)
+        #expect(messages.allSatisfy { ($0["reply_to"] as? NSNumber)?.int64Value == 77 })
+    }
+
+    @Test func buttonsAreSentEditedAwayAndTheirPressesAnsweredOnce() async throws {
+        let fake = try await FakeTelegram.start()
+        let bot = client(fake)
+        let cancel = InlineButton(text: "Cancel", callbackData: "c:flux-01abc")
+        let status = try await bot.sendMessage(chat: 5, text: "⏳ Queued", buttons: [cancel])
+        try await bot.editMessageText(chat: 5, message: status.messageID, text: "🎨 Generating", buttons: [cancel])
+        func markup() async throws -> [String: Any]? { try await fake.messages().first?["reply_markup"] as? [String: Any] }
+        let keyboard = try #require(try await markup()?["inline_keyboard"] as? [[[String: Any]]])
+        #expect(keyboard.first?.first?["callback_data"] as? String == "c:flux-01abc")
+        #expect(keyboard.first?.first?["text"] as? String == "Cancel")
+
+        let press = try await fake.pressButton(messageID: status.messageID, data: "c:flux-01abc", userID: 8)
+        let updates = try await bot.getUpdates(offset: 0, timeout: .seconds(1))
+        let query = try #require(updates.first?.callbackQuery)
+        #expect(updates.first?.message == nil)
+        #expect(query.id == press.queryID && query.from.id == 8 && query.data == "c:flux-01abc")
+        #expect(query.message?.messageID == status.messageID && query.message?.chat.id == 5)
+        try await bot.answerCallbackQuery(query.id, text: "Cancelling…")
+        let again = await failure { try await bot.answerCallbackQuery(query.id, text: "twice") }
+        #expect(again?.kind == .badRequest, "a press is answered once")
+        #expect(try await fake.callbackQueries().first?["text"] as? String == "Cancelling…")
+        #expect(try await fake.calls("getUpdates").first.flatMap { ($0["params"] as? [String: Any])?["allowed_updates"] as? [String] }
+                == ["message", "callback_query"], "the front asks for button presses")
+
+        // An edit without buttons removes them, as Telegram does.
+        try await bot.editMessageText(chat: 5, message: status.messageID, text: "🚫 Cancelled")
+        #expect(try await markup() == nil)
+    }
+
     @Test func classifiesRefusals() async throws {
         let fake = try await FakeTelegram.start()
         let bot = client(fake)

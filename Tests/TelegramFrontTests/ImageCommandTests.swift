@@ -19,6 +19,25 @@ import TelegramFront
         #expect(parse("/image=dalle/a cat") == .generate(model: "dalle", prompt: "a cat"))
     }
 
+    @Test func readsTheImageCountBeforeThePrompt() {
+        #expect(parse("/image=flux/x3 a lighthouse") == .generate(model: "flux", prompt: "a lighthouse", count: 3))
+        #expect(parse("/image=flux/X2   two foxes") == .generate(model: "flux", prompt: "two foxes", count: 2))
+        #expect(parse("/image=flux/x1 one fox") == .generate(model: "flux", prompt: "one fox", count: 1))
+        #expect(parse("/image=flux/x4\nfour") == .generate(model: "flux", prompt: "four", count: 4))
+        // Without the count, one image, and prompts that merely start with x are prompts.
+        #expect(parse("/image=flux/a lighthouse") == .generate(model: "flux", prompt: "a lighthouse", count: 1))
+        #expect(parse("/image=flux/xray of a fox") == .generate(model: "flux", prompt: "xray of a fox"))
+        #expect(parse("/image=flux/x3") == .generate(model: "flux", prompt: "x3"))
+        #expect(parse("/image=flux/x3d render") == .generate(model: "flux", prompt: "x3d render"))
+        for text in ["/image=flux/x5 five", "/image=flux/x0 none", "/image=flux/x99999999999999999999 many"] {
+            guard case .usage(let problem)? = parse(text) else {
+                Issue.record("\(text): a count out of range is answered with the usage")
+                continue
+            }
+            #expect(problem?.contains("1 to 4 images") == true, "\(text): \(problem ?? "")")
+        }
+    }
+
     @Test func answersUsageForBareOrMalformedCommands() {
         #expect(parse("/image") == .usage(problem: nil))
         #expect(parse("/start") == .usage(problem: nil))

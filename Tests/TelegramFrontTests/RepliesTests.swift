@@ -15,6 +15,40 @@ import TelegramFront
         #expect(wild.progress == 1)
     }
 
+    @Test func aQueuedEventWithAnETAShowsTheExpectedWait() throws {
+        let event = try StatusEvent(json: Array(#"{"v":1,"id":"flux-01abc","model":"flux","status":"queued","time":1,"attempt":0,"rev":1,"position":3,"eta_ms":41200}"#.utf8))
+        #expect(event.etaMilliseconds == 41_200)
+        #expect(Replies.status(event) == "⏳ Queued for flux: position 3, about 40 s.")
+        // A fresher position scales the wait: 40 s at place 3 is 8 s at place 1.
+        #expect(Replies.status(event, position: 1) == "⏳ Queued for flux: you are next, about 8 s.")
+        #expect(Replies.status(event, position: 3) == "⏳ Queued for flux: position 3, about 40 s.")
+        // Without run-time history there is no ETA, and the line is as before.
+        let plain = try StatusEvent(json: Array(#"{"v":1,"id":"flux-01abc","model":"flux","status":"queued","time":1,"attempt":0,"rev":1,"position":3}"#.utf8))
+        #expect(plain.etaMilliseconds == nil)
+        #expect(Replies.status(plain) == "⏳ Queued for flux: position 3.")
+        let long = try StatusEvent(json: Array(#"{"v":1,"id":"flux-01abc","model":"flux","status":"queued","time":1,"attempt":0,"rev":1,"position":12,"eta_ms":400000}"#.utf8))
+        #expect(Replies.status(long) == "⏳ Queued for flux: position 12, about 7 min.")
+    }
+
+    @Test func expectedWaitsAreRoundedAsPeopleSayThem() {
+        #expect(Replies.about(0) == nil && Replies.about(499) == nil, "a job that starts at once has no wait")
+        #expect(Replies.about(500) == "about 1 s")
+        #expect(Replies.about(7_400) == "about 7 s")
+        #expect(Replies.about(10_000) == "about 10 s")
+        #expect(Replies.about(12_000) == "about 10 s")
+        #expect(Replies.about(13_000) == "about 15 s")
+        #expect(Replies.about(90_000) == "about 90 s")
+        #expect(Replies.about(91_000) == "about 2 min", "past 90 s, minutes")
+        #expect(Replies.about(150_000) == "about 3 min")
+        #expect(Replies.about(90 * 60_000) == "about 90 min")
+        #expect(Replies.about(3 * 3_600_000) == "about 3 h")
+        #expect(Replies.status(forQueued: "sdxl", position: nil, etaMilliseconds: 20_000) == "⏳ Queued for sdxl, about 20 s.")
+    }
+
+    @Test func usageShowsHowToAskForSeveralImages() {
+        #expect(Replies.usage(models: ["flux", "sdxl"]).contains("/image=flux/x3 a lighthouse at dawn"))
+    }
+
     @Test func captionKeepsShortPromptsWhole() {
         #expect(Replies.caption("  a fox in snow ") == "a fox in snow")
         let exact = String(repeating: "a", count: 1024)

@@ -93,6 +93,10 @@ struct BotMessageRecord: Sendable, CustomStringConvertible {
     let photoKind: String?
     let fileName: String?
     let deleted: Bool
+    /// The `callback_data` of its inline buttons, in order (empty without a keyboard).
+    let buttons: [String]
+    /// The album it belongs to, for a photo sent by sendMediaGroup.
+    let mediaGroupID: String?
 
     init(_ object: [String: Any]) {
         id = (object["message_id"] as? NSNumber)?.int64Value ?? -1
@@ -108,12 +112,16 @@ struct BotMessageRecord: Sendable, CustomStringConvertible {
         photoKind = photo?["kind"] as? String
         fileName = photo?["filename"] as? String
         deleted = (object["deleted"] as? NSNumber)?.boolValue ?? false
+        let rows = (object["reply_markup"] as? [String: Any])?["inline_keyboard"] as? [[[String: Any]]] ?? []
+        buttons = rows.flatMap { $0.compactMap { $0["callback_data"] as? String } }
+        mediaGroupID = object["media_group_id"] as? String
     }
 
     /// The job id, from the uploaded file's name (`<job id>.png`).
     var jobID: String? { fileName.map { String($0.split(separator: ".")[0]) } }
 
     var description: String {
-        isPhoto ? "#\(id) photo → \(replyTo ?? 0) \(fileName ?? "") \"\(caption ?? "")\"" : "#\(id) text → \(replyTo ?? 0) \(history)"
+        (isPhoto ? "#\(id) photo → \(replyTo ?? 0) \(fileName ?? "") \"\(caption ?? "")\"" : "#\(id) text → \(replyTo ?? 0) \(history)")
+            + (buttons.isEmpty ? "" : " \(buttons)")
     }
 }

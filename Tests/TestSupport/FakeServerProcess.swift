@@ -11,15 +11,16 @@ final class FakeServerProcess: Sendable {
     private let http = HTTPClient()
 
     /// Starts `Tests/Fakes/<script>` with `--port 0` and `arguments`, and waits for its
-    /// `READY <port>` line.
+    /// `READY <port>` line. `environment` is added to the test process's (e.g. a secret the
+    /// fake reads from a variable, so it is never on a command line).
     /// - Throws: `TestSetupError` (after killing it) when it ends, or says something else,
     ///   or says nothing within 30 s.
-    static func start(_ script: String, arguments: [String] = []) async throws -> FakeServerProcess {
+    static func start(_ script: String, arguments: [String] = [], environment: [String: String] = [:]) async throws -> FakeServerProcess {
         inProcessSetUp()
         let path = TestEnvironment.packageRoot.appendingPathComponent("Tests/Fakes/" + script).path
         // Started by SpawnedProcess: no inherited descriptors, killed when the tests exit.
         let process = try SpawnedProcess("/usr/bin/env", ["python3", path, "--port", "0"] + arguments,
-                                         environment: ProcessInfo.processInfo.environment)
+                                         environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
         // The READY line is the only thing a fake writes on stdout; stderr may say more.
         let deadline = ContinuousClock.now + .seconds(30)
         while !process.stdout.contains("\n") {

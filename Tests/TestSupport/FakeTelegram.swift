@@ -73,6 +73,25 @@ public final class FakeTelegram: Sendable {
         return zip(updateIDs, messageIDs).map { ($0, $1.integer) }
     }
 
+    /// Injects a press of the inline button with `data` under the bot's message `messageID`
+    /// by `userID` (a `callback_query` update) and wakes any waiting `getUpdates`.
+    @discardableResult
+    public func pressButton(messageID: Int64, data: String, userID: Int64 = 42,
+                            username: String = "alice") async throws -> (updateID: Int64, queryID: String) {
+        let answer = try ParsedJSON.parse(String(decoding: try await server.post("/_control/callback_query", [
+            "message_id": messageID, "data": data, "user_id": userID, "username": username]), as: UTF8.self))
+        guard let updateID = answer["update_id"]?.integer, let queryID = answer["callback_query_id"]?.string else {
+            throw TestSetupError("fake_telegram.py answered \(answer) to a button press")
+        }
+        return (updateID, queryID)
+    }
+
+    /// Every injected button press: `{"id", "user_id", "data", "message_id", "answered",
+    /// "text", "show_alert", "time_ms", "answered_ms"}`.
+    public func callbackQueries() async throws -> [[String: Any]] {
+        try await server.list("/_control/callbacks")
+    }
+
     /// Queues scripted responses for a Bot API method (`sendPhoto`, `editMessageText`, ...);
     /// each is a JSON object of the README's RESPONSE fields: `status`, `description`,
     /// `retry_after`, `delay_ms`, `drop`.

@@ -27,22 +27,51 @@ local function nowMs()
   return tonumber(t[1]) * 1000 + ms
 end
 
-local function concurrencyLimit()
-  local limit = tonumber(redis.call('HGET', metaKey, 'concurrency'))
-  if limit == nil or limit < 1 then return 1 end
-  return limit
+-- The model's settings from meta, in one read: the concurrency limit (absent or < 1 means
+-- 1), whether it is paused (`paused` = '1': no claims), and the moving average of its recent
+-- run times in ms (`run_ms_avg`, nil before the first completion).
+local function modelState()
+  local m = redis.call('HMGET', metaKey, 'concurrency', 'paused', 'run_ms_avg')
+  local limit = tonumber(m[1])
+  if limit == nil or limit < 1 then limit = 1 end
+  return limit, m[2] == '1', tonumber(m[3])
 end
 
--- Leaves one token in the doorbell when a job is waiting and a slot is free, so exactly one
--- idle worker wakes; the worker that claims rings again for the next (a chain, not a storm).
--- `limit` is the concurrency limit and `running` the size of active, when the caller has
--- already read them.
+-- Leaves one token in the doorbell when a job is waiting, a slot is free and the model is not
+-- paused, so exactly one idle worker wakes; the worker that claims rings again for the next
+-- (a chain, not a storm). `limit` is the concurrency limit and `running` the size of active,
+-- when the caller has already read them (and so knows the model is not paused).
 local function ringDoorbell(limit, running)
+  if not limit then
+    local paused
+    limit, paused = modelState()
+    if paused then return end
+  end
   if redis.call('LLEN', wakeKey) == 0
     and redis.call('ZCARD', pendingKey) > 0
-    and (running or redis.call('ZCARD', activeKey)) < (limit or concurrencyLimit()) then
+    and (running or redis.call('ZCARD', activeKey)) < limit then
     redis.call('RPUSH', wakeKey, '1')
   end
+end
+
+-- A job's score in pending: its enqueue sequence, moved by its priority level. Every `high`
+-- job sorts before every `normal` one and every `normal` before every `low` (sequences stay
+-- below 1e15); `normal` (the field absent) is the sequence alone, as before priorities.
+local priorityOffset = { high = -1e15, low = 1e15 }
+local function pendingScore(seq, priority)
+  return seq + (priorityOffset[priority or ''] or 0)
+end
+
+-- The expected wait in ms of the queued job at `position` (1 = next): 0 when a slot is free
+-- for it; otherwise the completions it waits for, (position - free slots), at `avg` ms per
+-- job spread over `limit` slots, the running jobs being half done on average. nil without a
+-- run-time history, or while the model is paused.
+local function etaOf(position, limit, running, paused, avg)
+  if not position or paused or not avg then return nil end
+  local free = limit - running
+  if free < 0 then free = 0 end
+  if position <= free then return 0 end
+  return math.floor(avg * (position - free - 0.5) / limit + 0.5)
 end
 
 local function positionOf(id)
@@ -129,6 +158,28 @@ local function errorObject(code, message)
   return { code = code, message = message }
 end
 
+-- The model's webhook outbox (ZSET job id -> due time, ms) and its wake list: the job key
+-- prefix with `job:` replaced, so they share the model's {M} hash tag.
+local function webhookKeys()
+  local base = string.sub(jobPrefix, 1, #jobPrefix - 4)
+  return base .. 'webhooks', base .. 'webhooks:wake'
+end
+
+-- When the job asked for a webhook (field `webhook`), queues the delivery of its final event
+-- `event` (kept as `webhook_body`: later events do not change it), due at `now`, and wakes
+-- one idle deliverer. Called by every path that ends a job.
+local function queueWebhook(jobKey, id, now, event)
+  local url = redis.call('HGET', jobKey, 'webhook')
+  if not url or url == '' then return end
+  local outboxKey, outboxWakeKey = webhookKeys()
+  redis.call('HDEL', jobKey, 'webhook_first_attempt_at', 'webhook_last_attempt_at', 'webhook_last_status',
+             'webhook_last_error', 'webhook_delivered_at')
+  redis.call('HSET', jobKey, 'webhook_body', event, 'webhook_state', 'pending', 'webhook_attempts', 0,
+             'webhook_claim', '')
+  redis.call('ZADD', outboxKey, now, id)
+  if redis.call('LLEN', outboxWakeKey) == 0 then redis.call('RPUSH', outboxWakeKey, '1') end
+end
+
 -- Moves a job to the dead list as `failed`, keeping the reason on the job.
 local function deadLetter(jobKey, id, now, code, message)
   local err = errorObject(code, message)
@@ -136,17 +187,20 @@ local function deadLetter(jobKey, id, now, code, message)
              'error', cjson.encode(err), 'token', '')
   redis.call('ZADD', deadKey, now, id)
   redis.call('HINCRBY', metaKey, 'failed_total', 1)
-  emitEvent(jobKey, id, 'failed', now, { error = err })
+  local event = emitEvent(jobKey, id, 'failed', now, { error = err })
+  queueWebhook(jobKey, id, now, event)
 end
 
--- Puts a job back into pending under its original sequence number: ahead of every job
--- enqueued after it, so a re-run keeps the model's FIFO order.
+-- Puts a job back into pending under its original sequence number and priority: ahead of
+-- every job of its level enqueued after it, so a re-run keeps the model's FIFO order.
 local function requeue(jobKey, id, now, err)
-  local seq = tonumber(redis.call('HGET', jobKey, 'seq')) or 0
-  redis.call('ZADD', pendingKey, seq, id)
+  local h = redis.call('HMGET', jobKey, 'seq', 'priority')
+  redis.call('ZADD', pendingKey, pendingScore(tonumber(h[1]) or 0, h[2]), id)
   redis.call('HSET', jobKey, 'status', 'queued', 'token', '')
   redis.call('HDEL', jobKey, 'worker', 'started_at')
-  local extra = { position = positionOf(id) }
+  local position = positionOf(id)
+  local limit, paused, avg = modelState()
+  local extra = { position = position, eta_ms = etaOf(position, limit, redis.call('ZCARD', activeKey), paused, avg) }
   if err then
     redis.call('HSET', jobKey, 'error', cjson.encode(err))
     extra.error = err

@@ -158,11 +158,11 @@
       error = 'The saved token was rejected (401 Unauthorized). Enter the current token.';
     } else if (reason === 'rejected') {
       title = 'The API token was rejected';
-      text = 'Retrying jobs needs the API token (IMAGEQUEUE_API_TOKEN). It is kept in this browser only (localStorage).';
+      text = 'Retrying jobs and pausing queues need the API token (IMAGEQUEUE_API_TOKEN). It is kept in this browser only (localStorage).';
       error = 'The server rejected this token (401 Unauthorized). Check the token and enter it again.';
     } else {
       if (reason === 'write') title = 'Enter the API token to retry jobs';
-      text = 'Retrying jobs needs the API token (IMAGEQUEUE_API_TOKEN). It is kept in this browser only (localStorage).';
+      text = 'Retrying jobs and pausing queues need the API token (IMAGEQUEUE_API_TOKEN). It is kept in this browser only (localStorage).';
     }
     $('token-title').textContent = title;
     $('token-text').textContent = text;
@@ -267,7 +267,8 @@
       state.queues[model] = {
         pending: q.pending || 0, active: q.active || 0, dead: q.dead || 0,
         concurrency: isNum(q.concurrency) ? q.concurrency : null,
-        completed_total: q.completed_total || 0, failed_total: q.failed_total || 0
+        completed_total: q.completed_total || 0, failed_total: q.failed_total || 0,
+        paused: q.paused === true
       };
       state.oldestSince[model] = isNum(q.oldest_pending_age_ms) ? at - q.oldest_pending_age_ms : null;
     });
@@ -591,6 +592,39 @@
     });
   }
 
+  // ---------------------------------------------------------------- pause and resume
+  var pausing = new Set();   // models with a pause or resume on its way
+  function pauseButton(model, paused) {
+    var busy = pausing.has(model);
+    var label = busy ? (paused ? 'Resuming…' : 'Pausing…') : (paused ? 'Resume' : 'Pause');
+    return el('button', { type: 'button', class: 'btn small ghost', disabled: busy, 'data-action': paused ? 'resume' : 'pause',
+                          'aria-label': label + ' ' + model,
+                          title: paused ? 'Let workers claim ' + model + ' jobs again' : 'Stop every worker from claiming ' + model + ' jobs (running jobs finish)',
+                          onclick: function () { setPaused(model, !paused); } }, label);
+  }
+  function setPaused(model, pause) {
+    if (!state.token) { askToken('write', function () { setPaused(model, pause); }); return; }
+    pausing.add(model);
+    scheduleRender();
+    var verb = pause ? 'pause' : 'resume';
+    api('v1/queues/' + encodeURIComponent(model) + '/' + verb, { method: 'POST', auth: true }).then(function (r) {
+      if (r.status === 401) {
+        toast('Not ' + (pause ? 'paused' : 'resumed') + ': the server rejected the API token (401 Unauthorized).', 'error');
+        askToken('rejected', function () { setPaused(model, pause); });
+        return;
+      }
+      if (!r.ok) { toast('Could not ' + verb + ' ' + model + ': ' + errorText(r), 'error'); return; }
+      if (state.queues[model]) state.queues[model].paused = pause;
+      toast(model + (pause ? ' is paused: no new jobs start.' : ' is running again.'), 'success');
+      loadSnapshot();
+    }).catch(function () {
+      toast('Could not ' + verb + ' ' + model + ': the server could not be reached.', 'error');
+    }).then(function () {
+      pausing.delete(model);
+      scheduleRender();
+    });
+  }
+
   // ---------------------------------------------------------------- images
   var thumbs = new Map();   // job id -> { node, url }
   function thumbFor(job) {
@@ -708,8 +742,10 @@
       mark.style.background = modelColor(model);
       return el('article', { class: 'panel queue', 'data-model': model },
         el('div', { class: 'queue-head' },
-          el('div', { class: 'queue-name' }, mark, el('span', { text: model })),
-          el('span', { class: 'slots', text: limit === null ? '' : q.active + ' / ' + limit + ' ' + plural(limit, 'slot', 'slots') + ' busy' })),
+          el('div', { class: 'queue-name' }, mark, el('span', { text: model }),
+            q.paused ? el('span', { class: 'badge paused', title: 'No worker claims ' + model + ' jobs until it is resumed' }, 'paused') : null),
+          el('span', { class: 'slots', text: limit === null ? '' : q.active + ' / ' + limit + ' ' + plural(limit, 'slot', 'slots') + ' busy' }),
+          pauseButton(model, q.paused)),
         el('div', { class: 'queue-nums' },
           el('div', { class: 'num pending' }, el('span', { class: 'v', text: q.pending }), el('span', { class: 'l', text: 'pending' })),
           el('div', { class: 'num running' }, el('span', { class: 'v', text: q.active }), el('span', { class: 'l', text: 'running' })),
@@ -773,7 +809,7 @@
     var headers = authHeaders(false);
     delete headers['Accept'];
     fetch(jobPath(id) + '/preview?rev=' + rev, { headers: headers, cache: 'no-store' }).then(function (res) {
-      if (res.status === 404) return null;
+      if (res.status === 404 || res.status === 409) return null;   // no such job, or no preview now
       if (!res.ok) throw new Error('HTTP ' + res.status);
       return res.blob();
     }).then(function (blob) {
@@ -848,11 +884,14 @@
       if (job.result && job.result.placeholder) thumb.appendChild(el('span', { class: 'tag', title: 'Made by the offline placeholder backend', text: 'Placeholder' }));
       var text = job.enhanced_prompt || job.prompt || '';
       var duration = isNum(job.finished_at) && isNum(job.enqueued_at) ? job.finished_at - job.enqueued_at : null;
+      // A job of n images shows its first, with a count (the others: /image?index=k).
+      var images = job.result && Array.isArray(job.result.images) ? job.result.images.length : 1;
       return el('article', { class: 'panel shot', 'data-status': 'completed', 'data-job-id': job.id },
         thumb,
         el('div', { class: 'shot-body' },
           el('div', { class: 'shot-meta' },
             el('span', { class: 'chip', text: job.model }),
+            images > 1 ? el('span', { class: 'chip', title: 'This job made ' + images + ' images; the first is shown', text: images + ' images' }) : null,
             el('span', { class: 'took', title: 'Queued → finished', text: duration === null ? '' : took(duration) })),
           el('p', { class: 'prompt clamp clamp-3', title: text || null, text: text || (job.detailed ? '(no prompt)' : '…') }),
           el('div', { class: 'shot-foot' },

@@ -6,7 +6,9 @@ import ImageQueue
 /// (base64 images in JSON); while it runs, `GET /sdapi/v1/progress` gives the progress (0–1)
 /// and a `current_image` preview; `POST /sdapi/v1/interrupt` stops it when the job is
 /// cancelled. The web UI renders one request at a time, so its progress is this job's when
-/// the server serves one worker slot.
+/// the server serves one worker slot. A job's n images are one request: `batch_size` n (a
+/// configured `params.batch_size` caps it, the rest coming as `n_iter` rounds), each image
+/// with its own seed (A1111 numbers them from the request's).
 struct A1111Backend: ImageGenerator {
     let call: BackendHTTP
     let url: String
@@ -17,10 +19,15 @@ struct A1111Backend: ImageGenerator {
 
     private var base: String { url.hasSuffix("/") ? String(url.dropLast()) : url }
 
-    func generate(_ request: GenerationRequest) async throws(GenerationError) -> GeneratedImage {
+    func batchLimit(for model: String) -> Int { JobRequest.maxImageCount }
+
+    func generate(_ request: GenerationRequest) async throws(GenerationError) -> [GeneratedImage] {
         var body = params
         body["prompt"] = .string(request.prompt)
-        if body["batch_size"] == nil { body["batch_size"] = .int(1) }
+        let count = max(1, request.count)
+        let perBatch = max(1, min(count, params["batch_size"]?.intValue.map { Int(clamping: $0) } ?? count))
+        body["batch_size"] = .int(Int64(perBatch))
+        if count > 1 { body["n_iter"] = .int(Int64((count + perBatch - 1) / perBatch)) }
         if let model {
             var overrides = body["override_settings"]?.objectValue ?? [:]
             overrides["sd_model_checkpoint"] = .string(model)
@@ -54,10 +61,18 @@ struct A1111Backend: ImageGenerator {
         guard let answer = BackendResponse.object(response) else {
             throw GenerationError(.invalidImage, "HTTP \(response.status) with \(ImageFormat.describe(response.body, contentType: response.header("content-type")))")
         }
-        guard case .array(let images)? = answer["images"], let first = images.first?.stringValue else {
+        guard case .array(let images)? = answer["images"], !images.isEmpty else {
             throw GenerationError(.invalidImage, "HTTP \(response.status) with JSON that holds no images")
         }
-        return try BackendResponse.decodeImage(base64: first, what: "images[0]")
+        guard images.count >= count else {
+            throw GenerationError(.invalidImage, "HTTP \(response.status) with \(images.count) images for a batch of \(count)")
+        }
+        // The last ones: a web UI set to return its grid puts it first.
+        var decoded: [GeneratedImage] = []
+        for position in (images.count - count)..<images.count {
+            decoded.append(try BackendResponse.decodeImage(base64: images[position].stringValue, what: "images[\(position)]"))
+        }
+        return decoded
     }
 
     /// Asks for the progress until cancelled; reports only what is this render's (progress > 0).

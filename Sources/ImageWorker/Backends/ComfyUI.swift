@@ -12,7 +12,9 @@ import WSClient
 /// after a crash) finds its own earlier render in `/history` instead of rendering again.
 /// Progress and previews come over the WebSocket `/ws?clientId=…` (the client id is derived
 /// from the job too); the image from `/history/<prompt_id>` and `/view`; a cancelled job is
-/// stopped with `POST /interrupt` and taken out of the server's queue.
+/// stopped with `POST /interrupt` and taken out of the server's queue. One image per call: a
+/// job of n images submits the workflow n times, image k with every integer `seed` and
+/// `noise_seed` input raised by k (so the images differ) and a prompt id of its own.
 struct ComfyUIBackend: ImageGenerator {
     let call: BackendHTTP
     let url: String
@@ -30,17 +32,23 @@ struct ComfyUIBackend: ImageGenerator {
         case failed(GenerationError)
     }
 
-    func generate(_ request: GenerationRequest) async throws(GenerationError) -> GeneratedImage {
+    func generate(_ request: GenerationRequest) async throws(GenerationError) -> [GeneratedImage] {
+        [try await generateOne(request)]
+    }
+
+    private func generateOne(_ request: GenerationRequest) async throws(GenerationError) -> GeneratedImage {
         let clientID = Self.uuid(request.jobID + "#client")
-        // This job's renders so far: a finished one is fetched; a failed one is skipped.
+        // The job's first image keeps the prompt ids of a one-image job; image k its own.
+        let renders = request.index == 0 ? request.jobID : request.jobID + "/\(request.index)"
+        // This image's renders so far: a finished one is fetched; a failed one is skipped.
         var attempt = 1
-        var promptID = Self.uuid(request.jobID + "#1")
+        var promptID = Self.uuid(renders + "#1")
         while true {
             switch try await history(promptID) {
             case .some(.done): return try await image(of: promptID)
             case .some(.failed) where attempt < 100:
                 attempt += 1
-                promptID = Self.uuid(request.jobID + "#\(attempt)")
+                promptID = Self.uuid(renders + "#\(attempt)")
                 continue
             default: break
             }
@@ -154,6 +162,22 @@ struct ComfyUIBackend: ImageGenerator {
 
     private func submit(_ request: GenerationRequest, promptID: String, clientID: String) async throws(GenerationError) {
         var graph = workflow
+        if request.index > 0 {
+            for (id, value) in graph {
+                guard case .object(var node) = value, var inputs = node["inputs"]?.objectValue else { continue }
+                var changed = false
+                for name in ["seed", "noise_seed"] {
+                    if let seed = inputs[name]?.intValue {
+                        inputs[name] = .int(seed + Int64(request.index))
+                        changed = true
+                    }
+                }
+                if changed {
+                    node["inputs"] = .object(inputs)
+                    graph[id] = .object(node)
+                }
+            }
+        }
         if case .object(var node)? = graph[promptNode] {
             var inputs = node["inputs"]?.objectValue ?? [:]
             inputs[promptInput] = .string(request.prompt)

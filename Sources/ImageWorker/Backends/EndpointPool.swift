@@ -32,15 +32,18 @@ final class EndpointPool: ImageGenerator {
         state = Mutex(State(downUntil: Array(repeating: nil, count: members.count), failures: Array(repeating: 0, count: members.count)))
     }
 
-    func generate(_ request: GenerationRequest) async throws(GenerationError) -> GeneratedImage {
+    /// The members' (they serve the same model with the same settings).
+    func batchLimit(for model: String) -> Int { members.first?.generator.batchLimit(for: model) ?? 1 }
+
+    func generate(_ request: GenerationRequest) async throws(GenerationError) -> [GeneratedImage] {
         var tried: Set<Int> = []
         while true {
             let index = pick(excluding: tried)
             tried.insert(index)
             do {
-                let image = try await members[index].generator.generate(request)
+                let images = try await members[index].generator.generate(request)
                 answered(index)
-                return image
+                return images
             } catch {
                 if Task.isCancelled { throw error }
                 switch error.kind {
@@ -97,7 +100,9 @@ final class EndpointPool: ImageGenerator {
 struct ModelRouter: ImageGenerator {
     let generators: [String: any ImageGenerator]
 
-    func generate(_ request: GenerationRequest) async throws(GenerationError) -> GeneratedImage {
+    func batchLimit(for model: String) -> Int { generators[model]?.batchLimit(for: model) ?? 1 }
+
+    func generate(_ request: GenerationRequest) async throws(GenerationError) -> [GeneratedImage] {
         guard let generator = generators[request.model] else {
             throw GenerationError(.rejected, "no backend for model \(request.model)")
         }

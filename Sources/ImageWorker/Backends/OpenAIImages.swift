@@ -3,8 +3,10 @@ import FoundationEssentials
 import ImageQueue
 
 /// An OpenAI-compatible images API: `POST …/v1/images/generations` with
-/// `{"model", "prompt", "n": 1, "response_format": "b64_json", …params}`; the answer's
-/// `data[0].b64_json` is the image. Errors are `{"error":{"message","type","code"}}`.
+/// `{"model", "prompt", "n", "response_format": "b64_json", …params}`; the answer's
+/// `data[i].b64_json` are the images. A job's n images are one request with that `n`, except
+/// for `dall-e-3`, which makes one image per request (so it is called once per image).
+/// Errors are `{"error":{"message","type","code"}}`.
 struct OpenAIImagesBackend: ImageGenerator {
     let call: BackendHTTP
     let url: String
@@ -20,10 +22,15 @@ struct OpenAIImagesBackend: ImageGenerator {
         return trimmed + "/v1/images/generations"
     }
 
-    func generate(_ request: GenerationRequest) async throws(GenerationError) -> GeneratedImage {
+    func batchLimit(for model: String) -> Int {
+        (self.model ?? "").lowercased().hasPrefix("dall-e-3") ? 1 : JobRequest.maxImageCount
+    }
+
+    func generate(_ request: GenerationRequest) async throws(GenerationError) -> [GeneratedImage] {
+        let count = max(1, request.count)
         var body = params
         body["prompt"] = .string(request.prompt)
-        body["n"] = .int(1)
+        body["n"] = .int(Int64(count))
         body["response_format"] = .string("b64_json")
         if let model { body["model"] = .string(model) }
         let response = try await call.post(Self.endpoint(url), json: .object(body), bearer: apiKey)
@@ -40,9 +47,16 @@ struct OpenAIImagesBackend: ImageGenerator {
             try BackendResponse.checkStatus(response, detail: detail)
         }
         try BackendResponse.checkStatus(response)
-        guard case .array(let items)? = answer?["data"], let first = items.first?.objectValue else {
+        guard case .array(let items)? = answer?["data"], items.first?.objectValue != nil else {
             throw GenerationError(.invalidImage, "HTTP \(response.status) with \(answer == nil ? ImageFormat.describe(response.body, contentType: response.header("content-type")) : "JSON that holds no data[0]")")
         }
-        return try BackendResponse.decodeImage(base64: first["b64_json"]?.stringValue, what: "data[0].b64_json")
+        guard items.count >= count else {
+            throw GenerationError(.invalidImage, "HTTP \(response.status) with \(items.count) images for n = \(count)")
+        }
+        var images: [GeneratedImage] = []
+        for (position, item) in items.prefix(count).enumerated() {
+            images.append(try BackendResponse.decodeImage(base64: item.objectValue?["b64_json"]?.stringValue, what: "data[\(position)].b64_json"))
+        }
+        return images
     }
 }

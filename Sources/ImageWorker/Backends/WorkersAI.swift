@@ -5,20 +5,22 @@ import ImageQueue
 /// Cloudflare Workers AI REST: `POST {url}` (…/accounts/<id>/ai/run/<model>) with a bearer
 /// token and `{"prompt", …params}`. Flux models answer JSON `{"result":{"image":"<base64>"},
 /// "success":true}`; Stable Diffusion models answer the PNG itself. A failure is
-/// `{"success":false,"errors":[{"code","message"}]}`.
+/// `{"success":false,"errors":[{"code","message"}]}`. One image per call: a job of n images
+/// calls it n times, each with its own `seed`.
 struct WorkersAIBackend: ImageGenerator {
     let call: BackendHTTP
     let url: String
     let apiKey: String
     let params: [String: JSONValue]
 
-    func generate(_ request: GenerationRequest) async throws(GenerationError) -> GeneratedImage {
+    func generate(_ request: GenerationRequest) async throws(GenerationError) -> [GeneratedImage] {
         var body = params
         body["prompt"] = .string(request.prompt)
+        if let seed = request.seed(configured: params["seed"]) { body["seed"] = .int(seed) }
         let response = try await call.post(url, json: .object(body), bearer: apiKey)
         let contentType = response.header("content-type") ?? ""
         guard contentType.contains("json") || response.body.first == UInt8(ascii: "{") else {
-            return try BackendResponse.image(from: response)
+            return [try BackendResponse.image(from: response)]
         }
         let answer = BackendResponse.object(response)
         if let failure = Self.failure(answer, status: response.status) { throw failure }
@@ -26,7 +28,7 @@ struct WorkersAIBackend: ImageGenerator {
         guard let result = answer?["result"]?.objectValue else {
             throw GenerationError(.invalidImage, "HTTP \(response.status) with JSON that holds no result")
         }
-        return try BackendResponse.decodeImage(base64: result["image"]?.stringValue, what: "result.image")
+        return [try BackendResponse.decodeImage(base64: result["image"]?.stringValue, what: "result.image")]
     }
 
     /// The error a `success: false` answer (or an error status) means, by Workers AI's codes.
