@@ -142,6 +142,16 @@ public final class WebhookOutbox: ClosableService {
         }
     }
 
+    /// Pushes the model's wake list (a deliverer that took a wake-up it cannot use hands it on).
+    /// - Throws: `ImageQueueError` `.redis`.
+    public func wake(model: String) async throws(ImageQueueError) {
+        do {
+            _ = try await runner.redis.send(RedisCommand("RPUSH", runner.keys.webhookWake(model), "1"))
+        } catch {
+            throw ImageQueueError.redis(error, operation: "wake webhook deliverers")
+        }
+    }
+
     private func waiter(model: String) -> any RedisClientProtocol {
         waiters.withLock { waiters in
             if let existing = waiters[model] { return existing }

@@ -48,6 +48,21 @@ public struct WebhookTarget: Sendable, Equatable {
         return "\(scheme)://\(shownHost)\(port.map { ":\($0)" } ?? "")\(path)"
     }
 
+    /// The check before a delivery: nil when `url` may be posted to now; else why not, and
+    /// whether for good (a refused scheme, name or address) or for now (the name does not
+    /// resolve at the moment: DNS may be down; retried like a failed POST).
+    public static func deliveryRefusal(_ url: String, allowHosts: Set<String>) -> (reason: String, permanent: Bool)? {
+        do {
+            _ = try WebhookTarget(url, allowHosts: allowHosts)
+            return nil
+        } catch {
+            let host = (try? WebhookTarget(parsing: url))?.host
+            let unresolved = host.map { !addresses(of: $0, numericOnly: true).isSuccess
+                && !addresses(of: $0, numericOnly: false).isSuccess } ?? false
+            return (error.message, !unresolved)
+        }
+    }
+
     /// `url` as it may be logged or shown (`redacted`), without checking its host.
     public static func redacted(_ url: String) -> String {
         (try? WebhookTarget(parsing: url))?.redacted ?? "<unparseable URL>"

@@ -73,21 +73,27 @@ struct WebhookLoops: Service {
         }
     }
 
-    /// Says once that deliveries are due and cannot be signed here; looks again only when the
-    /// earliest one comes due (claims nothing, pops no wake-up meant for other workers).
+    /// Says once that deliveries are due and cannot be signed here, then stops: claims
+    /// nothing, and hands back the one wake-up it takes (meant for a worker that can sign).
     private func withoutSecret(_ model: String) async {
+        var failures = 0
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            var wait = Duration.seconds(600)
-            if let (_, nextDue) = try? await outbox.claim(model: model, limit: 0, lease: .seconds(1)) {
+            do {
+                let (_, nextDue) = try await outbox.claim(model: model, limit: 0, lease: .seconds(1))
+                failures = 0
                 if nextDue == .zero {
                     logger.error("webhook deliveries are due but IMAGEQUEUE_WEBHOOK_SECRET is not set: this worker does not deliver them (they stay queued for a worker that has the secret)",
                                  metadata: ["job.model": "\(model)"])
                     return
                 }
-                if let nextDue { wait = min(wait, nextDue) }
+                let wait = nextDue ?? outbox.maxWait
+                let woken = try await cancelWhenGracefulShutdown { try await outbox.waitForDeliveries(model: model, timeout: wait) }
+                if woken { try await outbox.wake(model: model) }
+            } catch {
+                if Task.isShuttingDownGracefully || Task.isCancelled { return }
+                failures += 1
+                try? await Task.sleep(for: RedisRetry.pause(afterFailures: failures))
             }
-            let pause = wait
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
         }
     }
 
@@ -98,7 +104,7 @@ struct WebhookLoops: Service {
                                          "webhook.attempt": "\(delivery.attempts + 1)"]
         let attempt: WebhookAttempt
         if let refusal = await recheck(delivery.url) {
-            attempt = .refused(error: refusal)
+            attempt = refusal.permanent ? .refused(error: refusal.reason) : .failed(status: nil, error: refusal.reason)
         } else {
             var request = HTTPRequest(method: "POST", url: delivery.url, headers: [
                 ("Content-Type", "application/json"),
@@ -158,17 +164,10 @@ struct WebhookLoops: Service {
     }
 
     /// Why the URL is refused now (its name may resolve elsewhere than at enqueue), or nil.
-    private func recheck(_ url: String) async -> String? {
+    private func recheck(_ url: String) async -> (reason: String, permanent: Bool)? {
         let allowed = configuration.queue.webhookAllowHosts
-        let check: @Sendable () -> String? = {
-            do throws(ImageQueueError) {
-                _ = try WebhookTarget(url, allowHosts: allowed)
-                return nil
-            } catch {
-                return error.message
-            }
-        }
-        return await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
+        let check: @Sendable () -> (reason: String, permanent: Bool)? = { WebhookTarget.deliveryRefusal(url, allowHosts: allowed) }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<(reason: String, permanent: Bool)?, Never>) in
             do {
                 try Self.resolver.run { continuation.resume(returning: check()) }
             } catch {

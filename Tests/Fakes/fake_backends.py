@@ -1035,6 +1035,12 @@ class ComfyUI:
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 count = min(value, 64)
                 break
+        # A workflow with an integer seed input renders that seed's picture (the canned PNG
+        # without one).
+        seeds = [node["inputs"][name] for node in item["workflow"].values() if isinstance(node.get("inputs"), dict)
+                 for name in ("seed", "noise_seed") if isinstance(node["inputs"].get(name), int)
+                 and not isinstance(node["inputs"].get(name), bool)]
+        picture = seeded_png(f"comfyui:{seeds[0]}") if seeds else PNG_BYTES
         images = []
         with self.lock:
             stale = item["settings"] is not self.settings  # reset while rendering: keep nothing
@@ -1042,7 +1048,7 @@ class ComfyUI:
                 self.images += 0 if stale else 1
                 filename = f"ComfyUI_{self.images:05d}_.png"
                 if not stale:
-                    self.files[filename] = PNG_BYTES
+                    self.files[filename] = picture
                 images.append({"filename": filename, "subfolder": "", "type": "output"})
         return images
 

@@ -49,6 +49,17 @@ import TestSupport
         #expect(throws: ImageQueueError.self) { try WebhookTarget("http://localhost/", allowHosts: allowed) }
     }
 
+    @Test func theDeliveryCheckTellsARefusedAddressFromAnUnresolvedName() throws {
+        let refused = try #require(WebhookTarget.deliveryRefusal("http://10.0.0.1/hook", allowHosts: []))
+        #expect(refused.permanent && refused.reason.contains("10.0.0.0/8"))
+        #expect(WebhookTarget.deliveryRefusal("gopher://example.com/", allowHosts: [])?.permanent == true)
+        // `.invalid` never resolves (RFC 6761): retried later, not given up.
+        let unresolved = try #require(WebhookTarget.deliveryRefusal("https://no-such-host.invalid/hook", allowHosts: []))
+        #expect(!unresolved.permanent && unresolved.reason.contains("does not resolve"), "\(unresolved)")
+        #expect(WebhookTarget.deliveryRefusal("http://127.0.0.1:9/hook", allowHosts: ["127.0.0.1"]) == nil)
+        #expect(WebhookTarget.deliveryRefusal("https://93.184.216.34/hook", allowHosts: []) == nil)
+    }
+
     @Test func redactionDropsCredentialsQueryAndFragment() {
         #expect(WebhookTarget.redacted("https://user:secret@Hooks.Example.com:8443/p/a?token=s3cr3t#frag")
             == "https://hooks.example.com:8443/p/a")

@@ -106,6 +106,35 @@ import TestSupport
         #expect(dalleCalls.allSatisfy { GPUBackendTests.json($0.body)["n"] as? Int == 1 }, "dall-e-3 makes one image per request")
     }
 
+    @Test func threeImagesOnComfyUIAreThreePromptsWithRaisedSeeds() async throws {
+        let workflow = FileManager.default.temporaryDirectory.appendingPathComponent("iq-seeded-\(UUID().uuidString).json").path
+        try """
+            {"3": {"class_type": "KSampler", "inputs": {"seed": 42, "steps": 4, "model": ["4", 0], "positive": ["6", 0]}},
+             "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "flux1-dev.safetensors"}},
+             "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "PLACEHOLDER", "clip": ["4", 1]}},
+             "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+             "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "iq", "images": ["8", 0]}}}
+            """.write(toFile: workflow, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: workflow) }
+        let (fixture, directory) = try await GPUBackendTests.fixture { fake in
+            #"{ "comfy": { "backend": "comfyui", "url": "\#(fake.comfyUIURL)", "workflow": "\#(workflow)", "prompt_node": "6" } }"#
+        }
+        defer { fixture.close(); try? FileManager.default.removeItem(atPath: directory) }
+        try await fixture.fake.setRender(service: "comfyui", renderMs: 100, steps: 2)
+        try await fixture.withWorkers(models: ["comfy"]) { _ in
+            let id = try await Self.enqueue(fixture, "three lanterns", model: "comfy", n: 3)
+            let info = try await fixture.waitForEnd(id)
+            try #require(info.status == .completed, "\(String(describing: info.error))")
+            let submissions = try await fixture.requests("comfyui").filter { $0.path.hasSuffix("/prompt") && $0.method == "POST" }
+                .map { GPUBackendTests.json($0.body) }
+            #expect(submissions.count == 3)
+            let seeds = submissions.compactMap { (($0["prompt"] as? [String: Any])?["3"] as? [String: Any]).flatMap { ($0["inputs"] as? [String: Any])?["seed"] as? Int } }
+            #expect(seeds == [42, 43, 44], "image k's seed is the workflow's + k")
+            #expect(Set(submissions.compactMap { $0["prompt_id"] as? String }).count == 3, "a prompt id per image")
+            #expect(Set(try await Self.images(of: id, fixture, count: 3)).count == 3, "three distinct images")
+        }
+    }
+
     // MARK: - One call with a batch
 
     @Test func threeImagesOnA1111AreOneCallWithBatchSizeThreeStoredUnderIndexedRedisKeys() async throws {

@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import Testing
 import TestSupport
@@ -39,8 +40,10 @@ struct WebhookDeliveryTests {
         let cancel = try await cli.run(["cancel", cancelled])
         try #require(cancel.status == 0, "cancel: \(cancel.stderr)")
 
+        let metricsPort = try RedisServer.freePort()
         let worker = try cli.startWorker(["--models", "flux", "--backend", "placeholder", "--output-dir", try cli.outputDirectory(),
-                                          "--id", "\(cli.prefix)-w1"], environment: workerEnvironment(timeout: 5))
+                                          "--id", "\(cli.prefix)-w1", "--metrics-port", "\(metricsPort)", "--metrics-host", "127.0.0.1"],
+                                         environment: workerEnvironment(timeout: 5))
         for id in [completed, cancelled] {
             let status = try await cli.waitForStatus(id, timeout: 60) { $0["webhook"]?["state"]?.string == "delivered" }
             #expect(status["webhook"]?["state"]?.string == "delivered", "\(status)\nworker output:\n\(worker.output)")
@@ -48,6 +51,11 @@ struct WebhookDeliveryTests {
             #expect(status["webhook"]?["last_status"]?.integer == 200, "\(status)")
             #expect(status["webhook"]?["delivered_at"]?.integer != nil, "\(status)")
         }
+        // Each settled attempt is counted by its outcome.
+        let metrics = try await HTTPClient().send(HTTPRequest(url: "http://127.0.0.1:\(metricsPort)/metrics"))
+        let text = String(decoding: metrics.body, as: UTF8.self)
+        #expect(sample(text, "imagequeue_worker_webhook_deliveries_total", outcome: "delivered") == 2, "\(text)")
+        #expect(sample(text, "imagequeue_worker_webhook_deliveries_total", outcome: "retry") == 4, "\(text)")
         worker.send(SIGTERM)
         #expect(try await worker.waitForExit() == .exited(0), "worker output:\n\(worker.output)")
 
@@ -66,8 +74,14 @@ struct WebhookDeliveryTests {
         #expect(status["webhook"]?["url"]?.string == receiver.url)
         #expect(!worker.output.contains(secret) && !worker.output.contains("v1=") && !worker.output.contains("s3cr3t"),
                 "worker output:\n\(worker.output)")
-        let text = try await cli.run(["status", completed])
-        #expect(text.stdout.contains("webhook   \(receiver.url): delivered, 3 attempts, last answer HTTP 200"), "\(text.stdout)")
+        let printed = try await cli.run(["status", completed])
+        #expect(printed.stdout.contains("webhook   \(receiver.url): delivered, 3 attempts, last answer HTTP 200"), "\(printed.stdout)")
+    }
+
+    /// The value of a Prometheus sample of `name` whose labels include `outcome`.
+    func sample(_ text: String, _ name: String, outcome: String) -> Double? {
+        text.split(separator: "\n").first { $0.hasPrefix(name + "{") && $0.contains("outcome=\"\(outcome)\"") }
+            .flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
     }
 
     @Test("a worker SIGKILLed while its delivery is held open loses nothing: another delivers it after the lease, once")
@@ -104,6 +118,33 @@ struct WebhookDeliveryTests {
         #expect(mine.allSatisfy { $0.verified })
         #expect(mine.filter(\.accepted).count == 1, "exactly one accepted delivery")
         #expect(Set(mine.compactMap(\.rev)).count == 1 && Set(mine.map(\.status)) == ["completed"])
+    }
+
+    @Test("a worker without the secret says so once and delivers nothing; a worker with it delivers afterwards")
+    func workerWithoutSecretLeavesDeliveriesQueued() async throws {
+        let receiver = try await WebhookReceiver.start(secret: secret, failFirst: 0)
+        let cli = try QueueCLI()
+        defer { cli.removeOutputDirectory() }
+        let arguments = ["--models", "flux", "--backend", "placeholder", "--output-dir", try cli.outputDirectory()]
+        let unsigned = try cli.startWorker(arguments + ["--id", "\(cli.prefix)-nosecret"], environment: allow)
+        let id = try await enqueue(cli, "nobody can sign this yet", webhook: receiver.url)
+        let completed = try await cli.waitForStatus(id, "completed")
+        try #require(completed["status"]?.string == "completed", "worker output:\n\(unsigned.output)")
+        let warned = await unsigned.waitForOutput(containing: "IMAGEQUEUE_WEBHOOK_SECRET is not set", timeout: 60)
+        #expect(warned, "worker output:\n\(unsigned.output)")
+        let waiting = try await cli.status(id)
+        #expect(waiting["webhook"]?["state"]?.string == "pending" && waiting["webhook"]?["attempts"]?.integer == 0, "\(waiting)")
+        #expect(try await receiver.deliveries().isEmpty)
+
+        let signer = try cli.startWorker(arguments + ["--id", "\(cli.prefix)-signer"], environment: workerEnvironment(timeout: 5))
+        let done = try await cli.waitForStatus(id, timeout: 60) { $0["webhook"]?["state"]?.string == "delivered" }
+        #expect(done["webhook"]?["attempts"]?.integer == 1, "\(done)\nworker output:\n\(signer.output)")
+        #expect(try await accepted(receiver, id).count == 1)
+        for worker in [unsigned, signer] {
+            worker.send(SIGTERM)
+            #expect(try await worker.waitForExit() == .exited(0), "worker output:\n\(worker.output)")
+        }
+        #expect(unsigned.output.components(separatedBy: "IMAGEQUEUE_WEBHOOK_SECRET is not set").count == 2, "said once")
     }
 
     @Test("a private, loopback or metadata webhook is refused at enqueue and nothing is queued")
