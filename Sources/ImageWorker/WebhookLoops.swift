@@ -73,8 +73,8 @@ struct WebhookLoops: Service {
         }
     }
 
-    /// Says once that deliveries are due and cannot be signed here, then stops: claims
-    /// nothing, and hands back the one wake-up it takes (meant for a worker that can sign).
+    /// Says once that deliveries are due and cannot be signed here, then idles until shutdown:
+    /// claims nothing, and hands back the one wake-up it takes (meant for a worker that can sign).
     private func withoutSecret(_ model: String) async {
         var failures = 0
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
@@ -84,6 +84,7 @@ struct WebhookLoops: Service {
                 if nextDue == .zero {
                     logger.error("webhook deliveries are due but IMAGEQUEUE_WEBHOOK_SECRET is not set: this worker does not deliver them (they stay queued for a worker that has the secret)",
                                  metadata: ["job.model": "\(model)"])
+                    try? await gracefulShutdown()  // a service that ends early stops the whole group
                     return
                 }
                 let wait = nextDue ?? outbox.maxWait

@@ -147,12 +147,12 @@ import TestSupport
         try await queue.redis.send("HSET", queue.keys.job(try JobID(job.id)), "started_at", String(started - 10_000))
         try await worker.complete(job, result: sampleResult)
         let first = try #require(try await queue.client.inspector.stats()["flux"]?.averageRunMilliseconds)
-        #expect(first >= 10_000 && first < 11_000, "\(first)")
+        #expect(first >= 10_000 && first < 20_000, "\(first)")
         // A second, near-instant job pulls the average a fifth of the way down.
         try await queue.enqueue("second")
         try await worker.complete(try await queue.claim(worker), result: sampleResult)
         let second = try #require(try await queue.client.inspector.stats()["flux"]?.averageRunMilliseconds)
-        #expect(second >= first * 8 / 10 - 1 && second < first * 8 / 10 + 300, "\(first) -> \(second)")
+        #expect(second >= first * 8 / 10 - 1 && second < first * 8 / 10 + 2_000, "\(first) -> \(second)")
     }
 
     @Test func theEventsETAAndTheStatusETAAreTheSameEstimate() async throws {

@@ -117,7 +117,7 @@ struct JobRoutesTests {
         _ = try await worker.waitForExit()
     }
 
-    @Test("a generating job's preview: served while an A1111 render runs, 404 once there is none; DELETE stops the running job")
+    @Test("a generating job's preview: served while an A1111 render runs, 409 once there is none; DELETE stops the running job")
     func previewAndCancelOfARunningJob() async throws {
         let fixture = try ServeFixture()
         defer { fixture.removeOutputDirectory() }
@@ -144,7 +144,8 @@ struct JobRoutesTests {
         let cancel = try await server.send("DELETE", "/v1/jobs/\(queued)")
         #expect(try cancel.json() == .object(["id": .string(queued), "status": .string("cancelled"), "was": .string("running")]), "\(cancel)")
         try await eventually(within: .seconds(2)) { try await fake.renders(service: "a1111").first?["interrupted"] as? Bool == true }
-        expectError(try await server.get("/v1/jobs/\(queued)/preview"), 404, "not_found", "no preview once cancelled")
+        expectError(try await server.get("/v1/jobs/\(queued)/preview"), 409, "no_preview", "no preview once cancelled")
+        expectError(try await server.get("/v1/jobs/flux-01jzzzzzzzzzzzzzzzzzzzzzzz/preview"), 404, "not_found", "an unknown job")
         let again = try await server.send("DELETE", "/v1/jobs/\(queued)")
         #expect(again.status == 409 && again.errorCode == "not_queued", "\(again)")
         #expect(worker.isRunning, "\(worker.output)")

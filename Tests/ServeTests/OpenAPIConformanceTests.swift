@@ -164,6 +164,7 @@ struct OpenAPIConformanceTests {
         "POST /v1/jobs", "GET /v1/jobs/{id}", "DELETE /v1/jobs/{id}", "GET /v1/jobs/{id}/image", "GET /v1/jobs/{id}/preview",
         "GET /v1/jobs/{id}/events", "GET /v1/events", "GET /v1/queues", "GET /v1/workers",
         "POST /v1/dead/{model}/retry", "DELETE /v1/dead/{model}", "GET /v1/dashboard", "GET /metrics",
+        "POST /v1/queues/{model}/pause", "POST /v1/queues/{model}/resume",
         "GET /healthz", "GET /readyz", "GET /", "GET /dashboard/app.css", "GET /dashboard/app.js",
     ]
     /// Open to everyone: the probes, and the dashboard's page and files.
@@ -295,9 +296,9 @@ struct OpenAPIConformanceTests {
             let auth: Auth = spec.allowsAnonymous(operation) ? .none : .token
             let answer = try await call(server, spec, operation, path: path, auth: auth)
             let context = "\(operation) as \(path)"
-            // The placeholder backend stores no preview: its route answers its declared 404 here
+            // The placeholder backend stores no preview: its route answers its declared 409 here
             // (its 200 is checked against an A1111 fake in JobRoutesTests).
-            let noPreview = operation.path == "/v1/jobs/{id}/preview" && answer.status == 404
+            let noPreview = operation.path == "/v1/jobs/{id}/preview" && answer.status == 409
             #expect((200..<300).contains(answer.status) || noPreview, "\(context): \(answer.status) \(String(decoding: answer.body, as: UTF8.self).prefix(300))")
             check(answer, of: operation, in: spec, context: context)
 

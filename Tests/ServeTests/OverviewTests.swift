@@ -9,7 +9,7 @@ import Glibc
 @Suite("serve: queues, workers, dashboard")
 struct OverviewTests {
     static let queueKeys: Set<String> = ["pending", "active", "dead", "concurrency", "completed_total", "failed_total",
-                                         "oldest_pending_age_ms"]
+                                         "oldest_pending_age_ms", "paused", "run_ms_avg"]
 
     @Test("/v1/queues: one entry per configured model with every count; oldest_pending_age_ms null when empty")
     func queues() async throws {
