@@ -72,6 +72,7 @@ let package = Package(
             name: "ImageQueue",
             dependencies: [
                 "RedisClient",
+                "DedicatedThreads",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

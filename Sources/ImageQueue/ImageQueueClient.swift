@@ -89,7 +89,26 @@ public final class ImageQueueClient: ClosableService {
     ///   (Redis at maxmemory: nothing queued), or `.redis`.
     public func enqueue(_ request: JobRequest) async throws(ImageQueueError) -> EnqueuedJob {
         try request.validate(against: configuration)
+        try await checkWebhookAddresses(request)
         return try await enqueue(request, id: JobID.make(model: request.model))
+    }
+
+    /// The DNS half of the webhook check (`WebhookTarget`): every address the URL's name
+    /// resolves to must be public (or the host allow-listed). getaddrinfo blocks, so it runs on
+    /// a thread of its own, never on one of the cooperative pool's few threads.
+    /// - Throws: `ImageQueueError` `.invalidWebhook`.
+    private func checkWebhookAddresses(_ request: JobRequest) async throws(ImageQueueError) {
+        guard let url = request.webhookURL else { return }
+        let allowed = configuration.webhookAllowHosts
+        let check: @Sendable () -> ImageQueueError? = {
+            do throws(ImageQueueError) {
+                _ = try WebhookTarget(url, allowHosts: allowed, resolve: true)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let refusal = await WebhookTarget.offCooperativeThreads(check) { throw refusal }
     }
 
     /// Enqueues and follows the job from its very first event: the job's channel is
@@ -100,6 +119,7 @@ public final class ImageQueueClient: ClosableService {
     public func enqueueAndWatch(_ request: JobRequest) async throws(ImageQueueError)
         -> (job: EnqueuedJob, events: AsyncThrowingStream<StatusEvent, any Error>) {
         try request.validate(against: configuration)
+        try await checkWebhookAddresses(request)
         let id = JobID.make(model: request.model)
         let messages = try await subscribe(id)
         let job = try await enqueue(request, id: id)
@@ -126,6 +146,7 @@ public final class ImageQueueClient: ClosableService {
         for (index, request) in requests.enumerated() {
             do throws(ImageQueueError) {
                 try request.validate(against: configuration)
+                try await checkWebhookAddresses(request)
                 accepted.append((index, JobID.make(model: request.model)))
             } catch {
                 results[index] = .failure(error)

@@ -84,7 +84,9 @@ public struct JobRequest: Sendable, Equatable {
             }
         }
         if let webhookURL {
-            _ = try WebhookTarget(webhookURL, allowHosts: configuration.webhookAllowHosts)
+            // Names and literal addresses only: the DNS lookup is the client's, off the
+            // cooperative threads (`ImageQueueClient.checkWebhookAddresses`).
+            _ = try WebhookTarget(webhookURL, allowHosts: configuration.webhookAllowHosts, resolve: false)
         }
     }
 

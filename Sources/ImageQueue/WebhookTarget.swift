@@ -1,3 +1,4 @@
+import DedicatedThreads
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -41,6 +42,20 @@ public struct WebhookTarget: Sendable, Equatable {
         if allowHosts.contains(host) || allowHosts.contains(Self.withoutTrailingDot(host)) { return }
         try Self.checkHost(host, resolve: resolve)
     }
+
+    /// Runs `body`, a check that may resolve names (getaddrinfo blocks), on a thread of its
+    /// own: never on one of the cooperative pool's few threads.
+    public static func offCooperativeThreads<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
+            do {
+                try resolver.run { continuation.resume(returning: body()) }
+            } catch {
+                continuation.resume(returning: body())  // no thread could start: check here
+            }
+        }
+    }
+
+    private static let resolver = ThreadPool(name: "iq-resolve", limit: 4)
 
     /// `scheme://host[:port]/path`: no user information, query or fragment, for logs and status.
     public var redacted: String {

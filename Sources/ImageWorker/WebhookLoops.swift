@@ -26,8 +26,6 @@ struct WebhookLoops: Service {
 
     /// At most this many deliveries are claimed (and POSTed at once) per model and round.
     static let batch = 8
-    /// Name checks at delivery resolve names: blocking calls, kept off Swift's threads.
-    private static let resolver = ThreadPool(name: "iq-resolve", limit: 4)
 
     func run() async throws {
         await withDiscardingTaskGroup { group in
@@ -168,12 +166,6 @@ struct WebhookLoops: Service {
     private func recheck(_ url: String) async -> (reason: String, permanent: Bool)? {
         let allowed = configuration.queue.webhookAllowHosts
         let check: @Sendable () -> (reason: String, permanent: Bool)? = { WebhookTarget.deliveryRefusal(url, allowHosts: allowed) }
-        return await withCheckedContinuation { (continuation: CheckedContinuation<(reason: String, permanent: Bool)?, Never>) in
-            do {
-                try Self.resolver.run { continuation.resume(returning: check()) }
-            } catch {
-                continuation.resume(returning: check())  // no thread could start: check here
-            }
-        }
+        return await WebhookTarget.offCooperativeThreads(check)
     }
 }

@@ -157,7 +157,7 @@ public struct BotAPI: Sendable {
         form.add("chat_id", String(chat))
         if let replyTo { form.add("reply_parameters", Self.text(Self.replyParameters(replyTo))) }
         var media: [JSONValue] = []
-        for (index, image) in images.enumerated() {
+        for index in images.indices {
             var item: [String: JSONValue] = ["type": .string("photo"), "media": .string("attach://photo\(index)")]
             if index == 0, let caption, !caption.isEmpty { item["caption"] = .string(caption) }
             media.append(.object(item))

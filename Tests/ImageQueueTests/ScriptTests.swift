@@ -70,7 +70,7 @@ import TestSupport
             return first.hasPrefix("#!") ? first : nil
         }
         for name in ["claimJob", "extendLease", "reportProgress", "completeJob", "failJob", "releaseJob", "recoverExpired",
-                     "cancelJob", "purgeDead", "setConcurrency", "claimWebhook", "settleWebhook"] {
+                     "cancelJob", "purgeDead", "setConcurrency", "setPaused", "claimWebhook", "settleWebhook"] {
             #expect(shebang(name) == "#!lua flags=allow-oom", "\(name)")
         }
         // Refused up front at maxmemory: they add work (or count a request that would be refused).
