@@ -94,7 +94,8 @@ public final class ImageQueueClient: ClosableService {
     }
 
     /// The DNS half of the webhook check (`WebhookTarget`): every address the URL's name
-    /// resolves to must be public (or the host allow-listed). getaddrinfo blocks, so it runs on
+    /// resolves to must be public (or the host allow-listed); a name that does not resolve
+    /// now is accepted (each delivery checks again, and retries while it does not resolve). getaddrinfo blocks, so it runs on
     /// a thread of its own, never on one of the cooperative pool's few threads.
     /// - Throws: `ImageQueueError` `.invalidWebhook`.
     private func checkWebhookAddresses(_ request: JobRequest) async throws(ImageQueueError) {
@@ -102,7 +103,7 @@ public final class ImageQueueClient: ClosableService {
         let allowed = configuration.webhookAllowHosts
         let check: @Sendable () -> ImageQueueError? = {
             do throws(ImageQueueError) {
-                _ = try WebhookTarget(url, allowHosts: allowed, resolve: true)
+                _ = try WebhookTarget(url, allowHosts: allowed, resolve: true, acceptUnresolved: true)
                 return nil
             } catch {
                 return error

@@ -247,13 +247,17 @@ public enum QueueETA {
         return Int64((Double(average) * (Double(position - free) - 0.5) / Double(limit) + 0.5).rounded(.down))
     }
 
-    /// An estimate for people: "about 40 s", "about 3 min", "about 2 h"; "about 1 s" at the
-    /// least (every front says it the same way).
-    public static func phrase(milliseconds: Int64) -> String {
-        let seconds = max(1, (milliseconds + 500) / 1000)
-        if seconds < 90 { return "about \(seconds) s" }
+    /// An expected wait as people say it (every front says it the same way): nil under half
+    /// a second (it starts at once); `about 7 s` up to 10 s; then to the nearest 5 s up to
+    /// 90 s (`about 40 s`); then in minutes (`about 3 min`), and past 90 minutes in hours
+    /// (`about 2 h`).
+    public static func phrase(milliseconds: Int64) -> String? {
+        guard milliseconds >= 500 else { return nil }
+        let seconds = milliseconds / 1000 + (milliseconds % 1000 >= 500 ? 1 : 0)
+        if seconds <= 10 { return "about \(seconds) s" }
+        if seconds <= 90 { return "about \((seconds + 2) / 5 * 5) s" }
         let minutes = (seconds + 30) / 60
-        if minutes < 90 { return "about \(minutes) min" }
+        if minutes <= 90 { return "about \(minutes) min" }
         return "about \((minutes + 30) / 60) h"
     }
 }

@@ -35,12 +35,15 @@ public struct WebhookTarget: Sendable, Equatable {
     public static let maxLength = 2048
 
     /// Parses and checks `url`.
-    /// - Parameter resolve: false checks names and literal addresses only (no DNS lookup).
+    /// - Parameters:
+    ///   - resolve: false checks names and literal addresses only (no DNS lookup).
+    ///   - acceptUnresolved: a name that does not resolve now passes (enqueue: DNS may be
+    ///     down or the name not published yet; every delivery checks again, and retries).
     /// - Throws: `ImageQueueError` `.invalidWebhook`, saying why.
-    public init(_ url: String, allowHosts: Set<String>, resolve: Bool = true) throws(ImageQueueError) {
+    public init(_ url: String, allowHosts: Set<String>, resolve: Bool = true, acceptUnresolved: Bool = false) throws(ImageQueueError) {
         try self.init(parsing: url)
         if allowHosts.contains(host) || allowHosts.contains(Self.withoutTrailingDot(host)) { return }
-        try Self.checkHost(host, resolve: resolve)
+        try Self.checkHost(host, resolve: resolve, acceptUnresolved: acceptUnresolved)
     }
 
     /// Runs `body`, a check that may resolve names (getaddrinfo blocks), on a thread of its
@@ -166,7 +169,7 @@ public struct WebhookTarget: Sendable, Equatable {
 
     private static let refusedNames: Set<String> = ["localhost", "metadata", "metadata.google.internal"]
 
-    private static func checkHost(_ host: String, resolve: Bool) throws(ImageQueueError) {
+    private static func checkHost(_ host: String, resolve: Bool, acceptUnresolved: Bool) throws(ImageQueueError) {
         let name = withoutTrailingDot(host)
         if refusedNames.contains(name) || name.hasSuffix(".localhost") {
             throw ImageQueueError(.invalidWebhook, "webhook_url refused: \(name) is a local or metadata host name")
@@ -181,6 +184,7 @@ public struct WebhookTarget: Sendable, Equatable {
             switch addresses(of: host, numericOnly: false) {
             case .success(let found): resolved = found
             case .failure(let problem):
+                if acceptUnresolved { return }
                 throw ImageQueueError(.invalidWebhook, "webhook_url refused: the host \(host.prefix(100)) does not resolve (\(problem.text))")
             }
         }

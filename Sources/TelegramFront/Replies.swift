@@ -45,17 +45,9 @@ public enum Replies {
         return position <= 1 ? "⏳ Queued for \(model): you are next\(wait)." : "⏳ Queued for \(model): position \(position)\(wait)."
     }
 
-    /// An expected wait as people say it: nil under half a second (it starts at once);
-    /// `about 7 s` up to 10 s; then to the nearest 5 s up to 90 s (`about 40 s`); then in
-    /// minutes (`about 3 min`), and past 90 minutes in hours (`about 2 h`).
+    /// An expected wait as people say it (`QueueETA.phrase`): nil under half a second.
     public static func about(_ milliseconds: Int64) -> String? {
-        guard milliseconds >= 500 else { return nil }
-        let seconds = milliseconds / 1000 + (milliseconds % 1000 >= 500 ? 1 : 0)
-        if seconds <= 10 { return "about \(seconds) s" }
-        if seconds <= 90 { return "about \((seconds + 2) / 5 * 5) s" }
-        let minutes = (seconds + 30) / 60
-        if minutes <= 90 { return "about \(minutes) min" }
-        return "about \((minutes + 30) / 60) h"
+        QueueETA.phrase(milliseconds: milliseconds)
     }
 
     /// The status line for an event; `position` overrides the event's (a fresher reading),

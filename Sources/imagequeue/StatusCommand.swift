@@ -23,7 +23,7 @@ struct StatusCommand: AsyncParsableCommand {
             var lines = ["job       \(info.id)",
                          "model     \(info.model)",
                          "status    \(info.status.rawValue)" + (info.position.map { position in
-                             " (position \(position)" + (info.etaMilliseconds.map { ", starts in " + QueueETA.phrase(milliseconds: $0) } ?? "") + ")"
+                             " (position \(position)" + (info.etaMilliseconds.map { ", starts " + (QueueETA.phrase(milliseconds: $0).map { "in " + $0 } ?? "now") } ?? "") + ")"
                          } ?? ""),
                          "priority  \(info.priority.rawValue)",
                          "attempt   \(info.attempt) of \(info.maxAttempts)",

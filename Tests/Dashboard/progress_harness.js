@@ -3,6 +3,7 @@
 // Run by Tests/ImageQueueServerTests/DashboardProgressTests.swift: node progress_harness.js app.js [token]
 // With argv[3] = "token" the fake server protects reads (401 without the saved token), so the
 // dashboard reads the stream with fetch, and the preview must be read with the token too.
+// With argv[3] = "pause" it checks the queue card's Pause button instead (token saved).
 'use strict';
 const fs = require('fs');
 const vm = require('vm');
@@ -48,6 +49,8 @@ const document = {
 };
 
 const TOKEN_MODE = process.argv[3] === 'token';
+const PAUSE_MODE = process.argv[3] === 'pause';
+let paused = false;
 const TOKEN = 'harness-token-0123456789';
 const JOB = 'flux-01jdx5w7k3q9m2v8r4t6y0z1ab';
 const requests = [];
@@ -58,7 +61,7 @@ function reply(status, body, type) {
            blob: () => Promise.resolve(new Blob([body], { type })) };
 }
 function fetch(path, init) {
-  requests.push({ path: String(path), headers: (init && init.headers) || {} });
+  requests.push({ path: String(path), method: (init && init.method) || 'GET', headers: (init && init.headers) || {} });
   const url = String(path);
   const authorized = ((init && init.headers) || {})['Authorization'] === 'Bearer ' + TOKEN;
   if (TOKEN_MODE && !authorized) return Promise.resolve(reply(401, { error: { code: 'unauthorized', message: 'token' } }));
@@ -67,11 +70,17 @@ function fetch(path, init) {
     source = stream;
     return Promise.resolve({ ok: true, status: 200, body: stream });
   }
+  if (url === 'v1/queues/flux/pause' && init && init.method === 'POST') {
+    if (!authorized) return Promise.resolve(reply(401, { error: { code: 'unauthorized', message: 'token' } }));
+    const changed = !paused;
+    paused = true;
+    return Promise.resolve(reply(200, { model: 'flux', paused: true, changed }));
+  }
   if (url === 'v1/dashboard') {
     snapshots += 1;
     return Promise.resolve(reply(200, {
       generated_at: Date.now(),
-      queues: { flux: { pending: 0, active: 1, dead: 0, concurrency: 1, completed_total: 0, failed_total: 0 } },
+      queues: { flux: { pending: 0, active: 1, dead: 0, concurrency: 1, completed_total: 0, failed_total: 0, paused } },
       workers: [{ id: 'w1', host: 'h', pid: 1, models: ['flux'], current_jobs: [JOB], started_at: Date.now(), heartbeat_at: Date.now() }],
       running: [{ id: JOB, model: 'flux', status: 'generating', attempt: 1, max_attempts: 3, prompt: 'a lighthouse', user: 'alice',
                   worker: 'w1', enqueued_at: Date.now() - 5000, started_at: Date.now() - 4000 }],
@@ -107,7 +116,7 @@ URL.createObjectURL = () => 'blob:preview-' + (++blobs);
 URL.revokeObjectURL = (url) => { revoked.push(url); };
 
 Object.assign(globalThis, { document, fetch, EventSource, window: globalThis,
-  localStorage: { getItem: () => (TOKEN_MODE ? TOKEN : null), setItem() {}, removeItem() {} } });
+  localStorage: { getItem: () => (TOKEN_MODE || PAUSE_MODE ? TOKEN : null), setItem() {}, removeItem() {} } });
 globalThis.Event = class { constructor(type) { this.type = type; } };
 vm.runInThisContext(fs.readFileSync(process.argv[2], 'utf8'), { filename: 'app.js' });
 
@@ -135,7 +144,25 @@ const previewFetches = () => requests.filter((r) => r.path.includes('/preview'))
 let rev = 4;
 const event = (extra) => Object.assign({ v: 1, id: JOB, model: 'flux', status: 'generating', time: Date.now(), attempt: 1, rev: ++rev, worker: 'w1' }, extra);
 
+const pauseButton = () => byId.get('queues') && byId.get('queues').querySelector('[data-action]');
+
+async function pauseChecks() {
+  await until('the flux queue card with a Pause button', () => pauseButton() && pauseButton().getAttribute('data-action') === 'pause');
+  check(!byId.get('queues').textContent.includes('paused'), 'not marked paused before the click');
+  const before = snapshots;
+  pauseButton().dispatchEvent({ type: 'click' });
+  await until('the pause request', () => requests.some((r) => r.method === 'POST' && r.path === 'v1/queues/flux/pause'));
+  const sent = requests.find((r) => r.method === 'POST' && r.path === 'v1/queues/flux/pause');
+  check(sent.headers['Authorization'] === 'Bearer ' + TOKEN, 'the pause is sent with the saved token');
+  await until('a fresh snapshot after the pause', () => snapshots > before);
+  await until('the card marked paused with a Resume button', () => pauseButton() && pauseButton().getAttribute('data-action') === 'resume'
+    && byId.get('queues').textContent.includes('paused'));
+  console.log('dashboard pause OK');
+  process.exit(0);
+}
+
 (async () => {
+  if (PAUSE_MODE) return pauseChecks();
   await until('the snapshot and the stream', () => source && snapshots >= 1 && row());
   check(!bar() && !img(), 'no progress bar or preview before any progress event');
 

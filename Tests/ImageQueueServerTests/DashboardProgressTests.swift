@@ -25,6 +25,12 @@ import TestSupport
         #expect(process.output.contains("dashboard progress OK"), "\(process.output)")
     }
 
+    @Test func thePauseButtonPausesTheModelWithTheTokenAndTheCardShowsItPaused() async throws {
+        let (process, ended) = try await Self.runHarness(["pause"])
+        #expect(ended == .exited(0), "\(process.output)")
+        #expect(process.output.contains("dashboard pause OK"), "\(process.output)")
+    }
+
     @Test func withProtectedReadsThePreviewIsReadWithTheToken() async throws {
         let (process, ended) = try await Self.runHarness(["token"])
         #expect(ended == .exited(0), "\(process.output)")

@@ -193,7 +193,8 @@ import TestSupport
         #expect(try await storedEvent(queue, paused.id).etaMilliseconds == nil)
         #expect(try await queue.client.inspector.status(paused.id).etaMilliseconds == nil)
         #expect(QueueETA.phrase(milliseconds: 40_200) == "about 40 s")
-        #expect(QueueETA.phrase(milliseconds: 200) == "about 1 s")
+        #expect(QueueETA.phrase(milliseconds: 200) == nil, "it starts at once")
+        #expect(QueueETA.phrase(milliseconds: 13_000) == "about 15 s")
         #expect(QueueETA.phrase(milliseconds: 150_000) == "about 3 min")
     }
 }

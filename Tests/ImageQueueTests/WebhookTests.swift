@@ -85,6 +85,13 @@ import TestSupport
         let info = try await queue.client.inspector.status(job.id)
         #expect(info.webhook == WebhookStatus(url: "http://127.0.0.1:9/hook", state: "waiting", attempts: 0))
         #expect(try await queue.redis.send("ZCARD", queue.keys.webhooks("flux")).int == 0, "not queued before the job ends")
+
+        // A name that does not resolve now (`.invalid` never does, RFC 6761) is accepted at
+        // enqueue: every delivery checks it again and retries while it does not resolve.
+        let later = try await queue.client.enqueue(JobRequest(model: "flux", prompt: "p", user: "u",
+                                                              webhookURL: "https://hooks.no-such-host.invalid/h"))
+        #expect(try await queue.hash(later.id)["webhook"] == "https://hooks.no-such-host.invalid/h")
+        #expect(throws: ImageQueueError.self) { try WebhookTarget("https://hooks.no-such-host.invalid/h", allowHosts: []) }
     }
 
     // MARK: - The outbox
