@@ -34,6 +34,7 @@ struct WatchCommand: AsyncParsableCommand {
         switch event.status {
         case .queued:
             if let position = event.position { text += "  position \(position)" }
+            if let wait = event.etaMilliseconds.flatMap({ QueueETA.phrase(milliseconds: $0) }) { text += ", starts in \(wait)" }
             if let error = event.error { text += "  after \(error.code): \(error.message)" }
         case .enhancing, .generating:
             if let percent = event.progressPercent, event.status == .generating {

@@ -44,4 +44,23 @@ struct WatchProgressTests {
         #expect(try await text.waitForExit().status == 0)
         #expect(try await json.waitForExit().status == 0)
     }
+
+    @Test("watch shows a queued job's expected wait, from the ETA of its queued event")
+    func expectedWait() async throws {
+        let cli = try CLI()
+        // A run-time history of 40 s per job, as completeJob keeps it.
+        let history = try await runProgram(URL(fileURLWithPath: "/usr/bin/env"),
+                                           ["redis-cli", "-u", cli.redisURL, "HSET", "\(cli.prefix):{flux}:meta", "run_ms_avg", "40000"])
+        try #require(history.status == 0, "\(history.stderr)")
+        let running = try await cli.enqueue("a running fox")
+        let worker = WorkerSteps(cli: cli)
+        let claim = try await worker.claim()
+        #expect(claim.id == running)
+        let waiting = try await cli.enqueue("a waiting fox")
+        let text = try cli.start(["watch", waiting])
+        let lines = await text.waitForLines(1)
+        // Next in line behind a job that is half done on average: about 20 s.
+        #expect(lines.first?.hasSuffix("queued  position 1, starts in about 20 s") == true, "\(lines)")
+        try await worker.complete(claim)  // `text` is stopped when it goes (BackgroundProgram's deinit)
+    }
 }
