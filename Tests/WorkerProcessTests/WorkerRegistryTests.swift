@@ -34,11 +34,11 @@ struct WorkerRegistryTests {
         // Lease 3 s: the entry is refreshed every second.
         let worker = try cli.startWorker(["--models", "flux", "--backend", "placeholder", "--lease-seconds", "3",
                                           "--output-dir", cli.outputDirectory(), "--id", workerID],
-                                         environment: ["IMAGEQUEUE_PLACEHOLDER_DELAY": "20"])  // in flight long enough to be seen on a loaded machine
+                                         environment: ["IMAGEQUEUE_PLACEHOLDER_DELAY": "300"])  // in flight until the test has seen it, then cancelled
         let id = try await cli.enqueue("a registered job")
 
         var seen = ParsedJSON.null
-        let deadline = ContinuousClock.now + .seconds(40)
+        let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             seen = try await registry(cli, worker: workerID)
             if seen["entry"]?["current_jobs"]?.array?.contains(.string(id)) == true { break }
@@ -52,8 +52,19 @@ struct WorkerRegistryTests {
         #expect(entry["models"]?.array == [.string("flux")])
         #expect(entry["current_jobs"]?.array == [.string(id)], "\(seen)")
 
-        let completed = try await cli.waitForStatus(id, "completed")
-        #expect(completed["status"]?.string == "completed")
+        // Seen in flight: no need to wait out the render. A cancel stops it on the worker.
+        let cancel = try await cli.run(["cancel", id])
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        let cancelled = try await cli.waitForStatus(id, timeout: 60) { $0["status"]?.string == "cancelled" }
+        #expect(cancelled["status"]?.string == "cancelled")
+        // The worker stops the job and its entry drops it (refreshed every second).
+        var stopped = false
+        let freeBy = ContinuousClock.now + .seconds(60)
+        while !stopped, ContinuousClock.now < freeBy {
+            stopped = try await registry(cli, worker: workerID)["entry"]?["current_jobs"]?.array == []
+            if !stopped { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(stopped, "the cancelled job left the worker's entry\nworker output:\n\(worker.output)")
         worker.send(SIGTERM)
         let ended = try await worker.waitForExit()
         #expect(ended == .exited(0), "worker output:\n\(worker.output)")
