@@ -92,7 +92,8 @@ import TestSupport
         let (fixture, directory) = try await Self.fixture(Self.models)
         defer { fixture.close(); try? FileManager.default.removeItem(atPath: directory) }
         let service = model == "sd" ? "a1111" : "comfyui"
-        try await fixture.fake.setRender(service: service, renderMs: 5000, steps: 10)
+        // 10 s: several progress reports even when the whole suite loads the machine.
+        try await fixture.fake.setRender(service: service, renderMs: 10_000, steps: 10)
         try await fixture.withWorkers(models: [model]) { _ in
             let id = try await fixture.enqueue("a slow nebula", model: model, enhance: false)
             let info = try await fixture.waitForEnd(id)

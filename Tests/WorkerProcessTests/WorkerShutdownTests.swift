@@ -14,11 +14,13 @@ struct WorkerShutdownTests {
         let cli = try QueueCLI()
         defer { cli.removeOutputDirectory() }
         let fake = try await FakeBackends.start()
-        try await fake.setDelay("flux", milliseconds: 5000)  // still in flight when SIGTERM lands, even on a loaded machine
+        // Still in flight when SIGTERM lands even when the whole suite loads the machine (a
+        // 5 s job once ended before the signal was handled, and the next one started).
+        try await fake.setDelay("flux", milliseconds: 15_000)
         let first = try await cli.enqueue("a lighthouse at dusk")
         let second = try await cli.enqueue("a second lighthouse")
 
-        let worker = try cli.startWorker(["--models", "flux", "--backend", "http", "--grace-seconds", "10",
+        let worker = try cli.startWorker(["--models", "flux", "--backend", "http", "--grace-seconds", "40",
                                           "--output-dir", cli.outputDirectory(), "--id", "\(cli.prefix)-w1"],
                                          environment: fake.environment())
         let generating = try await cli.waitForStatus(first, "generating")
@@ -27,7 +29,7 @@ struct WorkerShutdownTests {
         try #require(try await waitForRequest(fake, "flux", prompt: "a lighthouse at dusk"))
 
         worker.send(SIGTERM)
-        let termination = try await worker.waitForExit(timeout: 30)
+        let termination = try await worker.waitForExit(timeout: 60)
 
         #expect(termination == .exited(0), "worker output:\n\(worker.output)")
         // The signal reached the worker's graceful-shutdown path (not a default-action death).
