@@ -37,7 +37,7 @@ for n, job in ipairs(jobs) do
   local id, token, resultJSON = job[1], job[2], job[3]
   local jobKey = jobPrefix .. id
   local h = redis.call('HMGET', jobKey, 'status', 'token', 'attempt', 'rev', 'enhanced_prompt', 'worker', 'error',
-                       'started_at')
+                       'started_at', 'webhook')
   local reply = nil
   local repeated = h[1] == 'completed' and (token or '') ~= '' and h[2] == token
   if repeated then
@@ -62,7 +62,7 @@ for n, job in ipairs(jobs) do
     if h[7] then redis.call('HDEL', jobKey, 'error') end
     if retention > 0 then redis.call('PEXPIRE', jobKey, retention) end
     publishEvent(id, event)
-    queueWebhook(jobKey, id, nowText, event)
+    queueWebhook(jobKey, id, nowText, event, h[9] or false)
     done[#done + 1] = id
     local started = tonumber(h[8])
     if started then runTimes[#runTimes + 1] = now - started end

@@ -19,12 +19,7 @@ struct PauseCommand: AsyncParsableCommand {
     @Flag(help: "Print {\"model\": ..., \"paused\": true, \"changed\": ...}.")
     var json = false
 
-    func run() async throws {
-        try await global.withClient { client in
-            let changed = try await client.pause(model: model)
-            PauseReport(model: model, paused: true, changed: changed).print(json: json)
-        }
-    }
+    func run() async throws { try await PauseReport.set(paused: true, model: model, global: global, json: json) }
 }
 
 struct ResumeCommand: AsyncParsableCommand {
@@ -41,12 +36,7 @@ struct ResumeCommand: AsyncParsableCommand {
     @Flag(help: "Print {\"model\": ..., \"paused\": false, \"changed\": ...}.")
     var json = false
 
-    func run() async throws {
-        try await global.withClient { client in
-            let changed = try await client.resume(model: model)
-            PauseReport(model: model, paused: false, changed: changed).print(json: json)
-        }
-    }
+    func run() async throws { try await PauseReport.set(paused: false, model: model, global: global, json: json) }
 }
 
 struct PauseReport: Encodable {
@@ -54,6 +44,14 @@ struct PauseReport: Encodable {
     let paused: Bool
     /// False when the model already was in that state.
     let changed: Bool
+
+    /// Pauses or resumes `model` and prints the outcome: the one body of both commands.
+    static func set(paused: Bool, model: String, global: GlobalOptions, json: Bool) async throws {
+        try await global.withClient { client in
+            let changed = paused ? try await client.pause(model: model) : try await client.resume(model: model)
+            PauseReport(model: model, paused: paused, changed: changed).print(json: json)
+        }
+    }
 
     func print(json: Bool) {
         if json {

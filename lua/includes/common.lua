@@ -167,9 +167,10 @@ end
 
 -- When the job asked for a webhook (field `webhook`), queues the delivery of its final event
 -- `event` (kept as `webhook_body`: later events do not change it), due at `now`, and wakes
--- one idle deliverer. Called by every path that ends a job.
-local function queueWebhook(jobKey, id, now, event)
-  local url = redis.call('HGET', jobKey, 'webhook')
+-- one idle deliverer. Called by every path that ends a job. `url` is the job's `webhook`
+-- field when the caller has already read it (false: it has none); nil reads it here.
+local function queueWebhook(jobKey, id, now, event, url)
+  if url == nil then url = redis.call('HGET', jobKey, 'webhook') end
   if not url or url == '' then return end
   local outboxKey, outboxWakeKey = webhookKeys()
   redis.call('HDEL', jobKey, 'webhook_first_attempt_at', 'webhook_last_attempt_at', 'webhook_last_status',
