@@ -386,11 +386,14 @@ public final class ImageQueueClient: ClosableService {
         throw CancellationError()
     }
 
-    /// The event stored on the job: its current state.
+    /// The job's current state as an event: the one stored on the job, or for a job never
+    /// claimed (enqueueJob does not store its `queued` event) that event built from its fields.
     private func storedEvent(_ id: JobID) async throws(ImageQueueError) -> StatusEvent {
-        let reply = try await runRaw(RedisCommand("HGET", runner.keys.job(id), "event"), operation: "read job")
-        guard let bytes = reply.bytes else { throw ImageQueueError(.notFound, "job \(id) does not exist", jobID: id.rawValue) }
-        return try StatusEvent(json: bytes)
+        let info = try await inspector.status(id.rawValue)
+        guard let event = info.lastEvent else {
+            throw ImageQueueError(.malformed, "job \(id) has no stored event in Redis", jobID: id.rawValue)
+        }
+        return event
     }
 
     // MARK: - Plumbing
