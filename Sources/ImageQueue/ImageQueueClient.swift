@@ -386,14 +386,11 @@ public final class ImageQueueClient: ClosableService {
         throw CancellationError()
     }
 
-    /// The job's current state as an event: the one stored on the job, or for a job never
-    /// claimed (enqueueJob does not store its `queued` event) that event built from its fields.
+    /// The event stored on the job: its current state.
     private func storedEvent(_ id: JobID) async throws(ImageQueueError) -> StatusEvent {
-        let info = try await inspector.status(id.rawValue)
-        guard let event = info.lastEvent else {
-            throw ImageQueueError(.malformed, "job \(id) has no stored event in Redis", jobID: id.rawValue)
-        }
-        return event
+        let reply = try await runRaw(RedisCommand("HGET", runner.keys.job(id), "event"), operation: "read job")
+        guard let bytes = reply.bytes else { throw ImageQueueError(.notFound, "job \(id) does not exist", jobID: id.rawValue) }
+        return try StatusEvent(json: bytes)
     }
 
     // MARK: - Plumbing

@@ -11,8 +11,7 @@ struct ScriptRunner: Sendable {
     /// The scripts that change a job: their writes wait for the replicas the configuration
     /// asks for (`RedisConfiguration.waitReplicas`).
     static let awaitingReplicas: Set<String> = [
-        QueueScripts.enqueueJob.name, QueueScripts.claimJob.name, QueueScripts.completeJob.name, QueueScripts.completeAndClaim.name,
-        QueueScripts.failJob.name,
+        QueueScripts.enqueueJob.name, QueueScripts.claimJob.name, QueueScripts.completeJob.name, QueueScripts.failJob.name,
         QueueScripts.releaseJob.name, QueueScripts.cancelJob.name, QueueScripts.recoverExpired.name, QueueScripts.retryDead.name,
     ]
 

@@ -19,8 +19,6 @@ struct ClaimLoops: Service {
     let currentJobs: CurrentJobs
     let logger: Logger
 
-    private var nextClaims: NextClaims { processor.completions.nextClaims }
-
     func run() async throws {
         let completions = processor.completions
         var lanes: [String: Lane] = [:]
@@ -99,28 +97,18 @@ struct ClaimLoops: Service {
                 while !Task.isShuttingDownGracefully, !Task.isCancelled {
                     metrics.tick(model: model)
                     var free = lane.free
-                    let lease = configuration.lease
-                    // Jobs claimed by the completion call of jobs of this lane (NextClaims).
-                    var carried: ClaimBatch? = nil
                     if free == 0 {
-                        // Every slot busy: the next completion call claims for this loop too, and
-                        // the loop waits for a slot to free up (shutdown interrupts the wait).
-                        nextClaims.request(model: model, count: lane.slots, lease: lease)
+                        // Every slot busy: wait for one to free up (shutdown interrupts the wait).
                         free = (try? await cancelWhenGracefulShutdown { await lane.freeSlots() }) ?? 0
-                        carried = await nextClaims.take(model: model)
-                        if carried == nil { guard free > 0 else { break } }
+                        guard free > 0 else { break }
                     }
                     do {
+                        let lease = configuration.lease
                         let count = free
-                        let batch: ClaimBatch
-                        if let carried {
-                            batch = carried
-                        } else if waitFirst {
+                        let batch = waitFirst
                             // Blocks inside Redis until the doorbell rings; shutdown interrupts it.
-                            batch = try await cancelWhenGracefulShutdown { try await queue.waitThenClaim(model: model, lease: lease, upTo: count) }
-                        } else {
-                            batch = try await queue.claim(model: model, lease: lease, upTo: count)
-                        }
+                            ? try await cancelWhenGracefulShutdown { try await queue.waitThenClaim(model: model, lease: lease, upTo: count) }
+                            : try await queue.claim(model: model, lease: lease, upTo: count)
                         switch batch {
                         case .claimed(let jobs):
                             failures = 0
@@ -131,8 +119,6 @@ struct ClaimLoops: Service {
                                 for job in jobs { _ = try? await queue.release(job) }
                                 continue
                             }
-                            // Carried jobs start as the slots of the jobs just completed free up.
-                            if carried != nil { await lane.freeSlots(atLeast: jobs.count) }
                             for job in jobs {
                                 currentJobs.add(job.id)
                                 lane.start(job, in: &group) { lost in

@@ -22,9 +22,9 @@ local model, modelChannel = ARGV[1], ARGV[2]
 local nowText
 local function nowMs()
   local t = redis.call('TIME')
-  -- The ms are the first three of the six digits of the µs (zero-padded).
-  nowText = t[1] .. string.sub('00000' .. t[2], -6, -4)
-  return tonumber(nowText)
+  local ms = math.floor(tonumber(t[2]) / 1000)
+  nowText = t[1] .. string.sub(tostring(1000 + ms), 2)
+  return tonumber(t[1]) * 1000 + ms
 end
 
 -- The model's settings from meta, in one read: the concurrency limit (absent or < 1 means
@@ -40,17 +40,15 @@ end
 -- Leaves one token in the doorbell when a job is waiting, a slot is free and the model is not
 -- paused, so exactly one idle worker wakes; the worker that claims rings again for the next
 -- (a chain, not a storm). `limit` is the concurrency limit and `running` the size of active,
--- when the caller has already read them (and so knows the model is not paused); `waiting`
--- true when the caller knows pending holds a job. At or above the limit it reads nothing.
-local function ringDoorbell(limit, running, waiting)
+-- when the caller has already read them (and so knows the model is not paused).
+local function ringDoorbell(limit, running)
   if not limit then
     local paused
     limit, paused = modelState()
     if paused then return end
   end
-  if running and running >= limit then return end
   if redis.call('LLEN', wakeKey) == 0
-    and (waiting or redis.call('ZCARD', pendingKey) > 0)
+    and redis.call('ZCARD', pendingKey) > 0
     and (running or redis.call('ZCARD', activeKey)) < limit then
     redis.call('RPUSH', wakeKey, '1')
   end
@@ -106,23 +104,9 @@ end
 -- piece rather than with cjson.encode of a table: this runs for every status change, and
 -- cjson formats every number with printf. `extraJSON` is optional raw JSON members
 -- (`"result":{...}`) appended as they are.
--- Model names are a-z 0-9 _ (the clients check), job ids letters, digits and _ - . (enqueueJob
--- checks): such text is its own JSON string between quotes, without a cjson call per event.
-local modelJSON = cjson.encode(model)
-local function quoted(text)
-  if string.find(text, '^[%w_%.%-]*$') then return '"' .. text .. '"' end
-  return cjson.encode(text)
-end
-
--- A whole number as JSON: text of digits as it is (no number-to-text conversion), 0 for nil.
-local function digits(value)
-  if type(value) == 'string' and string.find(value, '^%d+$') then return value end
-  return tonumber(value) or 0
-end
-
 local function buildEvent(id, status, now, attempt, rev, enhancedPrompt, worker, extra, extraJSON)
-  local parts = { '{"v":1,"id":', quoted(id), ',"model":', modelJSON, ',"status":"', status,
-                  '","time":', now, ',"attempt":', digits(attempt), ',"rev":', rev }
+  local parts = { '{"v":1,"id":', cjson.encode(id), ',"model":', cjson.encode(model), ',"status":"', status,
+                  '","time":', now, ',"attempt":', tonumber(attempt) or 0, ',"rev":', rev }
   local prompt = enhancedPrompt
   if extra and type(extra.enhanced_prompt) == 'string' then prompt = extra.enhanced_prompt end
   if prompt and prompt ~= '' then
@@ -131,7 +115,7 @@ local function buildEvent(id, status, now, attempt, rev, enhancedPrompt, worker,
   end
   if worker and worker ~= '' then
     parts[#parts + 1] = ',"worker":'
-    parts[#parts + 1] = quoted(worker)
+    parts[#parts + 1] = cjson.encode(worker)
   end
   if extra then
     for k, v in pairs(extra) do
