@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs ImageQueue's whole test suite on a fresh Debian machine:
 # installs what is missing (ops/install-deps.sh: redis-server, libhiredis-dev,
-# libcurl4-openssl-dev, redis-py),
+# libcurl4-openssl-dev, redis-py, chromium),
 # starts a private redis-server on a free loopback port, builds the release executables (as
 # ops/Dockerfile does: every process-level test runs them) and the tests, runs the short chaos run
 # (ops/chaos.py, with its own Redis), the short Sentinel failover run (ops/failover.py, with its
 # own master, replicas and sentinels), the network-namespace run (ops/netns-test.sh), the
-# API's conformance to docs/openapi.yaml (ops/api-conformance.sh, schemathesis) and
-# `swift test`, and stops that server by its pid.
+# API's conformance to docs/openapi.yaml (ops/api-conformance.sh, schemathesis), the dashboard
+# in headless Chromium (ops/browser-check.sh: Debian's chromium, its own Redis, serve and worker)
+# and `swift test`, and stops that server by its pid.
 # Usage: bash Tests/run.sh [extra swift test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +52,10 @@ release_bin=$(swift build -c release --show-bin-path)
 log "building the tests (debug)"
 swift build --build-tests
 export IMAGEQUEUE_BINARY="$release_bin/imagequeue"
-log "process tests run $IMAGEQUEUE_BINARY and $release_bin/imagequeue-worker"
+# The Swift tests find the lean worker beside IMAGEQUEUE_BINARY; the ops scripts that start a
+# stack of their own (ops/lib/serve-stack.sh) take it from here.
+export IMAGEQUEUE_WORKER_BINARY="$release_bin/imagequeue-worker"
+log "process tests run $IMAGEQUEUE_BINARY and $IMAGEQUEUE_WORKER_BINARY"
 # About a minute of workers killed every second, Redis restarted and frozen (docs/CHAOS.md).
 # Before swift test, so that the suite's summary stays the last line.
 log "chaos (short)"
@@ -65,5 +69,9 @@ bash ops/netns-test.sh --binary "$IMAGEQUEUE_BINARY"
 # The HTTP API against its own spec: schemathesis --checks all, bounded to two minutes.
 log "serve against docs/openapi.yaml (schemathesis)"
 bash ops/api-conformance.sh --binary "$IMAGEQUEUE_BINARY"
+# The dashboard and a job's page driven in a real browser (docs/OPERATIONS.md, "The dashboard");
+# it also refreshes the screenshots docs/dashboard.png and docs/job.png that README.md shows.
+log "the dashboard in headless Chromium"
+IMAGEQUEUE_BINARY="$IMAGEQUEUE_BINARY" IMAGEQUEUE_WORKER_BINARY="$IMAGEQUEUE_WORKER_BINARY" bash ops/browser-check.sh
 log "testing"
 swift test --skip-build "$@"

@@ -22,7 +22,8 @@
 local id, retention, cancelChannel, previewKey = ARGV[3], wholeNumber(ARGV[4], 0), ARGV[5], ARGV[6]
 if not retention then return redis.error_reply('BAD_REQUEST retention must be a whole number of ms >= 0') end
 local jobKey = jobPrefix .. id
-local status = redis.call('HGET', jobKey, 'status')
+local h = redis.call('HMGET', jobKey, 'status', 'history')
+local status = h[1]
 if not status then return redis.error_reply('NOT_FOUND job ' .. id .. ' does not exist') end
 local answer
 if status == 'queued' and redis.call('ZREM', pendingKey, id) == 1 then
@@ -34,7 +35,7 @@ else
   return redis.error_reply('NOT_QUEUED job ' .. id .. ' is ' .. status)
 end
 local now = nowMs()
-redis.call('HSET', jobKey, 'status', 'cancelled', 'finished_at', now, 'token', '')
+redis.call('HSET', jobKey, 'status', 'cancelled', 'finished_at', now, 'token', '', 'history', appendHistory(h[2], 'cancelled', now))
 redis.call('HINCRBY', metaKey, 'cancelled_total', 1)
 queueWebhook(jobKey, id, now, emitEvent(jobKey, id, 'cancelled', now, nil))
 if retention > 0 then redis.call('PEXPIRE', jobKey, retention) end

@@ -5,6 +5,7 @@
   attempts remain; a permanent one, or the last attempt, dead-letters it with the reason.
 
   KEYS[1..8]  the model keys (see includes/common.lua)
+  KEYS[9..10] optional: the stats key prefix and the recent list (the dashboard's records)
   ARGV[1]     model name
   ARGV[2]     the model's events channel
   ARGV[3]     job id
@@ -31,13 +32,13 @@ end
 
 local now = nowMs()
 redis.call('ZREM', activeKey, id)
-local h = redis.call('HMGET', jobKey, 'attempt', 'max_attempts')
+local h = redis.call('HMGET', jobKey, 'attempt', 'max_attempts', 'history', 'enqueued_at', 'started_at')
 local outcome = 'dead'
 if mode == 'retry' and (tonumber(h[1]) or 0) < (tonumber(h[2]) or 1) then
   requeue(jobKey, id, now, errorObject(failure.code, failure.message))
   outcome = 'requeued'
 else
-  deadLetter(jobKey, id, now, failure.code, failure.message)
+  deadLetter(jobKey, id, now, failure.code, failure.message, h[3], h[4], h[5])
 end
 ringDoorbell()
 return outcome

@@ -6,6 +6,7 @@
   may run it at the same moment: each expired job is recovered exactly once.
 
   KEYS[1..8]  the model keys (see includes/common.lua)
+  KEYS[9..10] optional: the stats key prefix and the recent list (the dashboard's records)
   ARGV[1]     model name
   ARGV[2]     the model's events channel
   ARGV[3]     at most this many jobs per call
@@ -26,13 +27,13 @@ local requeued, dead = 0, 0
 for _, id in ipairs(expired) do
   local jobKey = jobPrefix .. id
   redis.call('ZREM', activeKey, id)
-  local h = redis.call('HMGET', jobKey, 'attempt', 'max_attempts', 'worker')
+  local h = redis.call('HMGET', jobKey, 'attempt', 'max_attempts', 'worker', 'history', 'enqueued_at', 'started_at')
   if redis.call('EXISTS', jobKey) == 1 then
     local attempt, max = tonumber(h[1]) or 0, tonumber(h[2]) or 1
     local message = 'the lease of worker ' .. tostring(h[3] or '?') .. ' expired (attempt '
       .. attempt .. ' of ' .. max .. ')'
     if attempt >= max then
-      deadLetter(jobKey, id, now, 'lease_expired', message)
+      deadLetter(jobKey, id, now, 'lease_expired', message, h[4], h[5], h[6])
       dead = dead + 1
     else
       requeue(jobKey, id, now, errorObject('lease_expired', message))

@@ -23,7 +23,7 @@
 
 local id, token, stage = ARGV[3], ARGV[4], ARGV[5]
 local jobKey = jobPrefix .. id
-local err = ownerError(jobKey, id, token)
+local err, current = ownerError(jobKey, id, token)
 if err then return err end
 if stage ~= 'enhancing' and stage ~= 'generating' and stage ~= 'retrying' then
   return redis.error_reply('BAD_REQUEST stage must be enhancing, generating or retrying')
@@ -48,6 +48,9 @@ end
 if type(detail.error) == 'table' then
   redis.call('HSET', jobKey, 'error', cjson.encode(detail.error))
 end
-redis.call('HSET', jobKey, 'status', stage)
-emitEvent(jobKey, id, stage, nowMs(), detail)
+local now = nowMs()
+if current[1] ~= stage then  -- a new stage is a history entry; progress within one is not
+  redis.call('HSET', jobKey, 'status', stage, 'history', appendHistory(current[3], stage, nowText))
+end
+emitEvent(jobKey, id, stage, now, detail)
 return tonumber(redis.call('HGET', jobKey, 'rev'))

@@ -35,11 +35,11 @@ local running = redis.call('ZCARD', activeKey)
 for _, id in ipairs(ids) do
   local jobKey = jobPrefix .. id
   redis.call('ZREM', deadKey, id)
-  local h = redis.call('HMGET', jobKey, 'request', 'priority')
+  local h = redis.call('HMGET', jobKey, 'request', 'priority', 'history')
   if h[1] then
     local seq = redis.call('INCR', seqKey)
     redis.call('HDEL', jobKey, 'error', 'finished_at', 'started_at', 'token', 'worker', 'result', 'enhanced_prompt')
-    redis.call('HSET', jobKey, 'status', 'queued', 'attempt', 0, 'seq', seq)
+    redis.call('HSET', jobKey, 'status', 'queued', 'attempt', 0, 'seq', seq, 'history', appendHistory(h[3], 'queued', now))
     redis.call('ZADD', pendingKey, pendingScore(seq, h[2]), id)
     local position = positionOf(id)
     emitEvent(jobKey, id, 'queued', now, { position = position, eta_ms = etaOf(position, limit, running, paused, avg) })

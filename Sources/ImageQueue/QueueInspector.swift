@@ -1,3 +1,4 @@
+import FoundationEssentials
 import RedisClient
 
 /// Read-only questions about jobs and queues. Changes nothing in Redis, so the CLI, the
@@ -37,7 +38,24 @@ public struct QueueInspector: Sendable {
                 running: Int(replies[3].int ?? 0), paused: meta.count > 1 && meta[1].string == "1",
                 averageRunMilliseconds: meta.count > 2 ? meta[2].int : nil)
         }
+        if info.lastEvent == nil, info.status == .queued {
+            // Never claimed: enqueueJob publishes the `queued` event without storing it (a
+            // small hash stays compact); it is this, with the position and ETA of now.
+            info.lastEvent = Self.queuedEvent(info, revision: hash["rev"].flatMap { Int64($0) } ?? 1)
+        }
         return info
+    }
+
+    /// The `queued` event of a job that was never claimed, from its fields (PROTOCOL.md).
+    static func queuedEvent(_ info: JobInfo, revision: Int64) -> StatusEvent? {
+        var fields: [String: JSONValue] = [
+            "v": .int(1), "id": .string(info.id), "model": .string(info.model), "status": .string(JobStatus.queued.rawValue),
+            "time": .int(info.enqueuedAt ?? 0), "attempt": .int(Int64(info.attempt)), "rev": .int(revision),
+        ]
+        if let position = info.position { fields["position"] = .int(Int64(position)) }
+        if let eta = info.etaMilliseconds { fields["eta_ms"] = .int(eta) }
+        guard let json = try? JSONEncoder().encode(fields) else { return nil }
+        return try? StatusEvent(json: Array(json))
     }
 
     /// The job's place in its queue (1 = next to be claimed), nil when it is not queued.

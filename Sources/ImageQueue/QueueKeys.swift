@@ -43,6 +43,14 @@ public struct QueueKeys: Sendable, Equatable {
     public func webhooks(_ model: String) -> String { base(model) + "webhooks" }
     /// LIST holding at most one token: deliveries were queued (idle deliverers BLPOP it).
     public func webhookWake(_ model: String) -> String { base(model) + "webhooks:wake" }
+    /// Prefix of the model's per-minute counters (not a key by itself): the HASH of one minute
+    /// is this text followed by the minute, ms since the epoch / 60 000 (see `statsMinute`).
+    public func statsPrefix(_ model: String) -> String { base(model) + "stats:" }
+    /// HASH of the jobs of `model` that ended in one minute (`minute` = ms since the epoch /
+    /// 60 000): field `<outcome>|w<wait bucket>|r<run bucket>` → count; see `MinuteStats`.
+    public func statsMinute(_ model: String, minute: Int64) -> String { statsPrefix(model) + String(minute) }
+    /// LIST of the ids of the model's latest completions, newest first (50 to 100 of them).
+    public func recent(_ model: String) -> String { base(model) + "recent" }
     /// Idempotency key → job id.
     public func idempotency(_ model: String, key: String) -> String { base(model) + "idem:" + key }
     /// A user's rate-limit window (its own hash tag: one user's limit spans models).
@@ -65,4 +73,8 @@ public struct QueueKeys: Sendable, Equatable {
         [pending(model), active(model), dead(model), meta(model), wake(model), sequence(model), fence(model),
          jobPrefix(model)]
     }
+
+    /// The optional KEYS[9..10] of the scripts that end jobs (claimJob, completeJob, failJob,
+    /// recoverExpired): where the dashboard's counters and latest completions go.
+    func statsKeys(_ model: String) -> [String] { [statsPrefix(model), recent(model)] }
 }

@@ -9,6 +9,7 @@ package enum QueueScripts {
     static let extendLease = named("extendLease")
     static let reportProgress = named("reportProgress")
     static let completeJob = named("completeJob")
+    static let completeAndClaim = named("completeAndClaim")
     static let failJob = named("failJob")
     static let releaseJob = named("releaseJob")
     static let recoverExpired = named("recoverExpired")

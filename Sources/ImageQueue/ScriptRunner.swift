@@ -11,15 +11,24 @@ struct ScriptRunner: Sendable {
     /// The scripts that change a job: their writes wait for the replicas the configuration
     /// asks for (`RedisConfiguration.waitReplicas`).
     static let awaitingReplicas: Set<String> = [
-        QueueScripts.enqueueJob.name, QueueScripts.claimJob.name, QueueScripts.completeJob.name, QueueScripts.failJob.name,
+        QueueScripts.enqueueJob.name, QueueScripts.claimJob.name, QueueScripts.completeJob.name, QueueScripts.completeAndClaim.name,
+        QueueScripts.failJob.name,
         QueueScripts.releaseJob.name, QueueScripts.cancelJob.name, QueueScripts.recoverExpired.name, QueueScripts.retryDead.name,
+    ]
+
+    /// The scripts that end jobs: they get `QueueKeys.statsKeys` as KEYS[9..10], and record the
+    /// per-minute counters and latest completions there.
+    static let recordingStats: Set<String> = [
+        QueueScripts.claimJob.name, QueueScripts.completeJob.name, QueueScripts.failJob.name, QueueScripts.recoverExpired.name,
+        QueueScripts.completeAndClaim.name,
     ]
 
     /// - Parameter confirmed: false sends a job-changing script without its `WAIT` (a claim
     ///   repeated to learn its jobs after replicas did not confirm it).
     func command(_ script: RedisScript, model: String, extraKeys: [String] = [], arguments: [any RedisArgument],
                  confirmed: Bool = true) -> RedisCommand {
-        let command = RedisCommand.script(script, keys: keys.scriptKeys(model) + extraKeys,
+        let statsKeys = Self.recordingStats.contains(script.name) ? keys.statsKeys(model) : []
+        let command = RedisCommand.script(script, keys: keys.scriptKeys(model) + statsKeys + extraKeys,
                                           arguments: [model, keys.events(model)] + arguments)
         return confirmed && Self.awaitingReplicas.contains(script.name) ? command.awaitingReplicas() : command
     }

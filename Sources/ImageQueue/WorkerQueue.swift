@@ -389,6 +389,75 @@ public final class WorkerQueue: ClosableService {
         return try await batchCall(QueueScripts.completeJob, jobs: results.map(\.job), arguments: arguments)
     }
 
+    /// What `complete(_:thenClaimUpTo:lease:)` did: each job's completion, and the next jobs.
+    public struct CompletionAndClaim: Sendable {
+        /// Each job's outcome in order, or the failure of the call as a whole (the completions
+        /// may or may not have been recorded: send them again, a repeat is answered as done).
+        public var completions: Result<[Result<Void, ImageQueueError>], ImageQueueError>
+        /// What the claim found; nil when it is not known (the call failed and its claim could
+        /// not be asked about: any job it took returns to the queue when its lease expires):
+        /// claim as usual then.
+        public var claimed: ClaimBatch?
+    }
+
+    /// Records the results of several jobs of one model and claims up to `count` more for
+    /// this worker in the same call (`completeAndClaim`): a worker with every slot busy gets
+    /// its next jobs without a round trip of its own. A call whose answer is lost (or whose
+    /// replication was not confirmed) may have claimed jobs: they are asked for again under
+    /// the call's claim id, as `waitThenClaim` does, so they are run, not left held.
+    public func complete(_ results: [(job: ClaimedJob, result: JobResult)], thenClaimUpTo count: Int,
+                         lease: Duration) async -> CompletionAndClaim {
+        guard let first = results.first else {
+            return CompletionAndClaim(completions: .success([]), claimed: nil)
+        }
+        let model = first.job.model
+        let encoder = JSONEncoder()
+        func json(_ result: JobResult) -> [UInt8] { (try? encoder.encode(result)).map { Array($0) } ?? [] }
+        let claimID = newClaimID()
+        var arguments = claimArguments(lease: lease, claimID: claimID, answerLost: false, count: count)
+        arguments.append(configuration.retention.wholeMilliseconds)
+        for (job, result) in results { arguments += [job.id, job.token, json(result)] as [any RedisArgument] }
+        let operation = QueueScripts.completeAndClaim.name
+        let failure: ImageQueueError
+        do {
+            let reply = try await runner.redis.send(runner.command(QueueScripts.completeAndClaim, model: model, arguments: arguments))
+            guard let parts = reply.array, parts.count == 2 else {
+                throw ImageQueueError(.malformed, "unexpected reply from \(operation): \(reply)")
+            }
+            let values = parts[0].array ?? []
+            let completions = results.indices.map { index -> Result<Void, ImageQueueError> in
+                let id = results[index].job.id
+                guard index < values.count else {
+                    return .failure(ImageQueueError(.malformed, "\(operation) answered \(values.count) of \(results.count) jobs", jobID: id))
+                }
+                if let error = ScriptRunner.mapReply(values[index], operation: operation, jobID: id) { return .failure(error) }
+                return .success(())
+            }
+            var claimed = try await batch(model: model, reply: parts[1])
+            if claimed == nil {
+                // Every job it took was unreadable and dead-lettered: the queue may hold more.
+                claimed = try? await claim(model: model, lease: lease, upTo: count)
+            }
+            return CompletionAndClaim(completions: .success(completions), claimed: claimed)
+        } catch let error as ImageQueueError {
+            failure = error
+        } catch {
+            failure = ScriptRunner.mapError(error, operation: operation, jobID: nil)
+        }
+        // The call may have run: ask its claim again under the same id (outside cancellation).
+        let lost = failure.code == .notReplicated
+            || [.connectionLost, .timeout, .cancelled].contains(failure.redisError?.kind)
+        guard lost else { return CompletionAndClaim(completions: .failure(failure), claimed: nil) }
+        let queue = self
+        let repeated = await withoutCancellation { () async -> ClaimBatch? in
+            guard let reply = try? await queue.claimReply(model: model, lease: lease, claimID: claimID, count: count,
+                                                          answerLost: true,
+                                                          unconfirmedBefore: failure.code == .notReplicated ? 1 : 0) else { return nil }
+            return try? await queue.batch(model: model, reply: reply)
+        }
+        return CompletionAndClaim(completions: .failure(failure), claimed: repeated ?? nil)
+    }
+
     /// Ends this attempt with an error: back to the head of the queue when `retryable` and
     /// attempts remain, otherwise into the dead list.
     /// - Throws: `ImageQueueError` `.staleToken`, `.notFound`, `.redis`.

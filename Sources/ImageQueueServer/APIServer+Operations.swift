@@ -26,6 +26,20 @@ struct PauseAnswer: Encodable {
     let changed: Bool
 }
 
+/// `PUT /v1/queues/{model}/concurrency`'s body (other properties are ignored).
+struct ConcurrencyBody: Decodable {
+    let concurrency: Int
+
+    /// The most the route accepts: far above any real deployment's GPUs.
+    static let maximum = 1000
+}
+
+/// `PUT /v1/queues/{model}/concurrency`'s answer.
+struct ConcurrencyAnswer: Encodable {
+    let model: String
+    let concurrency: Int
+}
+
 /// `POST /v1/dead/{model}/retry`'s optional body: `{}` (retry all) or `{"id": "<job id>"}`.
 /// A present `id` must be a string: `{"id": null}` is refused rather than read as "all".
 struct RetryBody: Decodable {
@@ -60,6 +74,30 @@ extension APIServer {
             let model = try context.parameters.require("model")
             let changed = try await modelRouteCall { try await client.resume(model: model) }
             return .json(PauseAnswer(model: model, paused: false, changed: changed))
+        }
+
+        router.put("/v1/queues/:model/concurrency") { request, context -> Response in
+            let model = try context.parameters.require("model")
+            let body: ConcurrencyBody = try await decodeJSON(request)
+            guard (1...ConcurrencyBody.maximum).contains(body.concurrency) else {
+                throw APIError(.badRequest, "invalid_concurrency",
+                               "concurrency must be a whole number from 1 to \(ConcurrencyBody.maximum), not \(body.concurrency)")
+            }
+            try await modelRouteCall { try await client.setConcurrency(body.concurrency, model: model) }
+            return .json(ConcurrencyAnswer(model: model, concurrency: body.concurrency))
+        }
+
+        router.get("/v1/stats") { request, _ -> Response in
+            // `?minutes=N`, 1 to 120 (the counters live 2 h); absent, 60.
+            var minutes = 60
+            if let text = request.uri.queryParameters["minutes"] {
+                guard let value = Int(text), (1...QueueInspector.maxStatsMinutes).contains(value) else {
+                    throw APIError(.badRequest, "invalid_minutes",
+                                   "minutes must be a whole number from 1 to \(QueueInspector.maxStatsMinutes), not '\(text.prefix(20))'")
+                }
+                minutes = value
+            }
+            return .json(try await queueCall { try await client.inspector.minuteStats(minutes: minutes) })
         }
 
         router.post("/v1/dead/:model/retry") { request, context -> Response in
@@ -130,7 +168,7 @@ extension APIServer {
             failed += try await inspector.recentDeadJobs(model: model)
         }
         failed.sort { ($0.finishedAt ?? 0) > ($1.finishedAt ?? 0) }
-        let recent = try await inspector.jobs(recent.latest).filter { $0.status == .completed }
+        let recent = try await inspector.recentCompletions(limit: 24)
         return DashboardSnapshot(queues: try await inspector.stats(), workers: try await inspector.workers(),
                                  running: running.sorted { ($0.startedAt ?? 0) < ($1.startedAt ?? 0) },
                                  recent: recent, failed: Array(failed.prefix(24)), generatedAt: unixTimeMilliseconds())

@@ -31,7 +31,6 @@ public struct APIServer: Service {
     let configuration: Configuration
     let client: ImageQueueClient
     let subscriber: RedisSubscriber
-    let recent: RecentCompletions
     let streams = OpenStreams()
     let logger: Logger
 
@@ -42,7 +41,6 @@ public struct APIServer: Service {
         self.logger = logger
         client = try ImageQueueClient(redis: redis, configuration: queue, logger: logger)
         subscriber = RedisSubscriber(configuration: redis, logger: logger)
-        recent = RecentCompletions()
     }
 
     /// The Redis clients the routes use; `run()` runs them (a test of `makeRouter()` runs them itself).
@@ -56,16 +54,12 @@ public struct APIServer: Service {
         // The Redis clients outlive the HTTP server: requests in flight during a graceful
         // shutdown still reach Redis.
         try await withRunning(clients) {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await recent.follow(subscriber: subscriber, pattern: client.configuration.keys.allEventsPattern) }
-                // Event streams never end on their own: close them when shutdown begins, or the
-                // server would wait for every open dashboard tab to go away.
-                try await withGracefulShutdownHandler {
-                    try await application.run()
-                } onGracefulShutdown: {
-                    streams.closeAll()
-                }
-                group.cancelAll()  // the server stopped (graceful shutdown): stop following events too
+            // Event streams never end on their own: close them when shutdown begins, or the
+            // server would wait for every open dashboard tab to go away.
+            try await withGracefulShutdownHandler {
+                try await application.run()
+            } onGracefulShutdown: {
+                streams.closeAll()
             }
         }
     }
@@ -86,6 +80,10 @@ public struct APIServer: Service {
         for asset in DashboardAsset.all {
             router.get(RouterPath(asset.path)) { request, _ in asset.response(to: request) }
         }
+        // A job's page: the same page, which shows the job named in its path (any text: the
+        // page itself says when there is no such job).
+        let page = DashboardAsset.page
+        router.get("/jobs/:id") { request, _ in page.response(to: request) }
         routes.set(router.routes.map { ($0.path, $0.method) })
         return router
     }

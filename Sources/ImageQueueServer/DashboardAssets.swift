@@ -29,6 +29,9 @@ struct DashboardAsset: Sendable {
         etag = "\"\(String(hash, radix: 16))\""
     }
 
+    /// The page, also served at `/jobs/{id}` (it shows that job).
+    static let page = all[0]
+
     static let all: [DashboardAsset] = [
         DashboardAsset(path: "/", file: "index.html", contentType: "text/html; charset=utf-8"),
         DashboardAsset(path: "/dashboard/app.css", file: "app.css", contentType: "text/css; charset=utf-8"),

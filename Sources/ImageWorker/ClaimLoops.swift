@@ -19,6 +19,10 @@ struct ClaimLoops: Service {
     let currentJobs: CurrentJobs
     let logger: Logger
 
+    private var nextClaims: NextClaims { processor.completions.nextClaims }
+    /// Whether a loop with every slot busy has its next claim carried by a completion call.
+    static let carryClaims = true
+
     func run() async throws {
         let completions = processor.completions
         var lanes: [String: Lane] = [:]
@@ -97,18 +101,28 @@ struct ClaimLoops: Service {
                 while !Task.isShuttingDownGracefully, !Task.isCancelled {
                     metrics.tick(model: model)
                     var free = lane.free
+                    let lease = configuration.lease
+                    // Jobs claimed by the completion call of jobs of this lane (NextClaims).
+                    var carried: ClaimBatch? = nil
                     if free == 0 {
-                        // Every slot busy: wait for one to free up (shutdown interrupts the wait).
+                        // Every slot busy: the next completion call claims for this loop too, and
+                        // the loop waits for a slot to free up (shutdown interrupts the wait).
+                        if Self.carryClaims { nextClaims.request(model: model, count: lane.slots, lease: lease) }
                         free = (try? await cancelWhenGracefulShutdown { await lane.freeSlots() }) ?? 0
-                        guard free > 0 else { break }
+                        carried = await nextClaims.take(model: model)
+                        if carried == nil { guard free > 0 else { break } }
                     }
                     do {
-                        let lease = configuration.lease
                         let count = free
-                        let batch = waitFirst
+                        let batch: ClaimBatch
+                        if let carried {
+                            batch = carried
+                        } else if waitFirst {
                             // Blocks inside Redis until the doorbell rings; shutdown interrupts it.
-                            ? try await cancelWhenGracefulShutdown { try await queue.waitThenClaim(model: model, lease: lease, upTo: count) }
-                            : try await queue.claim(model: model, lease: lease, upTo: count)
+                            batch = try await cancelWhenGracefulShutdown { try await queue.waitThenClaim(model: model, lease: lease, upTo: count) }
+                        } else {
+                            batch = try await queue.claim(model: model, lease: lease, upTo: count)
+                        }
                         switch batch {
                         case .claimed(let jobs):
                             failures = 0
@@ -119,6 +133,8 @@ struct ClaimLoops: Service {
                                 for job in jobs { _ = try? await queue.release(job) }
                                 continue
                             }
+                            // Carried jobs start as the slots of the jobs just completed free up.
+                            if carried != nil { await lane.freeSlots(atLeast: jobs.count) }
                             for job in jobs {
                                 currentJobs.add(job.id)
                                 lane.start(job, in: &group) { lost in

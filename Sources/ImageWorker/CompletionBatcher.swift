@@ -6,6 +6,10 @@ import Synchronization
 /// wait for it and then go together in the next. A worker running one job at a time sends
 /// each completion at once, as before.
 ///
+/// A claim loop whose slots are all busy leaves a claim request (`NextClaims`): the next call
+/// of its model then completes and claims in one (`completeAndClaim`), and hands the jobs it
+/// claimed to the loop, so a worker running one job at a time has one round trip per job.
+///
 /// The calls go out from `run()`, which the claim loops run beside their jobs and end with
 /// `finish()` once no job runs any more.
 final class CompletionBatcher: Sendable {
@@ -33,6 +37,9 @@ final class CompletionBatcher: Sendable {
 
     private let queue: WorkerQueue
     private let state = Mutex(State())
+
+    /// The claims the next calls carry, per model.
+    let nextClaims = NextClaims()
 
     init(queue: WorkerQueue) { self.queue = queue }
 
@@ -111,12 +118,88 @@ final class CompletionBatcher: Sendable {
                 return batch
             }
             if batch.isEmpty { return }
+            let results = batch.map { (job: $0.job, result: $0.result) }
+            if let claim = nextClaims.takeRequest(model: model, atMost: batch.count) {
+                let answer = await queue.complete(results, thenClaimUpTo: claim.count, lease: claim.lease)
+                // The claimed jobs first: the loop starts them as the completed jobs' slots free up.
+                nextClaims.deliver(model: model, answer.claimed)
+                switch answer.completions {
+                case .success(let outcomes):
+                    for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(returning: outcome) }
+                case .failure(let error):
+                    for waiting in batch { waiting.continuation.resume(returning: .failure(error)) }
+                }
+                continue
+            }
             do {
-                let outcomes = try await queue.complete(batch.map { (job: $0.job, result: $0.result) })
+                let outcomes = try await queue.complete(results)
                 for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(returning: outcome) }
             } catch {
                 for waiting in batch { waiting.continuation.resume(returning: .failure(error)) }
             }
+        }
+    }
+}
+
+/// The claim a loop with every slot busy asks the next completion call of its model to carry.
+/// A request is taken by at most one call; the loop then waits for that call's answer
+/// (`take`), which is the jobs it claimed, or nil: claim as usual.
+final class NextClaims: Sendable {
+    private enum Slot {
+        case requested(count: Int, lease: Duration)
+        case inFlight(waiter: CheckedContinuation<ClaimBatch?, Never>?)
+        case delivered(ClaimBatch?)
+    }
+
+    private let slots = Mutex<[String: Slot]>([:])
+
+    /// The loop of `model` would take up to `count` jobs once its busy slots free up.
+    func request(model: String, count: Int, lease: Duration) {
+        slots.withLock { $0[model] = .requested(count: count, lease: lease) }
+    }
+
+    /// For the sender: the request of `model`, if one waits, capped at `atMost` (the slots its
+    /// call frees); it is the call's to answer with `deliver`.
+    func takeRequest(model: String, atMost: Int) -> (count: Int, lease: Duration)? {
+        slots.withLock { slots in
+            guard case .requested(let count, let lease)? = slots[model] else { return nil }
+            slots[model] = .inFlight(waiter: nil)
+            return (min(count, atMost), lease)
+        }
+    }
+
+    /// For the sender: what the call that took the request claimed (nil: not known).
+    func deliver(model: String, _ batch: ClaimBatch?) {
+        let waiter = slots.withLock { slots -> CheckedContinuation<ClaimBatch?, Never>? in
+            guard case .inFlight(let waiter)? = slots[model] else { return nil }
+            if waiter != nil {
+                slots[model] = nil
+            } else {
+                slots[model] = .delivered(batch)
+            }
+            return waiter
+        }
+        waiter?.resume(returning: batch)
+    }
+
+    /// For the loop: withdraws its request, or, when a call has taken it, waits for that
+    /// call's answer. nil: no call carried the claim (or its outcome is not known).
+    func take(model: String) async -> ClaimBatch? {
+        await withCheckedContinuation { continuation in
+            let now = slots.withLock { slots -> ClaimBatch?? in
+                switch slots[model] {
+                case .inFlight(nil)?:
+                    slots[model] = .inFlight(waiter: continuation)
+                    return .none
+                case .delivered(let batch)?:
+                    slots[model] = nil
+                    return .some(batch)
+                default:
+                    slots[model] = nil
+                    return .some(nil)
+                }
+            }
+            if let now { continuation.resume(returning: now) }
         }
     }
 }

@@ -111,6 +111,12 @@ final class Lane: Sendable {
         return Task.isCancelled ? 0 : free
     }
 
+    /// Returns once `count` slots are free (at most every slot), or the task is cancelled.
+    func freeSlots(atLeast count: Int) async {
+        let wanted = min(count, slots)
+        await wait { self.slots - $0 >= wanted }
+    }
+
     /// Returns when no job runs any more, even when the calling task is cancelled (cancel
     /// the jobs to hurry it).
     func drained() async {

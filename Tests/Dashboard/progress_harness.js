@@ -44,6 +44,7 @@ const document = {
   title: '',
   createElement: (tag) => { if (tag === 'tr') rows += 1; return new Element(tag); },
   createTextNode: (text) => new Text(text),
+  createElementNS: (ns, tag) => new Element(tag),
   getElementById: (id) => { if (!byId.has(id)) { const node = new Element('div'); node.setAttribute('id', id); byId.set(id, node); root.appendChild(node); } return byId.get(id); },
   querySelectorAll: (selector) => root.querySelectorAll(selector)
 };
@@ -115,8 +116,13 @@ const revoked = [];
 URL.createObjectURL = () => 'blob:preview-' + (++blobs);
 URL.revokeObjectURL = (url) => { revoked.push(url); };
 
+// The token is kept in sessionStorage (the tab's session); localStorage must not hold it.
+const localRemoved = [];
 Object.assign(globalThis, { document, fetch, EventSource, window: globalThis,
-  localStorage: { getItem: () => (TOKEN_MODE || PAUSE_MODE ? TOKEN : null), setItem() {}, removeItem() {} } });
+  sessionStorage: { getItem: () => (TOKEN_MODE || PAUSE_MODE ? TOKEN : null), setItem() {}, removeItem() {} },
+  localStorage: { getItem: () => { throw new Error('the token is read from localStorage'); },
+                  setItem: () => { throw new Error('the token is written to localStorage'); },
+                  removeItem: (key) => { localRemoved.push(key); } } });
 globalThis.Event = class { constructor(type) { this.type = type; } };
 vm.runInThisContext(fs.readFileSync(process.argv[2], 'utf8'), { filename: 'app.js' });
 

@@ -117,6 +117,35 @@ import TestSupport
         #expect(codes == ["ok:flux:1", "unknown_model", "ok:flux:2", "ok:sdxl:1", "rate_limited"])
     }
 
+    @Test func aLargeBatchGoesInFewScriptCallsAndKeepsItsOrder() async throws {
+        let queue = try QueueFixture()
+        defer { queue.close() }
+        var requests: [JobRequest] = []
+        for n in 0..<1_100 {
+            requests.append(JobRequest(model: "flux", prompt: "job \(n)", user: "u\(n % 7)"))
+            if n % 400 == 0 { requests.append(JobRequest(model: "sdxl", prompt: "other \(n)", user: "v")) }
+        }
+        requests.append(JobRequest(model: "flux", prompt: "keyed", user: "k", idempotencyKey: "batch-key"))
+        requests.append(JobRequest(model: "flux", prompt: "keyed again", user: "k", idempotencyKey: "batch-key"))
+        let results = try await queue.client.enqueue(batch: requests)
+        let jobs = try results.map { try $0.get() }
+        #expect(jobs.count == requests.count)
+        let flux = jobs.filter { $0.model == "flux" }
+        // Positions 1...n in the order given; the repeated key answers the keyed job.
+        #expect(flux.dropLast().map { $0.position ?? 0 } == Array(1...1_101))
+        #expect(flux.last?.id == flux.dropLast().last?.id && flux.last?.created == false)
+        #expect(jobs.filter { $0.model == "sdxl" }.map { $0.position ?? 0 } == [1, 2, 3])
+        let pending = try await queue.redis.send("ZRANGE", queue.keys.pending("flux"), "0", "-1").array?.compactMap(\.string)
+        #expect(pending == flux.dropLast().map(\.id))
+        // One script call per 500 jobs of a model: each call reads the clock once, so the 1,100
+        // unkeyed flux jobs carry at most three different enqueue times.
+        var times = Set<Int64>()
+        for job in flux.prefix(1_100) {
+            times.insert(try await queue.redis.send("HGET", queue.keys.job(try JobID(job.id)), "enqueued_at").int ?? -1)
+        }
+        #expect(times.count <= 3 && !times.contains(-1), "\(times.count) enqueue times")
+    }
+
     @Test func positionIsExactAsJobsAreClaimedAndCancelled() async throws {
         let queue = try QueueFixture()
         defer { queue.close() }

@@ -10,10 +10,10 @@ import TestSupport
         try await queue.client.enqueue(JobRequest(model: "flux", prompt: prompt, user: "alice", priority: priority))
     }
 
-    /// The queued event stored on a job.
+    /// A job's current event: stored once it was claimed; for a job never claimed (enqueueJob
+    /// publishes its `queued` event without storing it) built from its fields and position.
     func storedEvent(_ queue: QueueFixture, _ id: String) async throws -> StatusEvent {
-        let json = try #require(try await queue.hash(id)["event"])
-        return try StatusEvent(json: Array(json.utf8))
+        try #require(try await queue.client.inspector.status(id).lastEvent)
     }
 
     @Test func jobsAreClaimedByLevelEachLevelInEnqueueOrderAndPositionsCountEveryJobAhead() async throws {

@@ -54,7 +54,7 @@ import TestSupport
     @Test func everyScriptIsEmbeddedWithItsHeaderAndIncludesResolved() {
         let names = ["enqueueJob", "claimJob", "extendLease", "reportProgress", "completeJob", "failJob", "releaseJob",
                      "recoverExpired", "cancelJob", "retryDead", "purgeDead", "setConcurrency", "setPaused", "checkRateLimit",
-                     "claimWebhook", "settleWebhook"]
+                     "claimWebhook", "settleWebhook", "completeAndClaim"]
         #expect(Set(ImageQueueScripts.sources.keys) == Set(names))
         for (name, source) in ImageQueueScripts.sources {
             // A shebang line may come first (docs/PROTOCOL.md, "Script flags and a full Redis").
@@ -251,6 +251,68 @@ import TestSupport
 
     /// Batches: claimJob's ARGV[7] takes several jobs in queue order, up to the concurrency
     /// limit; extendLease and completeJob take several jobs and answer each one alone.
+    @Test func completeAndClaimCompletesFencedAndClaimsTheNextInOneCall() async throws {
+        let s = try caller()
+        for index in 1...3 { _ = await s.enqueue("flux-\(index)") }
+        let first = try #require(await s.call("claimJob", ["w", "30000", "w:c0", "0", "1"]).array)
+        let token = try #require(first[2].int)
+        let result = #"{"content_type":"image/png","bytes":1,"store":"directory"}"#
+        #expect(code(await s.call("completeAndClaim", ["w", "30000", "w:c1", "0", "1", "0"])) == "BAD_REQUEST", "no completion")
+        #expect(code(await s.call("completeAndClaim", ["", "30000", "w:c1", "0", "1", "0", "flux-1", "\(token)", result])) == "BAD_REQUEST")
+        // A wrong token: that completion is refused, and the claim finds the model full.
+        let refused = try #require(await s.call("completeAndClaim", ["w", "30000", "w:c1", "0", "1", "0", "flux-1", "999", result]).array)
+        #expect(code(refused[0].array?[0] ?? .null) == "STALE_TOKEN")
+        #expect(refused[1] == .array([.bulk(Array("full".utf8))]))
+        // The right token: completed, and the next job claimed with a new token, in order.
+        let both = try #require(await s.call("completeAndClaim", ["w", "30000", "w:c2", "0", "1", "0", "flux-1", "\(token)", result]).array)
+        #expect(both[0] == .array([.integer(1)]))
+        let claim = try #require(both[1].array)
+        #expect(claim.count == 7 && claim[0].string == "ok" && claim[1].string == "flux-2" && (claim[2].int ?? 0) > token)
+        #expect(try await s.redis.send("HGET", s.keys.meta("flux"), "completed_total").int == 1)
+        #expect(try await s.redis.send("HGET", s.keys.job(JobID("flux-1")), "status").string == "completed")
+        #expect(try await s.redis.send("HGET", s.keys.job(JobID("flux-2")), "status").string == "enhancing")
+        // A repeat of that call (its answer lost) answers the same claim, and the completion as done.
+        let again = try #require(await s.call("completeAndClaim", ["w", "30000", "w:c2", "1", "1", "0", "flux-1", "\(token)", result]).array)
+        #expect(again[0] == .array([.integer(1)]) && again[1] == both[1])
+        #expect(try await s.redis.send("HGET", s.keys.meta("flux"), "completed_total").int == 1)
+        // Paused: the completion is recorded, nothing is claimed.
+        _ = await s.call("setPaused", ["1"])
+        let second = try #require(claim[2].int)
+        let paused = try #require(await s.call("completeAndClaim", ["w", "30000", "w:c3", "0", "1", "0", "flux-2", "\(second)", result]).array)
+        #expect(paused[0] == .array([.integer(1)]) && paused[1] == .array([.bulk(Array("paused".utf8))]))
+        #expect(try await s.redis.send("ZCARD", s.keys.pending("flux")).int == 1)
+    }
+
+    @Test func enqueueJobTakesABatchAndAnswersEachJobAlone() async throws {
+        let s = try caller()
+        _ = await s.enqueue("flux-0")
+        let ok = #"{"prompt":"p","user":"u"}"#
+        let replies = try #require(await s.call("enqueueJob", [
+            "flux-1", ok, "3", "0", "4",
+            "flux-2", #"{"prompt":"p","user":"u","priority":"high"}"#,
+            "flux-0", ok,              // exists already
+            "flux-1", ok,              // twice in the batch
+            "sdxl-9", ok,              // another model's id
+            "flux-3", #"{"user":"u"}"#,  // no prompt
+            "flux-4", ok,
+            "flux-5", ok,              // over the cap of 4 queued jobs
+        ]).array)
+        #expect(replies.count == 8)
+        #expect(replies[0].array?.first?.string == "flux-1" && replies[6].array?.first?.string == "flux-4")
+        #expect(code(replies[2]) == "EXISTS" && code(replies[3]) == "EXISTS")
+        #expect(code(replies[4]) == "BAD_REQUEST" && code(replies[5]) == "BAD_REQUEST")
+        #expect(code(replies[7]) == "QUEUE_FULL")
+        // Positions as the queue holds them after the call: the high job first.
+        #expect(replies[1].array?[2].int == 1)
+        #expect(replies[0].array?[2].int == 3 && replies[6].array?[2].int == 4)
+        let pending = try await s.redis.send("ZRANGE", s.keys.pending("flux"), "0", "-1").array?.compactMap(\.string)
+        #expect(pending == ["flux-2", "flux-0", "flux-1", "flux-4"])
+        // A queued job's hash holds only what it needs, in Redis' compact encoding.
+        let hash = try await s.redis.send("HGETALL", s.keys.job(JobID("flux-4"))).array?.count ?? 0
+        #expect(hash == 2 * 7)
+        #expect(try await s.redis.send("OBJECT", "ENCODING", s.keys.job(JobID("flux-4"))).string == "listpack")
+    }
+
     @Test func claimExtendAndCompleteTakeSeveralJobsAndAnswerEachAlone() async throws {
         let s = try caller()
         for index in 1...5 { _ = await s.enqueue("flux-\(index)") }

@@ -114,8 +114,19 @@ class Watcher:
             self.pubsub.unsubscribe(self.channel(previous))
 
     def read_stored(self):
-        """The job's current event from its hash; returns the status if it is new."""
-        text = self.client.hget(f"{self.base}:job:{self.job_id}", "event")
+        """The job's current event from its hash; returns the status if it is new. A job that
+        was never claimed has no stored event: its `queued` event is built from its fields and
+        its position (PROTOCOL.md §11)."""
+        key = f"{self.base}:job:{self.job_id}"
+        text, status, rev, attempt, enqueued_at = self.client.hmget(key, "event", "status", "rev", "attempt", "enqueued_at")
+        if text is None and status == b"queued":
+            model = self.job_id.split("-", 1)[0]
+            event = {"v": 1, "id": self.job_id, "model": model, "status": "queued",
+                     "time": int(enqueued_at or 0), "attempt": int(attempt or 0), "rev": int(rev or 1)}
+            rank = self.client.zrank(f"{self.base}:pending", self.job_id)
+            if rank is not None:
+                event["position"] = rank + 1
+            text = json.dumps(event)
         return self._handle(text) if text is not None else None
 
     def next_status(self, timeout):

@@ -8,7 +8,7 @@ struct EnqueueTests {
     /// The keys of the status object, all always present.
     static let statusKeys: Set<String> = ["id", "model", "status", "attempt", "max_attempts", "position", "prompt", "user",
                                           "enhance", "enhanced_prompt", "enqueued_at", "started_at", "finished_at",
-                                          "worker", "result", "error", "metadata", "priority", "n", "eta_ms", "webhook"]
+                                          "worker", "result", "error", "metadata", "priority", "n", "eta_ms", "webhook", "history"]
 
     @Test("202 with id, model, status, position and created; GET answers exactly what `imagequeue status --json` prints")
     func enqueueAndStatus() async throws {

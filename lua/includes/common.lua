@@ -9,6 +9,10 @@
 --   KEYS[6] seq      STRING enqueue sequence counter
 --   KEYS[7] fence    STRING fencing token counter
 --   KEYS[8] job key prefix  "<prefix>:{<model>}:job:"; a job's HASH is that prefix .. id
+-- claimJob, completeJob, failJob and recoverExpired also take, optionally (the dashboard's
+-- records, at the end of this file; without them nothing is recorded):
+--   KEYS[9]  stats key prefix "<prefix>:{<model>}:stats:"; a minute's HASH is that prefix .. minute
+--   KEYS[10] recent   LIST   the ids of the latest completions, newest first
 -- and ARGV[1] = model name, ARGV[2] = the model's events channel; the job's own channel is
 -- ARGV[2] .. ":" .. id. All keys share the {<model>} hash tag, so on Redis Cluster every key
 -- a script touches (the job keys included) lives in the slot of KEYS[1].
@@ -16,15 +20,16 @@
 local pendingKey, activeKey, deadKey, metaKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local wakeKey, seqKey, fenceKey, jobPrefix = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local model, modelChannel = ARGV[1], ARGV[2]
+local appendHistory, recordStats, pushRecent  -- the dashboard's records, defined at the end of this file
 
 -- The server's time in ms; also kept as text in `nowText`, to store and publish without a
 -- number-to-text conversion (each one costs a C printf in Redis' Lua).
 local nowText
 local function nowMs()
   local t = redis.call('TIME')
-  local ms = math.floor(tonumber(t[2]) / 1000)
-  nowText = t[1] .. string.sub(tostring(1000 + ms), 2)
-  return tonumber(t[1]) * 1000 + ms
+  -- The ms are the first three of the six digits of the µs (zero-padded).
+  nowText = t[1] .. string.sub('00000' .. t[2], -6, -4)
+  return tonumber(nowText)
 end
 
 -- The model's settings from meta, in one read: the concurrency limit (absent or < 1 means
@@ -40,15 +45,17 @@ end
 -- Leaves one token in the doorbell when a job is waiting, a slot is free and the model is not
 -- paused, so exactly one idle worker wakes; the worker that claims rings again for the next
 -- (a chain, not a storm). `limit` is the concurrency limit and `running` the size of active,
--- when the caller has already read them (and so knows the model is not paused).
-local function ringDoorbell(limit, running)
+-- when the caller has already read them (and so knows the model is not paused); `waiting`
+-- true when the caller knows pending holds a job. At or above the limit it reads nothing.
+local function ringDoorbell(limit, running, waiting)
   if not limit then
     local paused
     limit, paused = modelState()
     if paused then return end
   end
+  if running and running >= limit then return end
   if redis.call('LLEN', wakeKey) == 0
-    and redis.call('ZCARD', pendingKey) > 0
+    and (waiting or redis.call('ZCARD', pendingKey) > 0)
     and (running or redis.call('ZCARD', activeKey)) < limit then
     redis.call('RPUSH', wakeKey, '1')
   end
@@ -104,9 +111,23 @@ end
 -- piece rather than with cjson.encode of a table: this runs for every status change, and
 -- cjson formats every number with printf. `extraJSON` is optional raw JSON members
 -- (`"result":{...}`) appended as they are.
+-- Model names are a-z 0-9 _ (the clients check), job ids letters, digits and _ - . (enqueueJob
+-- checks): such text is its own JSON string between quotes, without a cjson call per event.
+local modelJSON = cjson.encode(model)
+local function quoted(text)
+  if string.find(text, '^[%w_%.%-]*$') then return '"' .. text .. '"' end
+  return cjson.encode(text)
+end
+
+-- A whole number as JSON: text of digits as it is (no number-to-text conversion), 0 for nil.
+local function digits(value)
+  if type(value) == 'string' and string.find(value, '^%d+$') then return value end
+  return tonumber(value) or 0
+end
+
 local function buildEvent(id, status, now, attempt, rev, enhancedPrompt, worker, extra, extraJSON)
-  local parts = { '{"v":1,"id":', cjson.encode(id), ',"model":', cjson.encode(model), ',"status":"', status,
-                  '","time":', now, ',"attempt":', tonumber(attempt) or 0, ',"rev":', rev }
+  local parts = { '{"v":1,"id":', quoted(id), ',"model":', modelJSON, ',"status":"', status,
+                  '","time":', now, ',"attempt":', digits(attempt), ',"rev":', rev }
   local prompt = enhancedPrompt
   if extra and type(extra.enhanced_prompt) == 'string' then prompt = extra.enhanced_prompt end
   if prompt and prompt ~= '' then
@@ -115,7 +136,7 @@ local function buildEvent(id, status, now, attempt, rev, enhancedPrompt, worker,
   end
   if worker and worker ~= '' then
     parts[#parts + 1] = ',"worker":'
-    parts[#parts + 1] = cjson.encode(worker)
+    parts[#parts + 1] = quoted(worker)
   end
   if extra then
     for k, v in pairs(extra) do
@@ -182,10 +203,12 @@ local function queueWebhook(jobKey, id, now, event, url)
 end
 
 -- Moves a job to the dead list as `failed`, keeping the reason on the job.
-local function deadLetter(jobKey, id, now, code, message)
+-- `history`, `enqueuedAt` and `startedAt` are the job's fields as the caller read them.
+local function deadLetter(jobKey, id, now, code, message, history, enqueuedAt, startedAt)
   local err = errorObject(code, message)
   redis.call('HSET', jobKey, 'id', id, 'model', model, 'status', 'failed', 'finished_at', now,
-             'error', cjson.encode(err), 'token', '')
+             'error', cjson.encode(err), 'token', '', 'history', appendHistory(history, 'failed', now))
+  recordStats('f', now, enqueuedAt, startedAt)
   redis.call('ZADD', deadKey, now, id)
   redis.call('HINCRBY', metaKey, 'failed_total', 1)
   local event = emitEvent(jobKey, id, 'failed', now, { error = err })
@@ -195,9 +218,9 @@ end
 -- Puts a job back into pending under its original sequence number and priority: ahead of
 -- every job of its level enqueued after it, so a re-run keeps the model's FIFO order.
 local function requeue(jobKey, id, now, err)
-  local h = redis.call('HMGET', jobKey, 'seq', 'priority')
+  local h = redis.call('HMGET', jobKey, 'seq', 'priority', 'history')
   redis.call('ZADD', pendingKey, pendingScore(tonumber(h[1]) or 0, h[2]), id)
-  redis.call('HSET', jobKey, 'status', 'queued', 'token', '')
+  redis.call('HSET', jobKey, 'status', 'queued', 'token', '', 'history', appendHistory(h[3], 'queued', now))
   redis.call('HDEL', jobKey, 'worker', 'started_at')
   local position = positionOf(id)
   local limit, paused, avg = modelState()
@@ -224,9 +247,60 @@ local function ownerCheck(id, token, status, current, leaseScore)
   return nil
 end
 
--- ownerCheck, reading the job's status, token and lease.
+-- ownerCheck, reading the job's status, token and lease; also answers the fields it read
+-- (status, token, history) when the check passes.
 local function ownerError(jobKey, id, token)
-  local h = redis.call('HMGET', jobKey, 'status', 'token')
+  local h = redis.call('HMGET', jobKey, 'status', 'token', 'history')
   if not h[1] then return ownerCheck(id, token, nil) end
-  return ownerCheck(id, token, h[1], h[2], redis.call('ZSCORE', activeKey, id))
+  return ownerCheck(id, token, h[1], h[2], redis.call('ZSCORE', activeKey, id)), h
+end
+
+-- ---------------------------------------------------------------- the operator's dashboard
+-- Three records the dashboard reads (docs/PROTOCOL.md §19). Each is written by one call from
+-- the scripts, inside writes they already make where possible.
+
+-- A job's event history, its `history` field: `status@ms` entries, oldest first, joined by
+-- `;`; a claim's entry also carries the attempt it starts (`generating@1730000000000#2`).
+-- `old` is the field as the caller read it (in an HMGET it already makes; nil or false: none
+-- yet) and the answer is the new text, for the caller's own HSET. Past 800 bytes (about 32
+-- entries) the oldest entry is dropped. enqueueJob writes none (readers take the first
+-- `queued` from `enqueued_at`), and progress reports within one stage are not entries.
+function appendHistory(old, status, now, attempt)
+  local entry = status .. '@' .. now
+  if attempt then entry = entry .. '#' .. attempt end
+  if not old or old == '' then return entry end
+  if #old > 800 then
+    local cut = string.find(old, ';', 1, true)
+    if not cut then return entry end
+    old = string.sub(old, cut + 1)
+  end
+  return old .. ';' .. entry
+end
+
+-- The per-minute counters behind GET /v1/stats: a HASH per model and minute, KEYS[9] (the
+-- text `P:{M}:stats:`, like KEYS[8] a prefix) followed by floor(now / 60000), kept 2 hours.
+-- One HINCRBY per finished job, on a field naming its outcome (`c` completed, `f` failed)
+-- and its buckets of queue wait (enqueued to started) and run time (started to now), four
+-- per doubling: `c|w<b>|r<b>` with b = floor(4 log2(1 + ms)); the outcome alone when the
+-- times are unknown. The TTL is set only when the field is new (HINCRBY answered 1). A
+-- caller without KEYS[9] (a protocol 1.1 client) records nothing.
+function recordStats(outcome, now, enqueuedAt, startedAt)
+  local prefix = KEYS[9]
+  if not prefix then return end
+  local field, enqueued, started = outcome, tonumber(enqueuedAt), tonumber(startedAt)
+  if enqueued and started then
+    field = outcome .. '|w' .. math.floor(math.log(1 + math.max(0, started - enqueued)) * 5.770780163555854)
+      .. '|r' .. math.floor(math.log(1 + math.max(0, now - started)) * 5.770780163555854)
+  end
+  local key = prefix .. math.floor(now / 60000)
+  if redis.call('HINCRBY', key, field, 1) == 1 then redis.call('EXPIRE', key, 7200) end
+end
+
+-- The model's latest completions, newest first: the LIST KEYS[10] (`P:{M}:recent`) gets the
+-- ids of one call in one LPUSH; it is trimmed to 50 only once it holds more than 100 (one
+-- LTRIM per 50 completions). Without KEYS[10], nothing.
+function pushRecent(ids)
+  local key = KEYS[10]
+  if not key or #ids == 0 then return end
+  if redis.call('LPUSH', key, unpack(ids)) > 100 then redis.call('LTRIM', key, 0, 49) end
 end

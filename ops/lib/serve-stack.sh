@@ -2,7 +2,9 @@
 # (ops/api-conformance.sh, ops/browser-check.sh): messages, installs, free ports, waiting on
 # a condition, and a private stack (redis-server, serve, a placeholder worker) in a temporary
 # folder, every process stopped by pid on exit. Set `tag` (the message prefix) and `binary`
-# (the imagequeue executable) before calling `start_stack`.
+# (the imagequeue executable) before calling `start_stack`. The worker is the lean
+# `imagequeue-worker` built beside `binary` (as Tests/run.sh builds both, and as the Swift
+# tests find it), or IMAGEQUEUE_WORKER_BINARY; `binary worker` only when neither exists.
 
 say() { printf '[%s] %s\n' "$tag" "$*"; }
 fail() { printf '[%s] FAIL: %s\n' "$tag" "$*" >&2; exit 1; }
@@ -71,7 +73,8 @@ trap 'exit 130' INT TERM
 
 # Starts redis-server, `imagequeue serve` (token in IMAGEQUEUE_API_TOKEN, rate limit off,
 # models flux and sdxl) and one placeholder worker (its environment: the arguments, e.g.
-# IMAGEQUEUE_PLACEHOLDER_DELAY=1). Sets redis_port, redis_url, url, server_pid, worker_pid.
+# IMAGEQUEUE_PLACEHOLDER_DELAY=1). Sets redis_port, redis_url, url, server_pid, worker_pid,
+# worker_binary.
 start_stack() {
     command -v redis-server >/dev/null 2>&1 || apt_install redis-server
     command -v redis-cli >/dev/null 2>&1 || apt_install redis-tools
@@ -103,9 +106,20 @@ start_stack() {
     wait_for 30 "GET $url/readyz" curl -fsS "$url/readyz"
     say "imagequeue serve on $url (pid $server_pid)"
 
-    env "$@" "$binary" worker --backend placeholder --models flux,sdxl --redis "$redis_url" >"$work/worker.log" 2>&1 &
+    local worker_command
+    worker_binary="${IMAGEQUEUE_WORKER_BINARY:-$(dirname "$binary")/imagequeue-worker}"
+    case "$worker_binary" in /*) ;; *) worker_binary="$(pwd)/$worker_binary" ;; esac
+    if [ -x "$worker_binary" ]; then
+        worker_command=("$worker_binary")
+    elif [ -n "${IMAGEQUEUE_WORKER_BINARY:-}" ]; then
+        fail "no imagequeue-worker at $worker_binary (IMAGEQUEUE_WORKER_BINARY)"
+    else
+        worker_binary="$binary"
+        worker_command=("$binary" worker)
+    fi
+    env "$@" "${worker_command[@]}" --backend placeholder --models flux,sdxl --redis "$redis_url" >"$work/worker.log" 2>&1 &
     worker_pid=$!
     wait_for 30 "the placeholder worker to register" \
         bash -c "curl -fsS '$url/v1/workers' | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin) else 1)'"
-    say "placeholder worker (pid $worker_pid)"
+    say "placeholder worker: ${worker_command[*]} (pid $worker_pid)"
 }

@@ -8,6 +8,16 @@
   var RECONCILE_MS = 5000;
   var MODEL_COLORS = ['#4f46e5', '#0e9384', '#d92d20', '#dc6803', '#7a5af8', '#1570ef', '#c11574', '#4e5ba6'];
 
+  // The page is the dashboard at `/`, or one job's page at `/jobs/{id}` (the same files). Every
+  // request is relative to the dashboard's folder (ROOT), so a path prefix in front works too.
+  var PAGE_PATH = (window.location && window.location.pathname) || '/';
+  var JOB_MATCH = /\/jobs\/([^\/]+)$/.exec(PAGE_PATH);
+  var JOB_ID = null;
+  if (JOB_MATCH) { try { JOB_ID = decodeURIComponent(JOB_MATCH[1]); } catch (e) { JOB_ID = JOB_MATCH[1]; } }
+  var ROOT = JOB_MATCH ? '../' : '';
+  var JOB_ID_PATTERN = /^[a-z0-9_]{1,32}-[A-Za-z0-9_.-]{1,127}$/;
+  var TERMINAL = { completed: true, failed: true, cancelled: true };
+
   var state = {
     queues: {},          // model -> stats (counts adjusted live between snapshots)
     oldestSince: {},     // model -> server ms the oldest pending job has waited since (null = none)
@@ -19,7 +29,10 @@
     token: '',
     conn: 'connecting'
   };
-  try { state.token = window.localStorage.getItem(TOKEN_KEY) || ''; } catch (e) { state.token = ''; }
+  // The API token lives in this tab's sessionStorage only (gone when the tab closes); an older
+  // dashboard's copy in localStorage is removed.
+  try { state.token = window.sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { state.token = ''; }
+  try { if (window.localStorage) window.localStorage.removeItem(TOKEN_KEY); } catch (e) { /* not available */ }
 
   var $ = function (id) { return document.getElementById(id); };
   function serverNow() { return Date.now() + state.clockOffset; }
@@ -110,7 +123,7 @@
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(options.body);
     }
-    return fetch(path, init).then(function (res) {
+    return fetch(ROOT + path, init).then(function (res) {
       return res.text().then(function (text) {
         var data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
@@ -124,6 +137,7 @@
     return 'HTTP ' + (r ? r.status : '?');
   }
   function jobPath(id) { return 'v1/jobs/' + encodeURIComponent(id); }
+  function jobPageURL(id) { return ROOT + 'jobs/' + encodeURIComponent(id); }
 
   // ---------------------------------------------------------------- notices
   var banners = new Map();
@@ -151,18 +165,18 @@
     var title = 'API token', text, error = '';
     if (reason === 'read') {
       title = 'This server needs a token to show the queue';
-      text = 'Reads are protected (--protect-reads). Enter the API token (IMAGEQUEUE_API_TOKEN); it is kept in this browser only (localStorage).';
+      text = 'Reads are protected (--protect-reads). Enter the API token (IMAGEQUEUE_API_TOKEN); it is kept for this tab only (sessionStorage) until the tab closes.';
     } else if (reason === 'read-rejected') {
       title = 'This server needs a token to show the queue';
-      text = 'Enter the API token (IMAGEQUEUE_API_TOKEN); it is kept in this browser only (localStorage).';
+      text = 'Enter the API token (IMAGEQUEUE_API_TOKEN); it is kept for this tab only (sessionStorage) until the tab closes.';
       error = 'The saved token was rejected (401 Unauthorized). Enter the current token.';
     } else if (reason === 'rejected') {
       title = 'The API token was rejected';
-      text = 'Retrying jobs and pausing queues need the API token (IMAGEQUEUE_API_TOKEN). It is kept in this browser only (localStorage).';
+      text = 'Enqueueing, cancelling, retrying and purging jobs, pausing queues and setting concurrency need the API token (IMAGEQUEUE_API_TOKEN). It is kept for this tab only (sessionStorage) until the tab closes.';
       error = 'The server rejected this token (401 Unauthorized). Check the token and enter it again.';
     } else {
       if (reason === 'write') title = 'Enter the API token to retry jobs';
-      text = 'Retrying jobs and pausing queues need the API token (IMAGEQUEUE_API_TOKEN). It is kept in this browser only (localStorage).';
+      text = 'Enqueueing, cancelling, retrying and purging jobs, pausing queues and setting concurrency need the API token (IMAGEQUEUE_API_TOKEN). It is kept for this tab only (sessionStorage) until the tab closes.';
     }
     $('token-title').textContent = title;
     $('token-text').textContent = text;
@@ -176,14 +190,14 @@
   function saveToken(token) {
     state.token = token;
     try {
-      if (token) window.localStorage.setItem(TOKEN_KEY, token);
-      else window.localStorage.removeItem(TOKEN_KEY);
+      if (token) window.sessionStorage.setItem(TOKEN_KEY, token);
+      else window.sessionStorage.removeItem(TOKEN_KEY);
     } catch (e) { /* private mode: keep it in memory */ }
     renderTokenButton();
   }
   function renderTokenButton() {
     $('token-button').textContent = state.token ? 'API token ✓' : 'API token';
-    $('token-button').title = state.token ? 'A token is saved in this browser' : 'Enter the API token (needed to retry jobs)';
+    $('token-button').title = state.token ? 'A token is kept for this tab' : 'Enter the API token (needed to change anything)';
   }
   $('token-form').addEventListener('submit', function (event) {
     event.preventDefault();
@@ -192,14 +206,16 @@
     saveToken(value);
     $('token-form').hidden = true;
     var then = afterToken; afterToken = null;
-    if (state.readAuth) { startStream(); loadSnapshot(); }
+    if (state.readAuth) {
+      if (JOB_ID) { loadJob(); startJobStream(); } else { startStream(); loadSnapshot(); loadStats(); }
+    }
     if (then) then();
   });
   $('token-cancel').addEventListener('click', function () { $('token-form').hidden = true; afterToken = null; });
   $('token-forget').addEventListener('click', function () {
     saveToken('');
     $('token-form').hidden = true;
-    toast('The saved token was removed from this browser.');
+    toast('The token was removed from this tab.');
   });
   $('token-button').addEventListener('click', function () { askToken('manual'); });
 
@@ -392,6 +408,7 @@
       if (ev.status === 'completed') job.error = null;
     }
     if (live) adjustCounts(job.model, previous, ev);
+    if (live && (ev.status === 'completed' || ev.status === 'failed')) scheduleStats();
     if (!job.detailed && (RUNNING[ev.status] || ev.status === 'completed' || ev.status === 'failed')) fetchDetail(job.id);
     scheduleRender();
   }
@@ -443,7 +460,8 @@
 
   function setConn(value) {
     state.conn = value;
-    var labels = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', unauthorized: 'Token needed', offline: 'Offline' };
+    var labels = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', unauthorized: 'Token needed', offline: 'Offline',
+                   ended: 'Final state' };
     $('conn').setAttribute('data-state', value);
     $('conn-label').textContent = labels[value] || value;
     scheduleRender();
@@ -489,7 +507,7 @@
     }, wait);
   }
   function startEventSource() {
-    var source = new EventSource('v1/events');
+    var source = new EventSource(ROOT + 'v1/events');
     stream.source = source;
     source.onopen = function () { if (stream.source === source) streamOpened(); };
     source.addEventListener('status', function (e) { if (stream.source === source) onStreamData(e.data); });
@@ -506,7 +524,7 @@
     stream.abort = controller;
     var headers = { 'Accept': 'text/event-stream' };
     if (state.token) headers['Authorization'] = 'Bearer ' + state.token;
-    fetch('v1/events', { headers: headers, cache: 'no-store', signal: controller.signal }).then(function (res) {
+    fetch(ROOT + 'v1/events', { headers: headers, cache: 'no-store', signal: controller.signal }).then(function (res) {
       if (res.status === 401) {
         stream.abort = null;
         setConn('unauthorized');
@@ -537,7 +555,8 @@
       streamLost();
     });
   }
-  function dispatchBlock(block) {
+  // One SSE block: its `status` data goes to `handler` (the dashboard's by default).
+  function dispatchBlock(block, handler) {
     var type = 'message', data = [];
     block.split('\n').forEach(function (line) {
       if (!line || line.charAt(0) === ':') return;
@@ -548,8 +567,8 @@
       if (field === 'event') type = value;
       else if (field === 'data') data.push(value);
     });
-    if (type === 'status' && data.length) onStreamData(data.join('\n'));
-    else if (type === 'resync') loadSnapshot();
+    if (type === 'status' && data.length) (handler || onStreamData)(data.join('\n'));
+    else if (type === 'resync' && !handler) loadSnapshot();
   }
 
   // ---------------------------------------------------------------- retry
@@ -631,7 +650,7 @@
     var cached = thumbs.get(job.id);
     if (cached && cached.auth === state.readAuth) return cached;
     if (cached) dropThumb(job.id);
-    var path = jobPath(job.id) + '/image';
+    var path = ROOT + jobPath(job.id) + '/image';
     var label = job.enhanced_prompt || job.prompt || job.id;
     var img = el('img', { alt: 'Image for: ' + label, decoding: 'async' });
     var link = el('a', { class: 'thumb', href: path, target: '_blank', rel: 'noopener', title: 'Open the full image' }, img);
@@ -686,7 +705,21 @@
 
   function notLoaded() { return state.conn === 'unauthorized' ? 'Waiting for the API token…' : 'Loading…'; }
 
+  // The element with keyboard focus, by its data-focus key: sections are rebuilt at each
+  // render, and the rebuilt element with the same key gets the focus back.
+  function focusKey() {
+    var active = document.activeElement;
+    return active && active.getAttribute ? active.getAttribute('data-focus') : null;
+  }
+  function restoreFocus(key) {
+    if (!key || focusKey() === key) return;
+    var node = document.querySelector('[data-focus="' + key + '"]');
+    if (node && node.focus) node.focus();
+  }
+
   function render() {
+    var key = focusKey();
+    if (JOB_ID) { renderJob(); restoreFocus(key); return; }
     var lists = sortedJobs();
     // Forget what no section shows any more.
     lists.recent.slice(MAX_SHOWN).forEach(function (j) { state.jobs.delete(j.id); });
@@ -706,7 +739,9 @@
     renderRecent(lists.recent);
     renderFailed(lists.failed);
     renderWorkers(lists.running);
+    renderModelChoices();
     tick();
+    restoreFocus(key);
   }
 
   function renderHeader(lists) {
@@ -756,7 +791,8 @@
           el('span', { class: q.failed_total > 0 ? 'bad' : '' }, 'failed ', el('b', { text: q.failed_total.toLocaleString() })),
           since === null || since === undefined
             ? el('span', null, 'oldest pending ', el('b', { text: '—' }))
-            : el('span', { 'data-tick': 'age', 'data-since': since, 'data-warn-after': 60000 }, 'oldest pending ', el('b', { text: human(serverNow() - since) }))));
+            : el('span', { 'data-tick': 'age', 'data-since': since, 'data-warn-after': 60000 }, 'oldest pending ', el('b', { text: human(serverNow() - since) }))),
+        queueControls(model, q));
     }));
   }
 
@@ -773,8 +809,10 @@
     return el('span', { class: 'badge ' + job.status, title: title }, el('span', { class: 'dot' }), label);
   }
 
+  // A job's id, shortened, as a link to its page.
   function jobIdNode(id) {
-    return el('code', { class: 'jobid', title: id, text: shortId(id) });
+    return el('a', { class: 'jobid', href: jobPageURL(id), title: id, 'aria-label': 'Job ' + id, 'data-focus': 'open:' + id },
+      el('code', { text: shortId(id) }));
   }
 
   // ---------------------------------------------------------------- live progress
@@ -808,7 +846,7 @@
     entry.loading = true;
     var headers = authHeaders(false);
     delete headers['Accept'];
-    fetch(jobPath(id) + '/preview?rev=' + rev, { headers: headers, cache: 'no-store' }).then(function (res) {
+    fetch(ROOT + jobPath(id) + '/preview?rev=' + rev, { headers: headers, cache: 'no-store' }).then(function (res) {
       if (res.status === 404 || res.status === 409) return null;   // no such job, or no preview now
       if (!res.ok) throw new Error('HTTP ' + res.status);
       return res.blob();
@@ -866,7 +904,8 @@
         el('td', null, stageBadge(job), attempts, progressNodes(job)),
         el('td', { class: 'elapsed', 'data-tick': 'clock', 'data-since': isNum(job.started_at) ? job.started_at : null }, clock(isNum(job.started_at) ? serverNow() - job.started_at : null)),
         el('td', { class: 'worker', title: job.worker || null, text: job.worker || '—' }),
-        el('td', { class: 'prompt' }, el('span', { class: 'truncate', title: text || null, text: text || (job.detailed ? '—' : '…') })));
+        el('td', { class: 'prompt' }, el('span', { class: 'truncate', title: text || null, text: text || (job.detailed ? '—' : '…') })),
+        el('td', { class: 'actions' }, cancelButton(job.id)));
     }));
   }
 
@@ -946,7 +985,10 @@
           (w.models || []).map(function (m) { return el('span', { class: 'chip', text: m }); })),
         el('div', { class: 'worker-meta' },
           jobs.length
-            ? jobs.map(function (id) { return el('span', { class: 'job-chip', title: id }, el('span', { class: 'dot' }), shortId(id)); })
+            ? jobs.map(function (id) {
+                return el('a', { class: 'job-chip', href: jobPageURL(id), title: id, 'aria-label': 'Job ' + id, 'data-focus': 'chip:' + id },
+                  el('span', { class: 'dot' }), shortId(id));
+              })
             : el('span', { class: 'idle', text: 'idle' })));
     }));
   }
@@ -976,13 +1018,654 @@
     $('synced').textContent = state.lastSync ? 'synced ' + ago(Date.now() - state.lastSync) : 'not synced yet';
   }
 
+  // ---------------------------------------------------------------- changes behind the token
+  // Asks for the token first when the tab has none (and runs `again` once it is given).
+  function needToken(again) {
+    if (state.token) return false;
+    askToken('write', again);
+    return true;
+  }
+  // Sends a change with the token and calls then(data, null) on success, then(null, why) when
+  // it was refused: `why` is the API's own message (and code), shown where the change was asked.
+  function change(label, method, path, body, then) {
+    var options = { method: method, auth: true };
+    if (body !== undefined) options.body = body;
+    api(path, options).then(function (r) {
+      if (r.status === 401) {
+        toast(label + ' refused: the server rejected the API token (401 Unauthorized).', 'error');
+        askToken('rejected');
+        then(null, 'the API token was rejected (401 Unauthorized)');
+        return;
+      }
+      if (!r.ok) {
+        toast(label + ' refused: ' + errorText(r), 'error');
+        then(null, errorText(r));
+        return;
+      }
+      then(r.data || {}, null);
+    }).catch(function () {
+      toast(label + ' failed: the server could not be reached.', 'error');
+      then(null, 'the server could not be reached');
+    });
+  }
+
+  // Cancel (queued or running jobs): DELETE /v1/jobs/{id}.
+  var cancelling = new Set();
+  function cancelButton(id) {
+    var busy = cancelling.has(id);
+    return el('button', { type: 'button', class: 'btn small', 'data-action': 'cancel', 'data-focus': 'cancel:' + id, disabled: busy,
+                          'aria-label': 'Cancel job ' + id, onclick: function () { cancelJob(id); } }, busy ? 'Cancelling…' : 'Cancel');
+  }
+  function cancelJob(id, after) {
+    if (needToken(function () { cancelJob(id, after); })) return;
+    cancelling.add(id);
+    scheduleRender();
+    change('Cancel', 'DELETE', jobPath(id), undefined, function (data, why) {
+      cancelling.delete(id);
+      if (data) toast('Cancelled job ' + shortId(id) + (data.was === 'running' ? ' (it was running).' : '.'), 'success');
+      if (after) after(data, why);
+      scheduleRender();
+    });
+  }
+
+  // A queue card's controls: pause/resume, the concurrency, and the dead list's retry and purge.
+  var concurrencyInputs = new Map();   // model -> { input, dirty, busy, note }: kept across renders
+  var deadBusy = new Set();            // models with a retry or purge of the dead list on its way
+  var purgeArmed = new Map();          // model -> browser ms until which a second click purges
+  function concurrencyControl(model, q) {
+    var entry = concurrencyInputs.get(model);
+    if (!entry) {
+      var input = el('input', { type: 'number', id: 'concurrency-' + model, min: '1', max: '1000', step: '1', inputmode: 'numeric',
+                                class: 'num-input', 'data-focus': 'concurrency:' + model });
+      entry = { input: input, dirty: false, busy: false, note: null };
+      input.addEventListener('input', function () { entry.dirty = true; });
+      concurrencyInputs.set(model, entry);
+    }
+    if (!entry.dirty && document.activeElement !== entry.input && isNum(q.concurrency)) entry.input.value = String(q.concurrency);
+    // novalidate: the API checks the number, and the page shows its answer.
+    var form = el('form', { class: 'inline-form', 'data-model': model, novalidate: 'novalidate' },
+      el('label', { for: 'concurrency-' + model, text: 'Concurrency' }),
+      entry.input,
+      el('button', { type: 'submit', class: 'btn small', disabled: entry.busy, 'data-focus': 'concurrency-set:' + model,
+                     'aria-label': 'Set the concurrency of ' + model }, entry.busy ? 'Setting…' : 'Set'));
+    form.addEventListener('submit', function (event) {
+      if (event && event.preventDefault) event.preventDefault();
+      setConcurrency(model);
+    });
+    return el('div', null, form, entry.note ? el('p', { class: 'note bad', role: 'alert', text: entry.note }) : null);
+  }
+  function setConcurrency(model) {
+    var entry = concurrencyInputs.get(model);
+    if (!entry || needToken(function () { setConcurrency(model); })) return;
+    var text = String(entry.input.value || '').trim();
+    var number = Number(text);
+    entry.busy = true;
+    entry.note = null;
+    scheduleRender();
+    change('Concurrency of ' + model, 'PUT', 'v1/queues/' + encodeURIComponent(model) + '/concurrency',
+           { concurrency: text !== '' && isFinite(number) ? number : text }, function (data, why) {
+      entry.busy = false;
+      if (data) {
+        entry.dirty = false;
+        if (state.queues[model] && isNum(data.concurrency)) state.queues[model].concurrency = data.concurrency;
+        toast(model + ' may now run ' + data.concurrency + ' ' + plural(data.concurrency, 'job', 'jobs') + ' at once.', 'success');
+        loadSnapshot();
+      } else {
+        entry.note = 'Not set: ' + why;
+      }
+      scheduleRender();
+    });
+  }
+  function deadControls(model, q) {
+    if (!(q.dead > 0)) return null;
+    var busy = deadBusy.has(model);
+    var armed = (purgeArmed.get(model) || 0) > Date.now();
+    return el('div', { class: 'dead-actions' },
+      el('button', { type: 'button', class: 'btn small', 'data-action': 'retry-dead', 'data-focus': 'retry-dead:' + model, disabled: busy,
+                     'aria-label': 'Retry the ' + q.dead + ' dead ' + model + ' ' + plural(q.dead, 'job', 'jobs'),
+                     onclick: function () { drainDead(model, 'retry'); } }, 'Retry dead (' + q.dead + ')'),
+      el('button', { type: 'button', class: 'btn small danger', 'data-action': 'purge-dead', 'data-focus': 'purge-dead:' + model, disabled: busy,
+                     'aria-label': armed ? 'Confirm: delete the ' + q.dead + ' dead ' + model + ' jobs for good' : 'Purge the dead ' + model + ' jobs',
+                     onclick: function () { purgeDead(model); } }, armed ? 'Confirm purge' : 'Purge dead'));
+  }
+  function purgeDead(model) {
+    if ((purgeArmed.get(model) || 0) > Date.now()) { purgeArmed.delete(model); drainDead(model, 'purge'); return; }
+    purgeArmed.set(model, Date.now() + 6000);
+    toast('Press “Confirm purge” within 6 s to delete the dead ' + model + ' jobs for good.');
+    setTimeout(scheduleRender, 6100);
+    scheduleRender();
+  }
+  function drainDead(model, verb) {
+    if (needToken(function () { drainDead(model, verb); })) return;
+    deadBusy.add(model);
+    scheduleRender();
+    var path = 'v1/dead/' + encodeURIComponent(model) + (verb === 'retry' ? '/retry' : '');
+    change((verb === 'retry' ? 'Retry' : 'Purge') + ' of dead ' + model + ' jobs', verb === 'retry' ? 'POST' : 'DELETE', path,
+           verb === 'retry' ? {} : undefined, function (data) {
+      deadBusy.delete(model);
+      if (data) {
+        var count = verb === 'retry' ? data.retried : data.purged;
+        toast((verb === 'retry' ? 'Requeued ' : 'Deleted ') + (isNum(count) ? count : '?') + ' dead ' + model + ' ' + plural(count, 'job', 'jobs') + '.', 'success');
+        if (verb === 'purge') state.jobs.forEach(function (j, id) { if (j.model === model && j.status === 'failed') state.jobs.delete(id); });
+        loadSnapshot();
+      }
+      scheduleRender();
+    });
+  }
+  function queueControls(model, q) {
+    return el('div', { class: 'queue-controls' }, concurrencyControl(model, q), deadControls(model, q));
+  }
+
+  // ---------------------------------------------------------------- enqueue from the page
+  var modelChoices = '';
+  function renderModelChoices() {
+    var select = $('enqueue-model');
+    var models = Object.keys(state.queues).sort();
+    if (!select || models.join(',') === modelChoices) return;
+    modelChoices = models.join(',');
+    var chosen = select.value;
+    replaceChildren(select, models.map(function (m) { return el('option', { value: m, text: m }); }));
+    if (models.indexOf(chosen) >= 0) select.value = chosen;
+  }
+  function enqueueFromForm() {
+    if (needToken(enqueueFromForm)) return;
+    var body = {
+      model: $('enqueue-model').value,
+      prompt: $('enqueue-prompt').value,
+      user: $('enqueue-user').value,
+      enhance: !!$('enqueue-enhance').checked
+    };
+    var priority = $('enqueue-priority').value;
+    if (priority && priority !== 'normal') body.priority = priority;
+    var button = $('enqueue-submit');
+    button.disabled = true;
+    button.textContent = 'Enqueueing…';
+    $('enqueue-error').hidden = true;
+    change('Enqueue', 'POST', 'v1/jobs', body, function (data, why) {
+      button.disabled = false;
+      button.textContent = 'Enqueue';
+      if (!data) {
+        $('enqueue-error').textContent = 'Not queued: ' + why;
+        $('enqueue-error').hidden = false;
+        return;
+      }
+      $('enqueue-prompt').value = '';
+      var result = $('enqueue-result');
+      replaceChildren(result, ['Queued ',
+        el('a', { href: jobPageURL(data.id), 'data-job-id': data.id, 'data-focus': 'enqueued:' + data.id, text: data.id }),
+        isNum(data.position) ? ' at position ' + data.position + '.' : '.']);
+      result.hidden = false;
+    });
+  }
+  if ($('enqueue-form').addEventListener) {
+    $('enqueue-form').addEventListener('submit', function (event) {
+      if (event && event.preventDefault) event.preventDefault();
+      enqueueFromForm();
+    });
+  }
+
+  // ---------------------------------------------------------------- open a job by its id
+  $('find-form').addEventListener('submit', function (event) {
+    if (event && event.preventDefault) event.preventDefault();
+    var id = String($('find-input').value || '').trim();
+    if (!JOB_ID_PATTERN.test(id)) {
+      $('find-error').textContent = id ? '“' + id.slice(0, 60) + '” is not a job id (model-suffix, e.g. flux-01jb…).' : 'Paste a job id.';
+      $('find-error').hidden = false;
+      $('find-input').focus();
+      return;
+    }
+    $('find-error').hidden = true;
+    window.location.href = jobPageURL(id);
+  });
+
+  // ---------------------------------------------------------------- the last hour, in charts
+  // GET /v1/stats?minutes=60: per model and minute, jobs completed and failed, and the p50 and
+  // p95 of queue wait and run time; drawn as small SVG charts by this script.
+  var SVG_NS = 'http://www.w3.org/2000/svg';
+  var STATS_MINUTES = 60;
+  var stats = { data: null, inFlight: false, timer: null, last: 0 };
+  function svg(tag, attrs) {
+    var node = document.createElementNS(SVG_NS, tag);
+    for (var key in attrs) if (attrs[key] !== null && attrs[key] !== undefined) node.setAttribute(key, String(attrs[key]));
+    for (var i = 2; i < arguments.length; i++) if (arguments[i]) node.appendChild(arguments[i]);
+    return node;
+  }
+  function svgText(x, y, text, anchor) {
+    var node = svg('text', { x: x, y: y, 'text-anchor': anchor || 'start', class: 'axis' });
+    node.textContent = text;
+    return node;
+  }
+  function loadStats() {
+    if (stats.inFlight || JOB_ID) return;
+    stats.inFlight = true;
+    stats.last = Date.now();
+    api('v1/stats?minutes=' + STATS_MINUTES).then(function (r) {
+      if (r.ok && r.data && r.data.models) { stats.data = r.data; renderCharts(); }
+    }).catch(function () { /* the snapshot's banner says the server is unreachable */ })
+      .then(function () { stats.inFlight = false; });
+  }
+  // After completions and failures: a fresh read soon, at most every 5 s.
+  function scheduleStats() {
+    if (stats.timer || JOB_ID) return;
+    var wait = Math.max(1000, 5000 - (Date.now() - stats.last));
+    stats.timer = setTimeout(function () { stats.timer = null; loadStats(); }, wait);
+  }
+  function niceMax(value) {
+    if (!(value > 0)) return 1;
+    var power = Math.pow(10, Math.floor(Math.log(value) / Math.LN10));
+    var steps = [1, 2, 2.5, 5, 10];
+    for (var i = 0; i < steps.length; i++) if (steps[i] * power >= value) return steps[i] * power;
+    return 10 * power;
+  }
+  function duration(ms) { return ms < 1000 ? Math.round(ms) + ' ms' : took(ms); }
+  // One chart: a <figure> with its caption, an SVG (role img, labelled with what it shows)
+  // and a legend; `data-points` counts the bars or dots drawn.
+  var W = 300, H = 96, PAD_TOP = 14, PAD_BOTTOM = 16;
+  function countChart(model, series) {
+    var max = niceMax(Math.max.apply(null, series.map(function (m) { return (m.completed || 0) + (m.failed || 0); }).concat([0])));
+    var slot = W / series.length, plot = H - PAD_TOP - PAD_BOTTOM, points = 0, done = 0, failed = 0;
+    var bars = svg('g', null);
+    series.forEach(function (m, i) {
+      var c = m.completed || 0, f = m.failed || 0;
+      done += c; failed += f;
+      var x = i * slot + slot * 0.15, w = Math.max(1, slot * 0.7), y = H - PAD_BOTTOM;
+      if (c > 0) { var hc = plot * c / max; bars.appendChild(svg('rect', { x: x, y: y - hc, width: w, height: hc, class: 'bar ok', 'data-point': c })); y -= hc; points++; }
+      if (f > 0) { var hf = plot * f / max; bars.appendChild(svg('rect', { x: x, y: y - hf, width: w, height: hf, class: 'bar bad', 'data-point': f })); points++; }
+    });
+    var label = model + ': ' + done + ' completed and ' + failed + ' failed in the last ' + series.length + ' minutes';
+    return figure('counts', model, 'Jobs per minute', label, points, max + ' / min', bars,
+      [['ok', 'completed ' + done], ['bad', 'failed ' + failed]]);
+  }
+  function durationChart(kind, model, series, key, caption) {
+    var values = [];
+    series.forEach(function (m) { if (m[key]) values.push(m[key].p95); });
+    var max = niceMax(Math.max.apply(null, values.concat([0])));
+    var slot = W / series.length, plot = H - PAD_TOP - PAD_BOTTOM, points = 0;
+    var group = svg('g', null);
+    ['p95', 'p50'].forEach(function (p) {
+      var path = '', run = false;
+      series.forEach(function (m, i) {
+        var v = m[key] ? m[key][p] : null;
+        if (!isNum(v)) { run = false; return; }
+        var x = i * slot + slot / 2, y = H - PAD_BOTTOM - plot * Math.min(1, v / max);
+        path += (run ? ' L' : ' M') + x.toFixed(1) + ' ' + y.toFixed(1);
+        run = true;
+        group.appendChild(svg('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: 2.4, class: 'dot-' + p, 'data-point': v }));
+        points++;
+      });
+      if (path) group.insertBefore(svg('path', { d: path.trim(), class: 'line-' + p }), group.firstChild);
+    });
+    var last = null;
+    series.forEach(function (m) { if (m[key]) last = m[key]; });
+    var label = model + ': ' + caption.toLowerCase() + (last ? ', latest minute p50 ' + duration(last.p50) + ', p95 ' + duration(last.p95) : ', no completed jobs') +
+      ' in the last ' + series.length + ' minutes';
+    return figure(kind, model, caption, label, points / 2, duration(max), group, [['p50', 'p50'], ['p95', 'p95']]);
+  }
+  function figure(kind, model, caption, label, points, top, body, legend) {
+    var title = svg('title', null);
+    title.textContent = label;
+    var chart = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'none', role: 'img', 'aria-label': label, class: 'chart' },
+      title,
+      svg('line', { x1: 0, y1: H - PAD_BOTTOM + 0.5, x2: W, y2: H - PAD_BOTTOM + 0.5, class: 'baseline' }),
+      svgText(2, 10, top), svgText(2, H - 3, '−' + (stats.data ? stats.data.minutes : STATS_MINUTES) + ' min'), svgText(W - 2, H - 3, 'now', 'end'),
+      body);
+    return el('figure', { class: 'chart-box', 'data-chart': kind, 'data-model': model, 'data-points': Math.round(points) },
+      el('figcaption', { text: caption }), chart,
+      el('div', { class: 'legend', 'aria-hidden': 'true' }, legend.map(function (l) {
+        return el('span', null, el('span', { class: 'key ' + l[0] }), l[1]);
+      })));
+  }
+  function renderCharts() {
+    var box = $('charts');
+    var models = stats.data ? Object.keys(stats.data.models).sort() : [];
+    if (!models.length) { replaceChildren(box, el('div', { class: 'panel empty', text: stats.data ? 'No models configured.' : 'Loading…' })); return; }
+    replaceChildren(box, models.map(function (model) {
+      var m = stats.data.models[model] || {};
+      var series = Array.isArray(m.series) ? m.series : [];
+      return el('article', { class: 'panel charts-model', 'data-model': model },
+        el('div', { class: 'queue-name' }, el('span', { text: model }),
+          el('span', { class: 'hint', text: (m.completed || 0) + ' completed · ' + (m.failed || 0) + ' failed' +
+            (m.run_ms ? ' · run p50 ' + duration(m.run_ms.p50) + ', p95 ' + duration(m.run_ms.p95) : '') })),
+        el('div', { class: 'chart-row' },
+          countChart(model, series),
+          durationChart('wait', model, series, 'wait_ms', 'Queue wait'),
+          durationChart('run', model, series, 'run_ms', 'Run time')));
+    }));
+  }
+
+  // ---------------------------------------------------------------- a job's page (/jobs/{id})
+  // GET /v1/jobs/{id} (read again after each status change, and every 5 s while it may still
+  // move: its position and ETA change without events), followed by GET /v1/jobs/{id}/events
+  // for progress and previews.
+  var jobView = { data: null, missing: null, loading: false, again: false, rev: 0, progress: null, previewRev: null,
+              source: null, abort: null, everOpen: false, note: null, noteBad: false, images: null, imagesFor: null };
+  function etaPhrase(ms) {          // as QueueETA.phrase says it
+    if (!isNum(ms) || ms < 500) return 'starts as soon as a worker claims it';
+    var s = Math.floor(ms / 1000) + (ms % 1000 >= 500 ? 1 : 0);
+    if (s <= 10) return 'about ' + s + ' s';
+    if (s <= 90) return 'about ' + Math.floor((s + 2) / 5) * 5 + ' s';
+    var m = Math.floor((s + 30) / 60);
+    if (m <= 90) return 'about ' + m + ' min';
+    return 'about ' + Math.floor((m + 30) / 60) + ' h';
+  }
+  function when(ms) {
+    if (!isNum(ms)) return '–';
+    var d = new Date(ms);
+    var time = pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds()) + '.' + String(1000 + d.getMilliseconds()).slice(1);
+    return d.toDateString() === new Date().toDateString() ? time : d.toLocaleDateString() + ' ' + time;
+  }
+  function timeNode(ms) { return el('time', { datetime: isNum(ms) ? new Date(ms).toISOString() : null, text: when(ms) }); }
+
+  function loadJob() {
+    if (jobView.loading) { jobView.again = true; return; }
+    jobView.loading = true;
+    api(jobPath(JOB_ID)).then(function (r) {
+      if (r.status === 401 && !state.readAuth) {
+        state.readAuth = true;
+        if (state.token) return api(jobPath(JOB_ID));
+      }
+      return r;
+    }).then(function (r) {
+      if (r.status === 401) {
+        stopJobStream();
+        setConn('unauthorized');
+        askToken(state.token ? 'read-rejected' : 'read');
+        return;
+      }
+      if (r.status === 404 || r.status === 400) {
+        jobView.missing = r.status === 404 ? 'There is no job ' + JOB_ID + ' (it never existed, or it has expired).' : errorText(r);
+        jobView.data = null;
+        stopJobStream();
+        setConn('ended');
+        setBanner('job', null);
+        scheduleRender();
+        return;
+      }
+      if (!r.ok || !r.data) { setBanner('job', 'Could not read the job: ' + errorText(r) + ' — retrying.', 'error'); return; }
+      setBanner('job', null);
+      jobView.missing = null;
+      jobView.data = r.data;
+      if (!RUNNING[r.data.status]) { jobView.progress = null; jobView.previewRev = null; }
+      if (!TERMINAL[r.data.status] && !jobView.source && !jobView.abort) startJobStream();
+      if (TERMINAL[r.data.status] && !jobView.source && !jobView.abort) setConn('ended');
+      scheduleRender();
+    }).catch(function () {
+      setBanner('job', 'Cannot reach the ImageQueue server — retrying.', 'error');
+    }).then(function () {
+      jobView.loading = false;
+      if (jobView.again) { jobView.again = false; loadJob(); }
+    });
+  }
+
+  function stopJobStream() {
+    if (jobView.source) { jobView.source.close(); jobView.source = null; }
+    if (jobView.abort) { jobView.abort.abort(); jobView.abort = null; }
+  }
+  function startJobStream() {
+    stopJobStream();
+    setConn(jobView.everOpen ? 'reconnecting' : 'connecting');
+    var url = ROOT + jobPath(JOB_ID) + '/events';
+    var opened = function () { jobView.everOpen = true; setConn('live'); };
+    if (!state.readAuth && window.EventSource) {
+      var source = new EventSource(url);
+      jobView.source = source;
+      source.onopen = function () { if (jobView.source === source) opened(); };
+      source.addEventListener('status', function (e) { if (jobView.source === source) onJobEvent(e.data); });
+      // The stream ends after a terminal status (onJobEvent closes it first); otherwise the
+      // browser reconnects by itself, and the job is read again meanwhile.
+      source.onerror = function () {
+        if (jobView.source !== source) return;
+        setConn('reconnecting');
+        if (source.readyState === 2) { jobView.source = null; setTimeout(loadJob, 2000); }
+      };
+      return;
+    }
+    var controller = new AbortController();
+    jobView.abort = controller;
+    var headers = { 'Accept': 'text/event-stream' };
+    if (state.token) headers['Authorization'] = 'Bearer ' + state.token;
+    fetch(url, { headers: headers, cache: 'no-store', signal: controller.signal }).then(function (res) {
+      if (res.status === 401) { jobView.abort = null; setConn('unauthorized'); askToken('read-rejected'); return null; }
+      if (!res.ok || !res.body) throw new Error('HTTP ' + res.status);
+      opened();
+      var reader = res.body.getReader(), decoder = new TextDecoder(), buffer = '';
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) throw new Error('stream ended');
+          buffer = (buffer + decoder.decode(chunk.value, { stream: true })).replace(/\r\n?/g, '\n');
+          var end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            dispatchBlock(buffer.slice(0, end), onJobEvent);
+            buffer = buffer.slice(end + 2);
+          }
+          return pump();
+        });
+      }
+      return pump();
+    }).catch(function () {
+      if (controller.signal.aborted || jobView.abort !== controller) return;
+      jobView.abort = null;
+      setConn('reconnecting');
+      setTimeout(loadJob, 2000);   // reopens the stream unless the job has ended
+    });
+  }
+  function onJobEvent(text) {
+    var ev;
+    try { ev = JSON.parse(text); } catch (e) { return; }
+    if (!ev || ev.id !== JOB_ID || typeof ev.status !== 'string') return;
+    if (isNum(ev.rev) && ev.rev <= jobView.rev) return;
+    if (isNum(ev.rev)) jobView.rev = ev.rev;
+    if (ev.status === 'generating' && isNum(ev.progress)) jobView.progress = Math.max(0, Math.min(1, ev.progress));
+    else if (ev.status !== 'generating') jobView.progress = null;
+    if (RUNNING[ev.status] && ev.preview === true && isNum(ev.rev)) jobView.previewRev = ev.rev;
+    else if (!RUNNING[ev.status]) jobView.previewRev = null;
+    var changed = !jobView.data || jobView.data.status !== ev.status;
+    if (jobView.data) {
+      jobView.data.status = ev.status;
+      if (isNum(ev.position)) jobView.data.position = ev.position;
+      if (isNum(ev.eta_ms)) jobView.data.eta_ms = ev.eta_ms;
+    }
+    if (TERMINAL[ev.status]) { stopJobStream(); setConn('ended'); }
+    if (changed || !isNum(ev.progress)) loadJob();   // the timeline, times, result and error come from the job
+    scheduleRender();
+  }
+
+  // The job's images (GET /v1/jobs/{id}/image?index=k), made once per completion.
+  function jobImages(d) {
+    var key = d.id + '@' + d.finished_at;
+    if (jobView.imagesFor === key && jobView.images) return jobView.images;
+    if (jobView.images) jobView.images.forEach(function (i) { if (i.url) URL.revokeObjectURL(i.url); });
+    var count = isNum(d.n) && d.n > 1 ? d.n : 1;
+    jobView.images = [];
+    jobView.imagesFor = key;
+    for (var k = 0; k < count; k++) {
+      (function (k) {
+        var path = ROOT + jobPath(d.id) + '/image' + (k > 0 ? '?index=' + k : '');
+        var img = el('img', { alt: 'Image ' + (k + 1) + ' of ' + count + ' for: ' + (d.enhanced_prompt || d.prompt || d.id), decoding: 'async' });
+        var link = el('a', { class: 'job-image', href: path, target: '_blank', rel: 'noopener', 'data-focus': 'image:' + k,
+                             title: 'Open image ' + (k + 1) + ' in full' }, img);
+        var entry = { node: link, url: null };
+        img.addEventListener('error', function () {
+          img.remove();
+          link.appendChild(el('span', { class: 'missing', text: 'Image unavailable (expired or not stored)' }));
+        });
+        if (state.readAuth) {
+          fetch(path, { headers: authHeaders(true), cache: 'force-cache' }).then(function (res) {
+            if (!res.ok) throw new Error('HTTP ' + res.status);
+            return res.blob();
+          }).then(function (blob) { entry.url = URL.createObjectURL(blob); img.src = entry.url; link.href = entry.url; })
+            .catch(function () { img.dispatchEvent(new Event('error')); });
+        } else {
+          img.src = path;
+        }
+        jobView.images.push(entry);
+      })(k);
+    }
+    return jobView.images;
+  }
+
+  function jobAction(kind) {
+    var d = jobView.data;
+    if (!d) return;
+    jobView.note = null;
+    if (kind === 'cancel') {
+      cancelJob(d.id, function (data, why) {
+        jobView.note = data ? 'Cancelled (it was ' + data.was + ').' : 'Not cancelled: ' + why;
+        jobView.noteBad = !data;
+        loadJob();
+      });
+      return;
+    }
+    if (needToken(function () { jobAction(kind); })) return;
+    jobView.busy = true;
+    scheduleRender();
+    change('Retry', 'POST', 'v1/dead/' + encodeURIComponent(d.model) + '/retry', { id: d.id }, function (data, why) {
+      jobView.busy = false;
+      jobView.note = data ? 'Requeued.' : 'Not retried: ' + why;
+      jobView.noteBad = !data;
+      if (data) { jobView.rev = 0; loadJob(); startJobStream(); }
+      scheduleRender();
+    });
+  }
+
+  function fact(label, value, attrs) {
+    return [el('dt', { text: label }), el('dd', attrs || null, value === null || value === undefined || value === '' ? '–' : value)];
+  }
+  function renderJob() {
+    var view = $('job-view');
+    var d = jobView.data;
+    $('job-id').textContent = JOB_ID;
+    if (!d) {
+      view.removeAttribute('data-status');
+      replaceChildren($('job-body'), el('div', { class: 'panel empty', role: jobView.missing ? 'alert' : null, text: jobView.missing || notLoaded() }));
+      return;
+    }
+    document.title = d.status + ' · ' + shortId(d.id) + ' · ImageQueue';
+    view.setAttribute('data-status', d.status);
+    var running = !!RUNNING[d.status];
+    var cancelBusy = cancelling.has(d.id);
+    var actions = el('div', { class: 'job-actions' },
+      d.status === 'queued' || running
+        ? el('button', { type: 'button', class: 'btn', 'data-action': 'cancel', 'data-focus': 'job-cancel', disabled: cancelBusy,
+                         onclick: function () { jobAction('cancel'); } }, cancelBusy ? 'Cancelling…' : 'Cancel job')
+        : null,
+      d.status === 'failed'
+        ? el('button', { type: 'button', class: 'btn primary', 'data-action': 'retry', 'data-focus': 'job-retry', disabled: !!jobView.busy,
+                         onclick: function () { jobAction('retry'); } }, jobView.busy ? 'Retrying…' : 'Retry')
+        : null,
+      jobView.note ? el('span', { class: 'note' + (jobView.noteBad ? ' bad' : ''), role: jobView.noteBad ? 'alert' : 'status', text: jobView.note }) : null);
+
+    var head = el('section', { class: 'panel job-head', 'aria-label': 'Status' },
+      el('div', { class: 'item-top' }, stageBadge(d), el('span', { class: 'chip', text: d.model }),
+        d.priority && d.priority !== 'normal' ? el('span', { class: 'chip', text: d.priority + ' priority' }) : null),
+      d.status === 'queued'
+        ? el('p', { class: 'job-wait', id: 'job-position' }, isNum(d.position) ? 'Position ' + d.position + ' in the ' + d.model + ' queue · ' : 'Waiting · ',
+            el('span', { id: 'job-eta', text: isNum(d.eta_ms) ? 'expected to start ' + etaPhrase(d.eta_ms).replace(/^about/, 'in about') : 'no estimate yet (no run-time history, or the model is paused)' }))
+        : null,
+      running ? liveNodes(d) : null,
+      actions);
+
+    var facts = el('dl', { class: 'facts' },
+      fact('Model', d.model), fact('User', d.user), fact('Priority', d.priority || 'normal'),
+      fact('Attempt', (d.attempt || 0) + ' of ' + (d.max_attempts || 1)),
+      fact('Images', String(isNum(d.n) ? d.n : 1)), fact('Enhance', d.enhance === false ? 'no' : 'yes'),
+      fact('Worker', d.worker),
+      fact('Enqueued', timeNode(d.enqueued_at)), fact('Started', isNum(d.started_at) ? timeNode(d.started_at) : null),
+      fact('Finished', isNum(d.finished_at) ? timeNode(d.finished_at) : null),
+      fact('Took', isNum(d.finished_at) && isNum(d.enqueued_at) ? took(d.finished_at - d.enqueued_at) + ' (queued → finished)' : null));
+
+    var prompts = el('section', { class: 'panel job-prompts', 'aria-labelledby': 'h-prompt' },
+      el('h3', { id: 'h-prompt', text: 'Prompt' }), el('p', { class: 'prompt-text', id: 'job-prompt', text: d.prompt || '–' }),
+      el('h3', { text: 'Enhanced prompt' }),
+      el('p', { class: 'prompt-text', id: 'job-enhanced', text: d.enhanced_prompt || (d.enhance === false ? 'Not asked for.' : 'Not known yet.') }));
+
+    var outcome = null;
+    if (d.status === 'completed') {
+      outcome = el('section', { class: 'panel job-outcome', 'aria-labelledby': 'h-images' }, el('h3', { id: 'h-images', text: 'Images' }),
+        el('div', { class: 'job-images' }, jobImages(d).map(function (i) { return i.node; })),
+        d.result && d.result.placeholder ? el('p', { class: 'hint', text: 'Made by the offline placeholder backend.' }) : null);
+    } else if (d.error) {
+      outcome = el('section', { class: 'panel job-outcome', 'aria-labelledby': 'h-error', role: d.status === 'failed' ? 'alert' : null },
+        el('h3', { id: 'h-error', text: d.status === 'failed' ? 'Error' : 'Last error' }),
+        el('p', { class: 'err', id: 'job-error' }, el('span', { class: 'err-code', text: d.error.code || 'failed' }), d.error.message || ''));
+    }
+
+    var history = Array.isArray(d.history) ? d.history : [];
+    var timeline = el('section', { class: 'panel job-timeline', 'aria-labelledby': 'h-timeline' },
+      el('h3', { id: 'h-timeline', text: 'Timeline' }),
+      el('ol', { class: 'timeline', id: 'timeline' }, history.map(function (h, i) {
+        var previous = i > 0 ? history[i - 1].time : null;
+        return el('li', { 'data-status': h.status },
+          el('span', { class: 'badge ' + h.status }, el('span', { class: 'dot' }), h.status),
+          timeNode(h.time),
+          isNum(previous) ? el('span', { class: 'ago', text: '+' + took(h.time - previous) }) : el('span', { class: 'ago', text: 'enqueued' }),
+          isNum(h.attempt) ? el('span', { class: 'attempt', text: 'attempt ' + h.attempt }) : null);
+      })));
+
+    replaceChildren($('job-body'), [head,
+      el('div', { class: 'job-grid' },
+        el('div', { class: 'job-col' }, outcome, prompts),
+        el('div', { class: 'job-col' }, timeline, el('section', { class: 'panel', 'aria-label': 'Details' }, facts)))]);
+  }
+  // A running job's progress bar and its latest preview (one <img>, kept across renders).
+  var jobPreview = { node: null, url: null, shownRev: null, loading: false };
+  function liveNodes(d) {
+    var hasProgress = isNum(jobView.progress);
+    if (!jobPreview.node) {
+      jobPreview.node = el('img', { class: 'job-preview', alt: 'Preview of the image being generated', decoding: 'async' });
+      jobPreview.node.hidden = true;
+    }
+    if (isNum(jobView.previewRev) && jobView.previewRev !== jobPreview.shownRev && !jobPreview.loading) {
+      var rev = jobView.previewRev;
+      jobPreview.loading = true;
+      var headers = authHeaders(false);
+      delete headers['Accept'];
+      fetch(ROOT + jobPath(d.id) + '/preview?rev=' + rev, { headers: headers, cache: 'no-store' }).then(function (res) {
+        return res.ok ? res.blob() : null;
+      }).then(function (blob) {
+        jobPreview.shownRev = rev;
+        if (!blob) return;
+        if (jobPreview.url) URL.revokeObjectURL(jobPreview.url);
+        jobPreview.url = URL.createObjectURL(blob);
+        jobPreview.node.src = jobPreview.url;
+        jobPreview.node.hidden = false;
+      }).catch(function () { jobPreview.shownRev = rev; })
+        .then(function () { jobPreview.loading = false; if (jobView.previewRev !== jobPreview.shownRev) scheduleRender(); });
+    }
+    var percent = hasProgress ? percentOf(jobView.progress) : null;
+    return el('div', { class: 'job-live' },
+      hasProgress
+        ? el('label', { class: 'job-progress' }, 'Generating ',
+            el('progress', { max: '100', value: String(percent), id: 'job-progress', 'aria-valuetext': percent + ' %' }),
+            el('span', { class: 'percent', text: percent + ' %' }))
+        : el('span', { class: 'hint', text: d.status === 'enhancing' ? 'Improving the prompt…' : 'Running since ' + when(d.started_at) }),
+      jobPreview.node);
+  }
+
+  function startJobPage() {
+    $('dashboard').hidden = true;
+    $('job-view').hidden = false;
+    var hide = document.querySelectorAll('.dash-only');
+    for (var i = 0; i < hide.length; i++) hide[i].hidden = true;
+    document.title = 'Job ' + JOB_ID + ' · ImageQueue';
+    render();
+    loadJob();
+    setInterval(function () { if (jobView.data && !TERMINAL[jobView.data.status]) loadJob(); }, 5000);
+  }
+
   // ---------------------------------------------------------------- start
   renderTokenButton();
-  render();
-  setInterval(tick, 1000);
-  // A safety net for quiet periods: worker heartbeats and ages come from snapshots.
-  setInterval(function () {
-    if (!reconcileTimer && !snapshot.inFlight && Date.now() - snapshot.startedAt > 20000) loadSnapshot();
-  }, 5000);
-  loadSnapshot();   // opens the event stream when it answers
+  if (JOB_ID) {
+    startJobPage();
+  } else {
+    render();
+    setInterval(tick, 1000);
+    // A safety net for quiet periods: worker heartbeats and ages come from snapshots.
+    setInterval(function () {
+      if (!reconcileTimer && !snapshot.inFlight && Date.now() - snapshot.startedAt > 20000) loadSnapshot();
+    }, 5000);
+    loadSnapshot();   // opens the event stream when it answers
+    loadStats();
+    setInterval(function () { if (Date.now() - stats.last > 20000) loadStats(); }, 5000);
+  }
 })();
