@@ -63,18 +63,20 @@ local function claimJobs(worker, leaseMs, claimId, isRepeat, wanted, now, limit,
   local reply = { 'ok' }
   local deadlines = {}
   local lastToken = redis.call('INCRBY', fenceKey, #jobs)
-  local deadline = now + leaseMs
+  local deadline = intText(now + leaseMs)
   for n, job in ipairs(jobs) do
     local h = job.h
     local token = lastToken - #jobs + n
     local attempt = (tonumber(h[6]) or 0) + 1
-    local rev = (tonumber(h[7]) or 0) + 1
+    -- The numbers as text once each (each one is stored, and most published and recorded too).
+    local tokenText, attemptText = intText(token), intText(attempt)
+    local revText = intText((tonumber(h[7]) or 0) + 1)
     local status = 'enhancing'
     if h[3] == '0' then status = 'generating' end
-    local event = buildEvent(job.id, status, nowText, attempt, rev, h[8], worker, nil)
-    redis.call('HSET', job.key, 'status', status, 'token', token, 'worker', worker, 'started_at', nowText,
-               'claim', claimId, 'attempt', attempt, 'rev', rev, 'event', event,
-               'history', appendHistory(h[9], status, nowText, attempt))
+    local event = buildEvent(job.id, status, nowText, attemptText, revText, h[8], worker, nil, nil, true)
+    redis.call('HSET', job.key, 'status', status, 'token', tokenText, 'worker', worker, 'started_at', nowText,
+               'claim', claimId, 'attempt', attemptText, 'rev', revText, 'event', event,
+               'history', appendHistory(h[9], status, nowText, attemptText))
     publishEvent(job.id, event)
     deadlines[#deadlines + 1] = deadline
     deadlines[#deadlines + 1] = job.id

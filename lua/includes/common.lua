@@ -110,7 +110,8 @@ end
 -- absent); `now` is the time (a number, or text such as `nowText`). Written out piece by
 -- piece rather than with cjson.encode of a table: this runs for every status change, and
 -- cjson formats every number with printf. `extraJSON` is optional raw JSON members
--- (`"result":{...}`) appended as they are.
+-- (`"result":{...}`) appended as they are. `idChecked`: the id is that of a job enqueueJob
+-- wrote (the job hash has a request), so it needs no check before it goes between quotes.
 -- Model names are a-z 0-9 _ (the clients check), job ids letters, digits and _ - . (enqueueJob
 -- checks): such text is its own JSON string between quotes, without a cjson call per event.
 local modelJSON = cjson.encode(model)
@@ -119,14 +120,24 @@ local function quoted(text)
   return cjson.encode(text)
 end
 
+-- A whole number >= 0 as text: one digit without a printf (string.char), more with '%d'
+-- (an integer format, cheaper than the '%.14g' of Lua's own conversion and the '%.17g' Redis
+-- applies to a number argument of redis.call).
+local function intText(n)
+  if n >= 0 and n < 10 then return string.char(48 + n) end
+  return string.format('%d', n)
+end
+
 -- A whole number as JSON: text of digits as it is (no number-to-text conversion), 0 for nil.
 local function digits(value)
   if type(value) == 'string' and string.find(value, '^%d+$') then return value end
   return tonumber(value) or 0
 end
 
-local function buildEvent(id, status, now, attempt, rev, enhancedPrompt, worker, extra, extraJSON)
-  local parts = { '{"v":1,"id":', quoted(id), ',"model":', modelJSON, ',"status":"', status,
+local function buildEvent(id, status, now, attempt, rev, enhancedPrompt, worker, extra, extraJSON, idChecked)
+  local idJSON
+  if idChecked then idJSON = '"' .. id .. '"' else idJSON = quoted(id) end
+  local parts = { '{"v":1,"id":', idJSON, ',"model":', modelJSON, ',"status":"', status,
                   '","time":', now, ',"attempt":', digits(attempt), ',"rev":', rev }
   local prompt = enhancedPrompt
   if extra and type(extra.enhanced_prompt) == 'string' then prompt = extra.enhanced_prompt end
@@ -289,11 +300,11 @@ function recordStats(outcome, now, enqueuedAt, startedAt)
   if not prefix then return end
   local field, enqueued, started = outcome, tonumber(enqueuedAt), tonumber(startedAt)
   if enqueued and started then
-    field = outcome .. '|w' .. math.floor(math.log(1 + math.max(0, started - enqueued)) * 5.770780163555854)
-      .. '|r' .. math.floor(math.log(1 + math.max(0, now - started)) * 5.770780163555854)
+    field = outcome .. '|w' .. intText(math.floor(math.log(1 + math.max(0, started - enqueued)) * 5.770780163555854))
+      .. '|r' .. intText(math.floor(math.log(1 + math.max(0, now - started)) * 5.770780163555854))
   end
-  local key = prefix .. math.floor(now / 60000)
-  if redis.call('HINCRBY', key, field, 1) == 1 then redis.call('EXPIRE', key, 7200) end
+  local key = prefix .. intText(math.floor(now / 60000))
+  if redis.call('HINCRBY', key, field, '1') == 1 then redis.call('EXPIRE', key, '7200') end
 end
 
 -- The model's latest completions, newest first: the LIST KEYS[10] (`P:{M}:recent`) gets the

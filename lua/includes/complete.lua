@@ -12,6 +12,7 @@ local function completeJobs(jobs, retention, now)
   for n, job in ipairs(jobs) do ids[n] = job[1] end
   local leases = redis.call('ZMSCORE', activeKey, unpack(ids))
   local replies, done, runTimes = {}, {}, {}
+  local retentionText = retention and retention > 0 and intText(retention)
   for n, job in ipairs(jobs) do
     local id, token, resultJSON = job[1], job[2], job[3]
     local jobKey = jobPrefix .. id
@@ -36,12 +37,12 @@ local function completeJobs(jobs, retention, now)
       reply = redis.error_reply('BAD_REQUEST retention must be a whole number of ms >= 0')
     end
     if not reply then
-      local rev = (tonumber(h[4]) or 0) + 1
-      local event = buildEvent(id, 'completed', nowText, h[3], rev, h[5], h[6], nil, '"result":' .. resultJSON)
+      local rev = intText((tonumber(h[4]) or 0) + 1)
+      local event = buildEvent(id, 'completed', nowText, h[3], rev, h[5], h[6], nil, '"result":' .. resultJSON, true)
       redis.call('HSET', jobKey, 'status', 'completed', 'finished_at', nowText, 'result', resultJSON,
                  'rev', rev, 'event', event, 'history', appendHistory(h[11], 'completed', nowText))
       if h[7] then redis.call('HDEL', jobKey, 'error') end
-      if retention > 0 then redis.call('PEXPIRE', jobKey, retention) end
+      if retention > 0 then redis.call('PEXPIRE', jobKey, retentionText) end
       publishEvent(id, event)
       queueWebhook(jobKey, id, nowText, event, h[9] or false)
       recordStats('c', now, h[10], h[8])
@@ -55,7 +56,7 @@ local function completeJobs(jobs, retention, now)
   if #done == 0 then return replies end
   redis.call('ZREM', activeKey, unpack(done))
   pushRecent(done)
-  redis.call('HINCRBY', metaKey, 'completed_total', #done)
+  redis.call('HINCRBY', metaKey, 'completed_total', intText(#done))
   local limit, paused, avg = modelState()
   if #runTimes > 0 then
     -- The moving average of run times (claim to completion) behind queued jobs' eta_ms: each
@@ -64,7 +65,7 @@ local function completeJobs(jobs, retention, now)
       if ms < 0 then ms = 0 end
       if avg then avg = avg * 0.8 + ms * 0.2 else avg = ms end
     end
-    redis.call('HSET', metaKey, 'run_ms_avg', math.floor(avg + 0.5))
+    redis.call('HSET', metaKey, 'run_ms_avg', intText(math.floor(avg + 0.5)))
   end
   return replies, limit, paused
 end

@@ -6,7 +6,8 @@ enqueues N jobs (enqueueJob, one job per call, then `batch` jobs per call), then
 (claimJob with ARGV[7] = batch size), extends their leases (extendLease with several jobs)
 and completes them (completeJob with several jobs), zeroing and dumping callgrind's counters
 around each phase. Then the path of a worker running one job at a time on a model with
-concurrency 1: one claimJob, then one completeAndClaim per job (complete it, claim the next).
+concurrency 1: one claimJob, then one completeAndClaim per job (complete it, claim the next), with
+the two keys of the dashboard's records (KEYS[9..10]) as the worker sends them.
 Instruction counts do not depend on how busy the machine is, so two runs of the same build
 agree closely and a change shows.
 
@@ -150,6 +151,8 @@ def one_at_a_time(server, jobs):
     r = server.client
     base, keys = model_keys("cost1", "flux")
     events = base + ":events"
+    # The worker's claims and completions also carry the dashboard's two keys (KEYS[9..10]).
+    recorded = keys + [base + ":stats:", base + ":recent"]
     names = ["enqueueJob", "claimJob", "completeJob"]
     combined = os.path.exists(os.path.join(protocol_client.LUA_DIR, "completeAndClaim.lua"))
     if combined:
@@ -165,17 +168,18 @@ def one_at_a_time(server, jobs):
     pipe.execute()
     result = json.dumps({"content_type": "image/png", "bytes": 100, "store": "directory", "path": "/x/y.png"})
     server.control("-z")
-    reply = r.evalsha(scripts["claimJob"].sha, len(keys), *keys, "flux", events, "w1", 30000, "w1:0", "0", 1)
+    reply = r.evalsha(scripts["claimJob"].sha, len(recorded), *recorded, "flux", events, "w1", 30000, "w1:0", "0", 1)
     held = (reply[1], reply[2])
     for n in range(1, jobs + 1):
         if combined:
-            both = r.evalsha(scripts["completeAndClaim"].sha, len(keys), *keys, "flux", events, "w1", 30000, f"w1:{n}", "0", 1,
-                             86400000, held[0], held[1], result)
+            both = r.evalsha(scripts["completeAndClaim"].sha, len(recorded), *recorded, "flux", events, "w1", 30000, f"w1:{n}",
+                             "0", 1, 86400000, held[0], held[1], result)
             assert both[0] == [1], both
             claim = both[1]
         else:
-            assert r.evalsha(scripts["completeJob"].sha, len(keys), *keys, "flux", events, held[0], held[1], result, 86400000) == 1
-            claim = r.evalsha(scripts["claimJob"].sha, len(keys), *keys, "flux", events, "w1", 30000, f"w1:{n}", "0", 1)
+            assert r.evalsha(scripts["completeJob"].sha, len(recorded), *recorded, "flux", events, held[0], held[1], result,
+                             86400000) == 1
+            claim = r.evalsha(scripts["claimJob"].sha, len(recorded), *recorded, "flux", events, "w1", 30000, f"w1:{n}", "0", 1)
         if claim[0] != b"ok":
             break
         held = (claim[1], claim[2])
