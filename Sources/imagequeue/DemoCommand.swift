@@ -154,6 +154,8 @@ struct DemoCommand: AsyncParsableCommand {
         case .queued: return "\(status) position \(event.position ?? 0)"
         case .enhancing: return "\(status) improving the prompt"
         case .generating:
+            // A progress report says only how far the render is (the prompt was shown once).
+            if let percent = event.progressPercent { return "\(status) \(percent) %" }
             var text = "\(status) "
             if let prompt = event.enhancedPrompt { text += "prompt: \(prompt)" } else { text += "generating the image" }
             if case .object(let enhancement)? = event.fields["enhancement"], enhancement["fallback"] == .bool(true) {

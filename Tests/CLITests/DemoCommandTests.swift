@@ -26,6 +26,9 @@ struct DemoCommandTests {
         for stage in ["queued    position 1", "enhancing", "generating prompt: a lighthouse at dawn", "completed"] {
             #expect(lines.contains { $0.hasPrefix(stage) }, "no '\(stage)' line in:\n\(result.stdout)")
         }
+        // The prompt is shown once; the placeholder's progress reports follow as percentages.
+        #expect(lines.filter { $0.hasPrefix("generating prompt:") }.count == 1, "\(result.stdout)")
+        #expect(lines.contains { $0.wholeMatch(of: /generating \d+ %/) != nil }, "\(result.stdout)")
         let path = try #require(imagePath(in: result.stdout), "\(result.stdout)")
         #expect(path.hasPrefix(directory + "/flux/") && path.hasSuffix(".png"))
         let bytes = try #require(FileManager.default.contents(atPath: path), "no file at \(path)")
