@@ -131,7 +131,7 @@ if #jobs > 0 then
   local lastSeq = redis.call('INCRBY', seqKey, #jobs)
   local scores = {}
   for k, job in ipairs(jobs) do
-    job.seq = string.format('%d', lastSeq - #jobs + k)  -- as text once: HSET and ZADD would each convert it
+    job.seq = intText(lastSeq - #jobs + k)  -- as text once: HSET and ZADD would each convert it
     -- The fields a queued job needs and no more: attempt is absent until the first claim.
     redis.call('HSET', jobPrefix .. job.id, 'request', job.request, 'enhance', job.enhance, 'status', 'queued',
                'max_attempts', maxAttemptsText, 'seq', job.seq, 'enqueued_at', nowText, 'rev', '1')
@@ -162,9 +162,10 @@ if #jobs > 0 then
   if not paused then ringDoorbell(limit, running, true) end
   for _, job in ipairs(jobs) do
     local eta = etaOf(job.position, limit, running, paused, avg)
-    local members = '"position":' .. job.position
-    if eta then members = members .. ',"eta_ms":' .. eta end
-    publishEvent(job.id, buildEvent(job.id, 'queued', nowText, '0', '1', nil, nil, nil, members))
+    local members = '"position":' .. intText(job.position)
+    if eta then members = members .. ',"eta_ms":' .. intText(eta) end
+    -- checked() has tested the id: it goes between quotes as it is.
+    publishEvent(job.id, buildEvent(job.id, 'queued', nowText, '0', '1', nil, nil, nil, members, true))
     replies[job.n] = { job.id, 'queued', job.position, 1 }
   end
 end
