@@ -43,23 +43,6 @@ struct EnqueueBody: Decodable {
     }
 }
 
-/// `POST /v1/jobs`'s answer: every property always present (`position` null when the job
-/// is not queued, as for an idempotent repeat of a job that has started or finished).
-struct EnqueuedJobBody: Encodable {
-    let job: EnqueuedJob
-
-    enum CodingKeys: String, CodingKey { case id, model, status, position, created }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(job.id, forKey: .id)
-        try container.encode(job.model, forKey: .model)
-        try container.encode(job.status, forKey: .status)
-        try container.encode(job.position, forKey: .position)  // null, not left out, when nil
-        try container.encode(job.created, forKey: .created)
-    }
-}
-
 extension APIServer {
     func addJobRoutes(to router: RouterGroup<BasicRequestContext>) {
         router.post("/v1/jobs") { request, _ -> Response in
@@ -70,7 +53,7 @@ extension APIServer {
                                                     enhance: body.enhance ?? true, idempotencyKey: body.idempotencyKey,
                                                     priority: priority, imageCount: body.n ?? 1, webhookURL: body.webhookURL))
             }
-            return .json(EnqueuedJobBody(job: job), status: .accepted)
+            return .json(job, status: .accepted)  // every property present, `position` null when not queued
         }
 
         router.get("/v1/jobs/:id") { request, context -> Response in
