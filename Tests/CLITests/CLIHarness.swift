@@ -158,8 +158,10 @@ final class BackgroundProgram: @unchecked Sendable {
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        read(out.fileHandleForReading) { [self] data in output.append(data) }
-        read(err.fileHandleForReading) { [self] data in errors.append(data) }
+        // Weakly: the reader threads run until the program's output ends, and the program is
+        // killed only in deinit, which a strong capture would keep from ever running.
+        read(out.fileHandleForReading) { [weak self] data in self?.output.append(data) }
+        read(err.fileHandleForReading) { [weak self] data in self?.errors.append(data) }
     }
 
     deinit {
