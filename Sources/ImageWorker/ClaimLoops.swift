@@ -20,8 +20,6 @@ struct ClaimLoops: Service {
     let logger: Logger
 
     private var nextClaims: NextClaims { processor.completions.nextClaims }
-    /// Whether a loop with every slot busy has its next claim carried by a completion call.
-    static let carryClaims = true
 
     func run() async throws {
         let completions = processor.completions
@@ -107,7 +105,7 @@ struct ClaimLoops: Service {
                     if free == 0 {
                         // Every slot busy: the next completion call claims for this loop too, and
                         // the loop waits for a slot to free up (shutdown interrupts the wait).
-                        if Self.carryClaims { nextClaims.request(model: model, count: lane.slots, lease: lease) }
+                        nextClaims.request(model: model, count: lane.slots, lease: lease)
                         free = (try? await cancelWhenGracefulShutdown { await lane.freeSlots() }) ?? 0
                         carried = await nextClaims.take(model: model)
                         if carried == nil { guard free > 0 else { break } }
