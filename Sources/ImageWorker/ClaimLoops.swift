@@ -22,25 +22,17 @@ struct ClaimLoops: Service {
     private var nextClaims: NextClaims { processor.completions.nextClaims }
 
     func run() async throws {
-        let completions = processor.completions
         var lanes: [String: Lane] = [:]
         for model in models { lanes[model] = Lane(slots: slotsPerModel) }
         let lanesByModel = lanes
-        await withDiscardingTaskGroup { group in
-            // The sender of the jobs' completions, shielded: a job finishing after a
-            // cancellation still needs its completion sent. It ends once every loop has ended,
-            // so once no job can complete any more.
-            group.addTask { await withoutCancellation { await completions.run() } }
-            await withDiscardingTaskGroup { loops in
-                loops.addTask { await listenForCancels(lanesByModel) }
-                await withDiscardingTaskGroup { claimLoops in
-                    for model in models {
-                        claimLoops.addTask { await loop(model: model, lane: lanesByModel[model]!) }
-                    }
+        await withDiscardingTaskGroup { loops in
+            loops.addTask { await listenForCancels(lanesByModel) }
+            await withDiscardingTaskGroup { claimLoops in
+                for model in models {
+                    claimLoops.addTask { await loop(model: model, lane: lanesByModel[model]!) }
                 }
-                loops.cancelAll()  // the listener: no job runs any more
             }
-            completions.finish()
+            loops.cancelAll()  // the listener: no job runs any more
         }
     }
 

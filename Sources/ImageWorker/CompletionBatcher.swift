@@ -2,34 +2,39 @@ import ImageQueue
 import Synchronization
 
 /// Sends the completions of jobs that end at about the same time in one `completeJob` call
-/// per model. No timer: while one call is on its way, the completions that arrive meanwhile
-/// wait for it and then go together in the next. A worker running one job at a time sends
-/// each completion at once, as before.
+/// per model. No timer and no task of its own: the first job of a model to finish sends its
+/// completion at once; those that finish while that call is on its way wait, and the oldest
+/// of them then sends them all in the next call (and so on). A worker running one job at a
+/// time sends each completion from the job's own task, with no hand-off to another.
 ///
 /// A claim loop whose slots are all busy leaves a claim request (`NextClaims`): the next call
 /// of its model then completes and claims in one (`completeAndClaim`), and hands the jobs it
 /// claimed to the loop, so a worker running one job at a time has one round trip per job.
 ///
-/// The calls go out from `run()`, which the claim loops run beside their jobs and end with
-/// `finish()` once no job runs any more.
+/// The callers are jobs' last steps, which run shielded from cancellation (JobProcessor's
+/// `finish`): a call once begun is answered, and a sender always hands on what waits.
 final class CompletionBatcher: Sendable {
-    private struct Waiting {
+    private struct Completion {
         let job: ClaimedJob
         let result: JobResult
-        /// Answered with the call's outcome for the job; nil when it was not taken (no sender).
-        let continuation: CheckedContinuation<Result<Void, ImageQueueError>?, Never>
+    }
+
+    /// What a waiting completion is woken with: its outcome, or the turn to send the next call
+    /// (its own completion first, then those waiting behind it).
+    private enum Wake {
+        case done(Result<Void, ImageQueueError>)
+        case send
+    }
+
+    private struct Waiting {
+        let completion: Completion
+        let continuation: CheckedContinuation<Wake, Never>
     }
 
     private struct State {
         var waiting: [String: [Waiting]] = [:]
-        /// Models whose completions are being sent, or are about to be.
+        /// Models with a call on its way (its sender hands on to the oldest waiting, if any).
         var sending: Set<String> = []
-        /// Models with completions and no call on its way yet, for `run()`, oldest first.
-        var ready: [String] = []
-        /// `run()` waiting for a ready model.
-        var wake: CheckedContinuation<Void, Never>?
-        /// `finish()` was called: `run()` ends once every call is answered.
-        var finished = false
     }
 
     /// At most this many jobs per call.
@@ -46,97 +51,67 @@ final class CompletionBatcher: Sendable {
     /// Records the job's result (with others of its model, when some are waiting).
     /// - Throws: `ImageQueueError`, as `WorkerQueue.complete`.
     func complete(_ job: ClaimedJob, result: JobResult) async throws(ImageQueueError) {
-        let outcome = await withCheckedContinuation { continuation in
-            let (accepted, wake) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
-                if state.finished { return (false, nil) }
-                state.waiting[job.model, default: []].append(Waiting(job: job, result: result, continuation: continuation))
-                guard state.sending.insert(job.model).inserted else { return (true, nil) }
-                state.ready.append(job.model)
-                defer { state.wake = nil }
-                return (true, state.wake)
-            }
-            wake?.resume()
-            if !accepted { continuation.resume(returning: nil) }
-        }
-        guard let outcome else {
-            // No sender any more (`finish()` was called): the completion goes alone.
-            try await queue.complete(job, result: result)
-            return
-        }
-        try outcome.get()
-    }
-
-    /// Sends the calls, a model's one after the other and models side by side, until
-    /// `finish()` is called and every call is answered. Not stopped by cancellation: a job
-    /// waiting for its completion must get an answer (the owner runs it shielded).
-    func run() async {
-        await withDiscardingTaskGroup { group in
-            while let model = await nextModel() {
-                group.addTask { await self.send(model: model) }
-            }
-        }
-    }
-
-    /// Ends `run()` once the calls on their way are answered; completions after this go
-    /// alone, each in its caller.
-    func finish() {
-        let wake = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.finished = true
-            defer { state.wake = nil }
-            return state.wake
-        }
-        wake?.resume()
-    }
-
-    /// The next model with completions to send; nil after `finish()`.
-    private func nextModel() async -> String? {
-        while true {
-            let next = state.withLock { state -> String?? in
-                if !state.ready.isEmpty { return .some(state.ready.removeFirst()) }
-                return state.finished ? .some(nil) : nil
-            }
-            if let next { return next }
-            await withCheckedContinuation { continuation in
-                let now = state.withLock { state -> Bool in
-                    if !state.ready.isEmpty || state.finished { return true }
-                    state.wake = continuation
+        let model = job.model
+        let mine = Completion(job: job, result: result)
+        let sendsNow = state.withLock { $0.sending.insert(model).inserted }
+        if !sendsNow {
+            let wake = await withCheckedContinuation { continuation in
+                // The call on its way may have ended meanwhile: then this one sends.
+                let alone = state.withLock { state -> Bool in
+                    if state.sending.insert(model).inserted { return true }
+                    state.waiting[model, default: []].append(Waiting(completion: mine, continuation: continuation))
                     return false
                 }
-                if now { continuation.resume() }
+                if alone { continuation.resume(returning: .send) }
             }
+            if case .done(let outcome) = wake { return try outcome.get() }
         }
+        try await send(mine).get()
     }
 
-    /// Sends what waits for `model`, call after call, until nothing does.
-    private func send(model: String) async {
-        while true {
-            let batch = state.withLock { state -> [Waiting] in
-                let all = state.waiting[model] ?? []
-                let batch = Array(all.prefix(Self.batchLimit))
-                state.waiting[model] = Array(all.dropFirst(batch.count))
-                if batch.isEmpty { state.sending.remove(model) }
-                return batch
-            }
-            if batch.isEmpty { return }
-            let results = batch.map { (job: $0.job, result: $0.result) }
-            if let claim = nextClaims.takeRequest(model: model, atMost: batch.count) {
-                let answer = await queue.complete(results, thenClaimUpTo: claim.count, lease: claim.lease)
-                // The claimed jobs first: the loop starts them as the completed jobs' slots free up.
-                nextClaims.deliver(model: model, answer.claimed)
-                switch answer.completions {
-                case .success(let outcomes):
-                    for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(returning: outcome) }
-                case .failure(let error):
-                    for waiting in batch { waiting.continuation.resume(returning: .failure(error)) }
-                }
-                continue
-            }
-            do {
-                let outcomes = try await queue.complete(results)
-                for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(returning: outcome) }
+    /// Sends `own` and what waits behind it (up to `batchLimit` in all) in one call, answers
+    /// the others, and hands the turn to the oldest completion still waiting, if any.
+    private func send(_ own: Completion) async -> Result<Void, ImageQueueError> {
+        let model = own.job.model
+        let others = state.withLock { state -> [Waiting] in
+            let all = state.waiting[model] ?? []
+            let batch = Array(all.prefix(Self.batchLimit - 1))
+            state.waiting[model] = Array(all.dropFirst(batch.count))
+            return batch
+        }
+        let completions = [own] + others.map(\.completion)
+        let results = completions.map { (job: $0.job, result: $0.result) }
+        let outcomes: Result<[Result<Void, ImageQueueError>], ImageQueueError>
+        if let claim = nextClaims.takeRequest(model: model, atMost: completions.count) {
+            let answer = await queue.complete(results, thenClaimUpTo: claim.count, lease: claim.lease)
+            // The claimed jobs first: the loop starts them as the completed jobs' slots free up.
+            nextClaims.deliver(model: model, answer.claimed)
+            outcomes = answer.completions
+        } else {
+            do throws(ImageQueueError) {
+                outcomes = .success(try await queue.complete(results))
             } catch {
-                for waiting in batch { waiting.continuation.resume(returning: .failure(error)) }
+                outcomes = .failure(error)
             }
+        }
+        let next = state.withLock { state -> Waiting? in
+            guard var waiting = state.waiting[model], !waiting.isEmpty else {
+                state.waiting[model] = nil
+                state.sending.remove(model)
+                return nil
+            }
+            let next = waiting.removeFirst()
+            state.waiting[model] = waiting
+            return next
+        }
+        next?.continuation.resume(returning: .send)
+        switch outcomes {
+        case .success(let each):
+            for (waiting, outcome) in zip(others, each.dropFirst()) { waiting.continuation.resume(returning: .done(outcome)) }
+            return each.first ?? .failure(ImageQueueError(.redis, "no answer for the completion"))
+        case .failure(let error):
+            for waiting in others { waiting.continuation.resume(returning: .done(.failure(error))) }
+            return .failure(error)
         }
     }
 }

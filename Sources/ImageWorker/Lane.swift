@@ -14,11 +14,13 @@ final class Lane: Sendable {
     }
 
     /// A running job: why it was stopped, if it was, and the request to stop it.
-    final class Handle: Sendable {
+    final class Handle: @unchecked Sendable {
+        // Safe to share: `task` is read and written only under `stop`'s lock.
         let job: ClaimedJob
         private let reason = Atomic<UInt8>(0)
-        /// Whether the job is to stop (cancelled, or ended), and who waits for that.
-        private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+        /// Whether the job is to stop, and its task while it runs (nil before and after).
+        private let stop = Mutex<Bool>(false)
+        private var task: UnsafeCurrentTask?
 
         init(job: ClaimedJob) { self.job = job }
 
@@ -27,12 +29,10 @@ final class Lane: Sendable {
 
         /// Cancels the job's task (the job then releases itself).
         func cancel() {
-            let waiter = stop.withLock { stop -> CheckedContinuation<Void, Never>? in
-                stop.requested = true
-                defer { stop.waiter = nil }
-                return stop.waiter
+            stop.withLock { requested in
+                requested = true
+                task?.cancel()
             }
-            waiter?.resume()
         }
 
         /// Cancels the job's task for `why` (the first reason given wins).
@@ -41,16 +41,18 @@ final class Lane: Sendable {
             cancel()
         }
 
-        /// Returns once `cancel()` was called.
-        fileprivate func stopRequested() async {
-            await withCheckedContinuation { continuation in
-                let now = stop.withLock { stop -> Bool in
-                    if stop.requested { return true }
-                    stop.waiter = continuation
-                    return false
+        /// Runs `body` in the calling task, cancelled by `cancel()` (before or while it runs).
+        /// The task is held only while `body` runs, under the lock `cancel()` takes, so a
+        /// cancel never reaches a task that has ended.
+        fileprivate func run(_ body: () async -> Void) async {
+            withUnsafeCurrentTask { current in
+                stop.withLock { requested in
+                    task = current
+                    if requested { current?.cancel() }
                 }
-                if now { continuation.resume() }
             }
+            await body()
+            stop.withLock { _ in task = nil }
         }
     }
 
@@ -74,24 +76,13 @@ final class Lane: Sendable {
     func isRunning(_ handle: Handle) -> Bool { state.withLock { $0.running[handle.job.id] === handle } }
 
     /// Runs a job as a child of `group`; `body` gets a function telling why the job was
-    /// stopped (its task is then cancelled).
-    ///
-    /// A task group cannot cancel one of its children, so the job runs in a group of its own
-    /// beside a wait for `Handle.cancel()`, which cancels that inner group. The job's end
-    /// ends the wait too.
+    /// stopped (its task is then cancelled: `Handle.cancel()` cancels that one child).
     func start(_ job: ClaimedJob, in group: inout DiscardingTaskGroup,
                _ body: @escaping @Sendable (@escaping @Sendable () -> StopReason?) async -> JobProcessor.Outcome) {
         let handle = Handle(job: job)
         state.withLock { $0.running[job.id] = handle }
         group.addTask {
-            await withDiscardingTaskGroup { run in
-                run.addTask {
-                    _ = await body { handle.stopReason }
-                    handle.cancel()  // nothing left to stop: ends the wait below
-                }
-                await handle.stopRequested()
-                run.cancelAll()
-            }
+            await handle.run { _ = await body { handle.stopReason } }
             self.end(handle)
         }
     }

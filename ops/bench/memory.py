@@ -22,7 +22,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "Tests", "Python"))
 from protocol_client import Script, model_keys, new_job_id  # noqa: E402
-from scaling import PrivateRedis  # noqa: E402
+from private_redis import PrivateRedis  # noqa: E402
 
 PROMPT_300 = ("a lighthouse on a cliff at dusk, waves breaking below, oil painting, warm light in the lamp room, "
               "seagulls over the water, long shadows across the grass, a small red boat in the bay, clouds "

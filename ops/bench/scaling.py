@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,14 +38,9 @@ import redis
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "Tests", "Python"))
 from protocol_client import Script, model_keys, new_job_id  # noqa: E402
+from private_redis import PrivateRedis  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def cpu_seconds(pid):
@@ -64,32 +58,6 @@ def children_cpu(process):
 def load_average():
     with open("/proc/loadavg") as handle:
         return float(handle.read().split()[0])
-
-
-class PrivateRedis:
-    def __init__(self):
-        self.folder = tempfile.mkdtemp(prefix="iq-scaling-")
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
-        subprocess.run(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                        "--maxclients", "10000", "--daemonize", "yes", "--pidfile", f"{self.folder}/redis.pid",
-                        "--logfile", f"{self.folder}/redis.log", "--dir", self.folder], check=True)
-        self.client = redis.Redis(port=self.port)
-        for _ in range(200):
-            try:
-                self.client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        with open(f"{self.folder}/redis.pid") as handle:
-            self.pid = int(handle.read())
-
-    def close(self):
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class Workers:

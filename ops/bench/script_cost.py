@@ -21,44 +21,24 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-import redis
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "Tests", "Python"))
 import protocol_client  # noqa: E402
 from protocol_client import Script, model_keys, new_job_id  # noqa: E402
+from private_redis import PrivateRedis  # noqa: E402
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class CountedRedis:
+class CountedRedis(PrivateRedis):
     """redis-server under callgrind, with its instruction counter zeroed and read on demand."""
 
     def __init__(self):
-        self.folder = tempfile.mkdtemp(prefix="iq-callgrind-")
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.folder}/out.%p",
-             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.client = redis.Redis(port=self.port)
-        for _ in range(300):
-            try:
-                self.client.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.1)
-        raise SystemExit("redis-server under callgrind did not start")
+        super().__init__(under=["valgrind", "--tool=callgrind", "--callgrind-out-file={folder}/out.%p"],
+                         prefix="iq-callgrind-", patience=30.0)
 
     def control(self, flag):
         subprocess.run(["callgrind_control", flag, str(self.process.pid)],
@@ -74,11 +54,6 @@ class CountedRedis:
                 if line.startswith(("summary:", "totals:")):
                     return int(line.split()[1])
         raise SystemExit(f"no totals in {dump}")
-
-    def close(self):
-        self.process.terminate()
-        self.process.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def measure(server, jobs, batch):

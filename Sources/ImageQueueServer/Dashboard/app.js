@@ -115,6 +115,13 @@
     if ((needToken || state.readAuth) && state.token) headers['Authorization'] = 'Bearer ' + state.token;
     return headers;
   }
+  // An event stream read with fetch (EventSource cannot send the token) sends it whenever it
+  // is known.
+  function streamHeaders() {
+    var headers = { 'Accept': 'text/event-stream' };
+    if (state.token) headers['Authorization'] = 'Bearer ' + state.token;
+    return headers;
+  }
   function api(path, options) {
     options = options || {};
     var headers = authHeaders(options.auth);
@@ -522,8 +529,7 @@
   function startFetchStream() {
     var controller = new AbortController();
     stream.abort = controller;
-    var headers = { 'Accept': 'text/event-stream' };
-    if (state.token) headers['Authorization'] = 'Bearer ' + state.token;
+    var headers = streamHeaders();
     fetch(ROOT + 'v1/events', { headers: headers, cache: 'no-store', signal: controller.signal }).then(function (res) {
       if (res.status === 401) {
         stream.abort = null;
@@ -645,33 +651,46 @@
   }
 
   // ---------------------------------------------------------------- images
-  var thumbs = new Map();   // job id -> { node, url }
-  function thumbFor(job) {
-    var cached = thumbs.get(job.id);
-    if (cached && cached.auth === state.readAuth) return cached;
-    if (cached) dropThumb(job.id);
-    var path = ROOT + jobPath(job.id) + '/image';
-    var label = job.enhanced_prompt || job.prompt || job.id;
-    var img = el('img', { alt: 'Image for: ' + label, decoding: 'async' });
-    var link = el('a', { class: 'thumb', href: path, target: '_blank', rel: 'noopener', title: 'Open the full image' }, img);
+  // A stored image at `path` inside a link that opens it (`linkAttrs`: the link's other
+  // attributes), as { node, url, auth }. With protected reads an <img> cannot send the token:
+  // the bytes come by fetch and show through an object URL (`url`, revoked by the caller), if
+  // `wanted(entry)` still holds when they arrive. A missing image shows a note instead.
+  function imageEntry(path, alt, linkAttrs, wanted) {
+    var img = el('img', { alt: alt, decoding: 'async' });
+    linkAttrs.href = path;
+    linkAttrs.target = '_blank';
+    linkAttrs.rel = 'noopener';
+    var link = el('a', linkAttrs, img);
     var entry = { node: link, url: null, auth: state.readAuth };
     img.addEventListener('error', function () {
       img.remove();
       link.appendChild(el('span', { class: 'missing', text: 'Image unavailable (expired or not stored)' }));
     });
-    if (state.readAuth) {
-      fetch(path, { headers: authHeaders(true), cache: 'force-cache' }).then(function (res) {
-        if (!res.ok) throw new Error('HTTP ' + res.status);
-        return res.blob();
-      }).then(function (blob) {
-        if (thumbs.get(job.id) !== entry) return;
-        entry.url = URL.createObjectURL(blob);
-        img.src = entry.url;
-        link.href = entry.url;
-      }).catch(function () { img.dispatchEvent(new Event('error')); });
-    } else {
+    if (!state.readAuth) {
       img.src = path;
+      return entry;
     }
+    fetch(path, { headers: authHeaders(true), cache: 'force-cache' }).then(function (res) {
+      if (!res.ok) throw new Error('HTTP ' + res.status);
+      return res.blob();
+    }).then(function (blob) {
+      if (!wanted(entry)) return;
+      entry.url = URL.createObjectURL(blob);
+      img.src = entry.url;
+      link.href = entry.url;
+    }).catch(function () { img.dispatchEvent(new Event('error')); });
+    return entry;
+  }
+
+  var thumbs = new Map();   // job id -> { node, url, auth }
+  function thumbFor(job) {
+    var cached = thumbs.get(job.id);
+    if (cached && cached.auth === state.readAuth) return cached;
+    if (cached) dropThumb(job.id);
+    var label = job.enhanced_prompt || job.prompt || job.id;
+    var entry = imageEntry(ROOT + jobPath(job.id) + '/image', 'Image for: ' + label,
+                           { class: 'thumb', title: 'Open the full image' },
+                           function (e) { return thumbs.get(job.id) === e; });
     thumbs.set(job.id, entry);
     return entry;
   }
@@ -840,17 +859,22 @@
     }
     return entry.node;
   }
+  // The preview of job `id` at revision `rev`, as a blob; null when there is none now (404:
+  // no such job, 409: no preview); rejected on any other failure.
+  function previewBlob(id, rev) {
+    var headers = authHeaders(false);
+    delete headers['Accept'];
+    return fetch(ROOT + jobPath(id) + '/preview?rev=' + rev, { headers: headers, cache: 'no-store' }).then(function (res) {
+      if (res.status === 404 || res.status === 409) return null;
+      if (!res.ok) throw new Error('HTTP ' + res.status);
+      return res.blob();
+    });
+  }
   function loadPreview(id, entry) {
     if (entry.loading || entry.wantRev === null || entry.wantRev === entry.shownRev) return;
     var rev = entry.wantRev;
     entry.loading = true;
-    var headers = authHeaders(false);
-    delete headers['Accept'];
-    fetch(ROOT + jobPath(id) + '/preview?rev=' + rev, { headers: headers, cache: 'no-store' }).then(function (res) {
-      if (res.status === 404 || res.status === 409) return null;   // no such job, or no preview now
-      if (!res.ok) throw new Error('HTTP ' + res.status);
-      return res.blob();
-    }).then(function (blob) {
+    previewBlob(id, rev).then(function (blob) {
       if (previews.get(id) !== entry) return;
       entry.shownRev = rev;
       if (!blob) { entry.node.hidden = true; return; }
@@ -1422,8 +1446,7 @@
     }
     var controller = new AbortController();
     jobView.abort = controller;
-    var headers = { 'Accept': 'text/event-stream' };
-    if (state.token) headers['Authorization'] = 'Bearer ' + state.token;
+    var headers = streamHeaders();
     fetch(url, { headers: headers, cache: 'no-store', signal: controller.signal }).then(function (res) {
       if (res.status === 401) { jobView.abort = null; setConn('unauthorized'); askToken('read-rejected'); return null; }
       if (!res.ok || !res.body) throw new Error('HTTP ' + res.status);
@@ -1478,28 +1501,12 @@
     var count = isNum(d.n) && d.n > 1 ? d.n : 1;
     jobView.images = [];
     jobView.imagesFor = key;
+    var images = jobView.images;
     for (var k = 0; k < count; k++) {
-      (function (k) {
-        var path = ROOT + jobPath(d.id) + '/image' + (k > 0 ? '?index=' + k : '');
-        var img = el('img', { alt: 'Image ' + (k + 1) + ' of ' + count + ' for: ' + (d.enhanced_prompt || d.prompt || d.id), decoding: 'async' });
-        var link = el('a', { class: 'job-image', href: path, target: '_blank', rel: 'noopener', 'data-focus': 'image:' + k,
-                             title: 'Open image ' + (k + 1) + ' in full' }, img);
-        var entry = { node: link, url: null };
-        img.addEventListener('error', function () {
-          img.remove();
-          link.appendChild(el('span', { class: 'missing', text: 'Image unavailable (expired or not stored)' }));
-        });
-        if (state.readAuth) {
-          fetch(path, { headers: authHeaders(true), cache: 'force-cache' }).then(function (res) {
-            if (!res.ok) throw new Error('HTTP ' + res.status);
-            return res.blob();
-          }).then(function (blob) { entry.url = URL.createObjectURL(blob); img.src = entry.url; link.href = entry.url; })
-            .catch(function () { img.dispatchEvent(new Event('error')); });
-        } else {
-          img.src = path;
-        }
-        jobView.images.push(entry);
-      })(k);
+      images.push(imageEntry(ROOT + jobPath(d.id) + '/image' + (k > 0 ? '?index=' + k : ''),
+                             'Image ' + (k + 1) + ' of ' + count + ' for: ' + (d.enhanced_prompt || d.prompt || d.id),
+                             { class: 'job-image', 'data-focus': 'image:' + k, title: 'Open image ' + (k + 1) + ' in full' },
+                             function () { return jobView.images === images; }));
     }
     return jobView.images;
   }
@@ -1618,11 +1625,7 @@
     if (isNum(jobView.previewRev) && jobView.previewRev !== jobPreview.shownRev && !jobPreview.loading) {
       var rev = jobView.previewRev;
       jobPreview.loading = true;
-      var headers = authHeaders(false);
-      delete headers['Accept'];
-      fetch(ROOT + jobPath(d.id) + '/preview?rev=' + rev, { headers: headers, cache: 'no-store' }).then(function (res) {
-        return res.ok ? res.blob() : null;
-      }).then(function (blob) {
+      previewBlob(d.id, rev).then(function (blob) {
         jobPreview.shownRev = rev;
         if (!blob) return;
         if (jobPreview.url) URL.revokeObjectURL(jobPreview.url);
