@@ -18,17 +18,8 @@
 ]]
 --@include common.lua
 
-local only, limit = ARGV[3], wholeNumber(ARGV[4], 1)
-if not limit then return redis.error_reply('BAD_REQUEST limit must be a whole number >= 1') end
-local ids
-if only ~= nil and only ~= '' then
-  if not redis.call('ZSCORE', deadKey, only) then
-    return redis.error_reply('NOT_FOUND job ' .. only .. ' is not in the dead list')
-  end
-  ids = { only }
-else
-  ids = redis.call('ZRANGE', deadKey, 0, limit - 1)
-end
+local ids, refusal = deadSelection(ARGV[3], ARGV[4])
+if not ids then return refusal end
 local now, count = nowMs(), 0
 local limit, paused, avg = modelState()
 local running = redis.call('ZCARD', activeKey)

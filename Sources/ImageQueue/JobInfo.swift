@@ -13,29 +13,29 @@ public struct JobInfo: Sendable, Equatable, Encodable {
     /// Claims allowed.
     public var maxAttempts: Int
     /// Place in the queue (1 = next), only while queued.
-    public var position: Int?
+    @NullWhenNil public var position: Int?
     /// The user's prompt.
-    public var prompt: String?
+    @NullWhenNil public var prompt: String?
     /// Who asked.
-    public var user: String?
+    @NullWhenNil public var user: String?
     /// Whether enhancement was asked for.
     public var enhance: Bool
     /// The improved prompt, once known.
-    public var enhancedPrompt: String?
+    @NullWhenNil public var enhancedPrompt: String?
     /// Times in ms since the epoch (Redis server clock).
-    public var enqueuedAt: Int64?
+    @NullWhenNil public var enqueuedAt: Int64?
     /// When the latest attempt started.
-    public var startedAt: Int64?
+    @NullWhenNil public var startedAt: Int64?
     /// When the job reached a terminal status.
-    public var finishedAt: Int64?
+    @NullWhenNil public var finishedAt: Int64?
     /// The worker of the latest attempt.
-    public var worker: String?
+    @NullWhenNil public var worker: String?
     /// The result, once completed.
-    public var result: JobResult?
+    @NullWhenNil public var result: JobResult?
     /// The reason it failed, or last failed.
-    public var error: JobError?
+    @NullWhenNil public var error: JobError?
     /// Metadata the producer attached.
-    public var metadata: [String: String]?
+    @NullWhenNil public var metadata: [String: String]?
     /// The latest event, as stored.
     public var lastEvent: StatusEvent?
     /// Its priority.
@@ -44,9 +44,9 @@ public struct JobInfo: Sendable, Equatable, Encodable {
     public var imageCount: Int
     /// While queued: the expected wait until it starts, ms, from its position, the model's
     /// concurrency and its recent run times; nil without run-time history.
-    public var etaMilliseconds: Int64?
+    @NullWhenNil public var etaMilliseconds: Int64?
     /// The webhook asked for at enqueue and how its delivery goes; nil without one.
-    public var webhook: WebhookStatus?
+    @NullWhenNil public var webhook: WebhookStatus?
     /// Every status change, oldest first: `queued` at `enqueuedAt`, then the job hash's
     /// bounded `history` field (the oldest entries dropped past about 32).
     public var history: [JobHistoryEntry]
@@ -57,33 +57,6 @@ public struct JobInfo: Sendable, Equatable, Encodable {
         case finishedAt = "finished_at", worker, result, error, metadata, priority, imageCount = "n"
         case etaMilliseconds = "eta_ms"
         case webhook, history
-    }
-
-    /// Encodes every field, absent ones as `null` (a stable shape for scripts).
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(model, forKey: .model)
-        try container.encode(status, forKey: .status)
-        try container.encode(attempt, forKey: .attempt)
-        try container.encode(maxAttempts, forKey: .maxAttempts)
-        try container.encode(position, forKey: .position)
-        try container.encode(prompt, forKey: .prompt)
-        try container.encode(user, forKey: .user)
-        try container.encode(enhance, forKey: .enhance)
-        try container.encode(enhancedPrompt, forKey: .enhancedPrompt)
-        try container.encode(enqueuedAt, forKey: .enqueuedAt)
-        try container.encode(startedAt, forKey: .startedAt)
-        try container.encode(finishedAt, forKey: .finishedAt)
-        try container.encode(worker, forKey: .worker)
-        try container.encode(result, forKey: .result)
-        try container.encode(error, forKey: .error)
-        try container.encode(metadata, forKey: .metadata)
-        try container.encode(priority, forKey: .priority)
-        try container.encode(imageCount, forKey: .imageCount)
-        try container.encode(etaMilliseconds, forKey: .etaMilliseconds)
-        try container.encode(webhook, forKey: .webhook)
-        try container.encode(history, forKey: .history)
     }
 
     /// Builds the record from a job hash (HGETALL) and its position.
@@ -109,7 +82,8 @@ public struct JobInfo: Sendable, Equatable, Encodable {
         etaMilliseconds = nil
         webhook = WebhookStatus(hash: hash)
         enhancedPrompt = hash["enhanced_prompt"].flatMap { $0.isEmpty ? nil : $0 }
-        enqueuedAt = hash["enqueued_at"].flatMap { Int64($0) }
+        let enqueuedAt = hash["enqueued_at"].flatMap { Int64($0) }
+        self.enqueuedAt = enqueuedAt
         startedAt = hash["started_at"].flatMap { Int64($0) }
         finishedAt = hash["finished_at"].flatMap { Int64($0) }
         worker = hash["worker"].flatMap { $0.isEmpty ? nil : $0 }
@@ -127,21 +101,13 @@ public struct JobHistoryEntry: Sendable, Equatable, Encodable {
     /// When, ms since the epoch (Redis server clock).
     public var time: Int64
     /// For a claim (a running status after `queued`): the attempt it started; nil otherwise.
-    public var attempt: Int?
+    @NullWhenNil public var attempt: Int?
 
     /// Creates an entry.
     public init(status: JobStatus, time: Int64, attempt: Int? = nil) {
         self.status = status
         self.time = time
         self.attempt = attempt
-    }
-
-    /// Encodes every field, `attempt` as null when absent.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(status, forKey: .status)
-        try container.encode(time, forKey: .time)
-        try container.encode(attempt, forKey: .attempt)
     }
 
     enum CodingKeys: String, CodingKey { case status, time, attempt }

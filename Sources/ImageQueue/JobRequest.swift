@@ -165,20 +165,10 @@ public struct EnqueuedJob: Sendable, Equatable, Codable {
     /// Its status now (`queued`, or the existing job's status for a repeated idempotency key).
     public var status: JobStatus
     /// Its place in the queue, 1 = next; nil when not queued.
-    public var position: Int?
+    @NullWhenNil public var position: Int?
     /// False when an idempotency key returned an existing job.
     public var created: Bool
 
     enum CodingKeys: String, CodingKey { case id, model, status, position, created }
 
-    /// Every property always present: `position` is null, not left out, when the job is not
-    /// queued (an idempotent repeat of a job that has started or finished).
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(model, forKey: .model)
-        try container.encode(status, forKey: .status)
-        try container.encode(position, forKey: .position)
-        try container.encode(created, forKey: .created)
-    }
 }

@@ -54,28 +54,20 @@ public struct MinuteStats: Sendable, Equatable, Encodable {
     /// Jobs dead-lettered in it.
     public var failed: Int
     /// Queue wait (enqueued to the start of the last attempt) of the jobs completed in it.
-    public var waitMilliseconds: DurationPercentiles?
+    @NullWhenNil public var waitMilliseconds: DurationPercentiles?
     /// Run time (the last attempt's start to completion) of the jobs completed in it.
-    public var runMilliseconds: DurationPercentiles?
+    @NullWhenNil public var runMilliseconds: DurationPercentiles?
 
     enum CodingKeys: String, CodingKey { case minute, completed, failed, waitMilliseconds = "wait_ms", runMilliseconds = "run_ms" }
 
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(minute, forKey: .minute)
-        try container.encode(completed, forKey: .completed)
-        try container.encode(failed, forKey: .failed)
-        try container.encode(waitMilliseconds, forKey: .waitMilliseconds)
-        try container.encode(runMilliseconds, forKey: .runMilliseconds)
-    }
 }
 
 /// One model's last minutes: totals, percentiles over the whole window, and each minute.
 public struct ModelMinuteStats: Sendable, Equatable, Encodable {
     public var completed: Int
     public var failed: Int
-    public var waitMilliseconds: DurationPercentiles?
-    public var runMilliseconds: DurationPercentiles?
+    @NullWhenNil public var waitMilliseconds: DurationPercentiles?
+    @NullWhenNil public var runMilliseconds: DurationPercentiles?
     /// Oldest first; the last is the current (unfinished) minute.
     public var series: [MinuteStats]
 
@@ -83,14 +75,6 @@ public struct ModelMinuteStats: Sendable, Equatable, Encodable {
         case completed, failed, waitMilliseconds = "wait_ms", runMilliseconds = "run_ms", series
     }
 
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(completed, forKey: .completed)
-        try container.encode(failed, forKey: .failed)
-        try container.encode(waitMilliseconds, forKey: .waitMilliseconds)
-        try container.encode(runMilliseconds, forKey: .runMilliseconds)
-        try container.encode(series, forKey: .series)
-    }
 }
 
 /// `GET /v1/stats`: every configured model's last minutes.

@@ -194,12 +194,12 @@ public struct QueueStats: Sendable, Equatable, Codable {
     /// Jobs dead-lettered since the queue was created.
     public var failedTotal: Int
     /// Age of the job at the head of the queue, ms; nil when empty.
-    public var oldestPendingAgeMilliseconds: Int64?
+    @NullWhenNil public var oldestPendingAgeMilliseconds: Int64?
     /// Paused: no worker claims its jobs until it is resumed.
     public var paused: Bool = false
     /// The moving average of its recent run times (claim to completion), ms; nil before the
     /// first completion. Queued jobs' ETAs come from it.
-    public var averageRunMilliseconds: Int64?
+    @NullWhenNil public var averageRunMilliseconds: Int64?
 
     enum CodingKeys: String, CodingKey {
         case pending, active, dead, concurrency, completedTotal = "completed_total", failedTotal = "failed_total"
@@ -234,19 +234,6 @@ public struct QueueStats: Sendable, Equatable, Codable {
         self.averageRunMilliseconds = averageRunMilliseconds
     }
 
-    /// Encodes every field; an empty queue's age as `null` (a stable shape for clients).
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(pending, forKey: .pending)
-        try container.encode(active, forKey: .active)
-        try container.encode(dead, forKey: .dead)
-        try container.encode(concurrency, forKey: .concurrency)
-        try container.encode(completedTotal, forKey: .completedTotal)
-        try container.encode(failedTotal, forKey: .failedTotal)
-        try container.encode(oldestPendingAgeMilliseconds, forKey: .oldestPendingAgeMilliseconds)
-        try container.encode(paused, forKey: .paused)
-        try container.encode(averageRunMilliseconds, forKey: .averageRunMilliseconds)
-    }
 }
 
 /// The expected wait of a queued job, the estimate the scripts put in `queued` events as

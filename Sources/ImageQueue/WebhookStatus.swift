@@ -9,29 +9,17 @@ public struct WebhookStatus: Sendable, Equatable, Encodable {
     /// Delivery attempts made for the job's final event.
     public var attempts: Int
     /// The HTTP status of the last answer, when there was one.
-    public var lastStatus: Int?
+    @NullWhenNil public var lastStatus: Int?
     /// Why the last attempt failed, when it got no answer (or was refused).
-    public var lastError: String?
+    @NullWhenNil public var lastError: String?
     /// When the last attempt ended, ms (Redis clock).
-    public var lastAttemptAt: Int64?
+    @NullWhenNil public var lastAttemptAt: Int64?
     /// When a 2xx answer came, ms.
-    public var deliveredAt: Int64?
+    @NullWhenNil public var deliveredAt: Int64?
 
     enum CodingKeys: String, CodingKey {
         case url, state, attempts, lastStatus = "last_status", lastError = "last_error"
         case lastAttemptAt = "last_attempt_at", deliveredAt = "delivered_at"
-    }
-
-    /// Encodes every field, absent ones as `null`, as JobInfo does.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(url, forKey: .url)
-        try container.encode(state, forKey: .state)
-        try container.encode(attempts, forKey: .attempts)
-        try container.encode(lastStatus, forKey: .lastStatus)
-        try container.encode(lastError, forKey: .lastError)
-        try container.encode(lastAttemptAt, forKey: .lastAttemptAt)
-        try container.encode(deliveredAt, forKey: .deliveredAt)
     }
 
     /// Creates a status.
