@@ -207,6 +207,34 @@ import TestSupport
         #expect(renders.count == 1, "\(renders)")
     }
 
+    @Test func aComfyUIRenderPastItsTimeoutIsInterruptedAndDroppedThenRenderedAnew() async throws {
+        // The model's timeout is 1 s; the first render would take 60 s, the retry's the default.
+        let (fixture, directory) = try await Self.fixture { fake in
+            """
+            { "comfy": { "backend": "comfyui", "url": "\(fake.comfyUIURL)", "workflow": "workflow.json", "prompt_node": "6",
+                         "timeout_s": 1 } }
+            """
+        }
+        defer { fixture.close(); try? FileManager.default.removeItem(atPath: directory) }
+        try await fixture.fake.script("comfyui", [["render_ms": 60000]])
+        try await fixture.withWorkers(models: ["comfy"]) { _ in
+            let id = try await fixture.enqueue("too slow at first", model: "comfy", enhance: false)
+            let info = try await fixture.waitForEnd(id)
+            #expect(info.status == .completed, "\(String(describing: info.error))")
+            let retry = fixture.events.events(of: id).first { $0.status == .retrying }
+            #expect(retry?.error?.code == "backend_timeout", "\(fixture.events.events(of: id).map(\.status))")
+        }
+        let renders = try await fixture.fake.renders(service: "comfyui")
+        #expect(renders.count == 2, "\(renders)")
+        // The slow render was told to stop (POST /interrupt), not left to run on the GPU.
+        #expect(renders.first?["interrupted"] as? Bool == true, "\(renders)")
+        #expect(renders.last?["status"] as? String == "success", "\(renders)")
+        // And taken out of ComfyUI's queue (POST /queue {"delete": [id]}).
+        let requests = try await fixture.fake.requests("comfyui")
+        let deletes = requests.filter { ($0["path"] as? String)?.hasSuffix("/queue") == true && ($0["method"] as? String) == "POST" }
+        #expect(!deletes.isEmpty, "\(requests.map { "\($0["method"] ?? "") \($0["path"] ?? "")" })")
+    }
+
     // MARK: - Pools
 
     @Test func aPoolWithOneURLDownServesEveryJobFromTheOther() async throws {
