@@ -69,9 +69,11 @@ bash ops/netns-test.sh --binary "$IMAGEQUEUE_BINARY"
 # The HTTP API against its own spec: schemathesis --checks all, bounded to two minutes.
 log "serve against docs/openapi.yaml (schemathesis)"
 bash ops/api-conformance.sh --binary "$IMAGEQUEUE_BINARY"
-# The dashboard and a job's page driven in a real browser (docs/OPERATIONS.md, "The dashboard");
-# it also refreshes the screenshots docs/dashboard.png and docs/job.png that README.md shows.
+# The dashboard and a job's page driven in a real browser (docs/OPERATIONS.md, "The dashboard").
+# Its screenshots go to the suite's scratch folder, so a test run leaves the checkout as it was;
+# `bash ops/browser-check.sh` on its own refreshes docs/dashboard.png and docs/job.png.
 log "the dashboard in headless Chromium"
-IMAGEQUEUE_BINARY="$IMAGEQUEUE_BINARY" IMAGEQUEUE_WORKER_BINARY="$IMAGEQUEUE_WORKER_BINARY" bash ops/browser-check.sh
+IMAGEQUEUE_BINARY="$IMAGEQUEUE_BINARY" IMAGEQUEUE_WORKER_BINARY="$IMAGEQUEUE_WORKER_BINARY" \
+  DASHBOARD_SCREENSHOT="$workdir/dashboard.png" JOB_SCREENSHOT="$workdir/job.png" bash ops/browser-check.sh
 log "testing"
 swift test --skip-build "$@"
