@@ -195,15 +195,21 @@ class API:
     def job(self, id):
         return self.get("/v1/jobs/" + id)
 
-    def wait_job(self, id, statuses, seconds=DEADLINE):
+    def wait(self, path, holds, failure, seconds=DEADLINE):
+        """GETs `path` until `holds(answer)`; returns that answer, or raises Failed(failure(last answer))."""
         deadline = time.time() + seconds
         last = None
         while time.time() < deadline:
-            last = self.job(id)
-            if last["status"] in statuses:
+            last = self.get(path)
+            if holds(last):
                 return last
             self.pause(0.2)
-        raise Failed("job %s did not reach %s within %d s (it is %s)" % (id, "/".join(statuses), seconds, last and last["status"]))
+        raise Failed(failure(last))
+
+    def wait_job(self, id, statuses, seconds=DEADLINE):
+        return self.wait("/v1/jobs/" + id, lambda job: job["status"] in statuses,
+                         lambda job: "job %s did not reach %s within %d s (it is %s)"
+                         % (id, "/".join(statuses), seconds, job and job["status"]), seconds)
 
 
 def js_string(text):
@@ -340,11 +346,8 @@ def main():
         # --- controls: concurrency, enqueue, pause ---------------------------------------------------
         browser.js("var i = document.getElementById('concurrency-sdxl'); i.value = '2'; i.dispatchEvent(new Event('input'));"
                    "i.form.requestSubmit(); true")
-        deadline = time.time() + DEADLINE
-        while api.get("/v1/queues")["sdxl"]["concurrency"] != 2:
-            if time.time() > deadline:
-                raise Failed("the concurrency set on the page did not reach the queue")
-            browser.idle(0.2)
+        api.wait("/v1/queues", lambda queues: queues["sdxl"]["concurrency"] == 2,
+                 lambda _: "the concurrency set on the page did not reach the queue")
         browser.wait("the card showing the new limit", "document.querySelector('[data-model=\"sdxl\"] .slots').textContent.indexOf('/ 2 ') >= 0")
         ok("concurrency set from the page: sdxl runs 2 at once")
 
@@ -410,11 +413,7 @@ def main():
         if api.get("/v1/queues")["flux"]["dead"] == 0:
             raise Failed("one click purged the dead list")
         browser.js("document.querySelector('[data-model=\"flux\"] [data-action=\"purge-dead\"]').click(); true")
-        deadline = time.time() + DEADLINE
-        while api.get("/v1/queues")["flux"]["dead"] != 0:
-            if time.time() > deadline:
-                raise Failed("the purge did not empty the dead list")
-            browser.idle(0.2)
+        api.wait("/v1/queues", lambda queues: queues["flux"]["dead"] == 0, lambda _: "the purge did not empty the dead list")
         browser.wait("the failed list emptied", "document.querySelector('#failed [data-status=\"failed\"]') === null")
         ok("Purge dead asks once more, then empties the dead list")
 
