@@ -2,7 +2,8 @@
 // event stream and a fake preview route, and checks a running job's progress bar and preview.
 // Run by Tests/ImageQueueServerTests/DashboardProgressTests.swift: node progress_harness.js app.js [token]
 // With argv[3] = "token" the fake server protects reads (401 without the saved token), so the
-// dashboard reads the stream with fetch, and the preview must be read with the token too.
+// dashboard reads the stream with fetch, and the preview and the completed job's thumbnail must
+// be read with the token too.
 // With argv[3] = "pause" it checks the queue card's Pause button instead (token saved).
 'use strict';
 const fs = require('fs');
@@ -209,6 +210,15 @@ async function pauseChecks() {
   source.emit('status', event({ status: 'completed', progress: undefined, result: { content_type: 'image/png', bytes: 3, store: 'redis', key: 'k' } }));
   await until('the job leaves Running now', () => !row());
   check(revoked.includes('blob:preview-2'), 'the preview is released once the job ends');
+  if (TOKEN_MODE) {
+    // Its thumbnail among the completions: an <img> cannot send the token, so the image is
+    // fetched with it and shown from a blob URL.
+    const image = () => requests.find((r) => r.path === 'v1/jobs/' + JOB + '/image');
+    await until('the thumbnail fetched', () => image());
+    check(image().headers['Authorization'] === 'Bearer ' + TOKEN, 'with protected reads the thumbnail is read with the token');
+    await until('the thumbnail shown from its blob', () => root.querySelectorAll('img').some((i) =>
+      String(i.src || '').startsWith('blob:') && (i.getAttribute('alt') || '').startsWith('Image for')));
+  }
   console.log('dashboard progress OK' + (TOKEN_MODE ? ' (protected reads)' : ''));
   process.exit(0);
 })().catch((error) => { console.error(String(error && error.stack || error)); process.exit(1); });
