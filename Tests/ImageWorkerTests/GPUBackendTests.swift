@@ -208,15 +208,16 @@ import TestSupport
     }
 
     @Test func aComfyUIRenderPastItsTimeoutIsInterruptedAndDroppedThenRenderedAnew() async throws {
-        // The model's timeout is 1 s; the first render would take 60 s, the retry's the default.
+        // The model's timeout is 5 s; the first render would take 10 minutes, the retry's 50 ms
+        // (with room to spare on a loaded machine: the default 600 ms missed a 1 s timeout there).
         let (fixture, directory) = try await Self.fixture { fake in
             """
             { "comfy": { "backend": "comfyui", "url": "\(fake.comfyUIURL)", "workflow": "workflow.json", "prompt_node": "6",
-                         "timeout_s": 1 } }
+                         "timeout_s": 5 } }
             """
         }
         defer { fixture.close(); try? FileManager.default.removeItem(atPath: directory) }
-        try await fixture.fake.script("comfyui", [["render_ms": 60000]])
+        try await fixture.fake.script("comfyui", [["render_ms": 600_000], ["render_ms": 50]])
         try await fixture.withWorkers(models: ["comfy"]) { _ in
             let id = try await fixture.enqueue("too slow at first", model: "comfy", enhance: false)
             let info = try await fixture.waitForEnd(id)
