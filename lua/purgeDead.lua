@@ -13,6 +13,7 @@
               BAD_REQUEST              the limit is not a whole number >= 1
 ]]
 --@include common.lua
+--@include dead.lua
 
 local ids, refusal = deadSelection(ARGV[3], ARGV[4])
 if not ids then return refusal end

@@ -17,6 +17,7 @@
                                        adds work), nothing changed
 ]]
 --@include common.lua
+--@include dead.lua
 
 local ids, refusal = deadSelection(ARGV[3], ARGV[4])
 if not ids then return refusal end

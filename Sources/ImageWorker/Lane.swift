@@ -27,7 +27,9 @@ final class Lane: Sendable {
         /// Why the job was stopped; nil while it was not (a shutdown cancels it without a reason).
         var stopReason: StopReason? { StopReason(rawValue: reason.load(ordering: .acquiring)) }
 
-        /// Cancels the job's task (the job then releases itself).
+        /// Cancels the job's task (the job then releases itself). The task's cancellation
+        /// handlers run inside this call, under the lock: none of them may call back into the
+        /// handle (they cancel Redis calls and HTTP transfers, which do not).
         func cancel() {
             stop.withLock { requested in
                 requested = true

@@ -105,19 +105,6 @@ local function wholeNumber(text, low)
   return n
 end
 
--- The dead jobs an operator's call names (retryDead, purgeDead): the one job `only` (an id,
--- which must be in the dead list), or when it is absent or '' the oldest `limitText` (a whole
--- number >= 1); nil and an error reply otherwise.
-local function deadSelection(only, limitText)
-  local limit = wholeNumber(limitText, 1)
-  if not limit then return nil, redis.error_reply('BAD_REQUEST limit must be a whole number >= 1') end
-  if only == nil or only == '' then return redis.call('ZRANGE', deadKey, 0, limit - 1) end
-  if not redis.call('ZSCORE', deadKey, only) then
-    return nil, redis.error_reply('NOT_FOUND job ' .. only .. ' is not in the dead list')
-  end
-  return { only }
-end
-
 -- The v1 status event (JSON) from the job's fields plus `extra`. `rev` is the job's new
 -- revision; `attempt`, `enhancedPrompt` and `worker` are its fields as stored ('' or nil when
 -- absent); `now` is the time (a number, or text such as `nowText`). Written out piece by
